@@ -1,0 +1,101 @@
+"""Gathering the facts about one ended attempt (I/O): the sidecar's marker, Slurm's record of
+the job, the progress file, the STOP request, and the log tail classified when there is no
+marker. The decision itself is ``sidecar.policy.decide`` (pure)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from loguru import logger
+
+from sidecar.errors import SlurmError
+from sidecar.policy import AttemptFacts, Cause
+from sidecar.rundir import RunPaths, read_json
+from sidecar.slurm.types import JobInfo, JobState, SlurmClient
+
+# The watchdog starts ~30 ms (22.05) to ~0.5 s (24.11) after its training job ends; scontrol may
+# still show COMPLETING while the epilog runs, so wait a little for a terminal state.
+TERMINAL_WAIT_S = 30.0
+LOG_TAIL_BYTES = 512 * 1024
+
+
+def slurm_record(client: SlurmClient, job_id: str, *, wait_s: float = TERMINAL_WAIT_S,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> JobInfo:
+    """Slurm's record of ``job_id`` once it is terminal (or the last seen record after wait_s)."""
+    deadline = clock() + wait_s
+    info = JobInfo(job_id=job_id, state=JobState.UNKNOWN)
+    while True:
+        try:
+            info = client.job_info(job_id)
+        except SlurmError as exc:
+            logger.warning("could not read Slurm's record of job {}: {}", job_id, exc.message)
+        if info.state.is_terminal or clock() >= deadline:
+            return info
+        sleep(0.5)
+
+
+def read_log_tail(path, max_bytes: int = LOG_TAIL_BYTES) -> list[bytes]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if len(data) == max_bytes and lines:
+        lines = lines[1:]  # the first line is probably cut
+    return lines
+
+
+def classify_tail(paths: RunPaths, job_id: str, monitoring: Any) -> tuple[Cause | None, Any]:
+    try:
+        from sidecar.classify import classify_lines
+    except ImportError:  # pragma: no cover - classifier always ships
+        return None, None
+    lines = read_log_tail(paths.train_log(job_id))
+    if not lines:
+        return None, None
+    verdict = classify_lines(lines, monitoring)
+    root = verdict.root
+    if root is None:
+        return None, verdict
+    fc = getattr(root.failure_class, "value", root.failure_class)
+    return Cause(root.error_type, str(fc), verdict.node or root.node, root.line[:500], "log"), verdict
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
+           monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S) -> AttemptFacts:
+    info = (slurm_record(client, train_job, wait_s=wait_s) if train_job
+            else JobInfo(job_id="", state=JobState.UNKNOWN))
+    raw_marker = read_json(paths.marker(attempt))
+    marker = Cause.from_marker(raw_marker) if isinstance(raw_marker, dict) else None
+    progress = read_json(paths.progress(attempt)) or {}
+    if not isinstance(progress, dict):
+        progress = {}
+    end = read_json(paths.end_record(attempt)) or {}
+    if not isinstance(end, dict):
+        end = {}
+    log_cause, verdict = None, None
+    if marker is None and train_job and info.state not in (JobState.CANCELLED, JobState.COMPLETED):
+        log_cause, verdict = classify_tail(paths, train_job, monitoring)
+    last_it = _int(progress.get("last_iteration"))
+    if last_it is None and isinstance(raw_marker, dict):
+        last_it = _int(raw_marker.get("last_iteration"))
+    if last_it is None and verdict is not None:
+        last_it = _int(getattr(verdict, "last_iteration", None))
+    exit_code = info.exit_code if info.exit_code is not None else _int(end.get("exit_code"))
+    return AttemptFacts(
+        attempt=attempt, job_id=train_job, state=info.state, exit_code=exit_code,
+        signal=info.signal, nodes=info.nodes, marker=marker, log_cause=log_cause,
+        stop_requested=paths.stop_request.exists(),
+        first_iteration=_int(progress.get("first_iteration")), last_iteration=last_it,
+        last_checkpoint=_int(progress.get("last_checkpoint")),
+    )

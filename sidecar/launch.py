@@ -1,0 +1,79 @@
+"""Submitting one attempt: the training job and its watchdog (thin I/O around the client).
+
+The training job is submitted with ``--no-requeue`` (a cluster requeue would run in parallel
+with our resubmission: failure-notes.md) and ``--chdir=<run>`` (the epilog hook finds runs by
+it); its watchdog with ``--dependency=afternotok:<train>`` and ``--kill-on-invalid-dep=yes``
+(without it a watchdog whose training job succeeded pends forever).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from sidecar.rundir import RunPaths, atomic_write_text
+from sidecar.slurm.types import SlurmClient, SubmitRequest
+
+
+def job_comment(run_id: str, attempt: int, role: str) -> str:
+    """The comment that identifies a job of ours, so an ambiguous submit can be looked up."""
+    return f"autoexp-sidecar:{run_id}:{attempt}:{role}"
+
+
+def train_request(paths: RunPaths, run_name: str, attempt: int, reason: str,
+                  exclude_nodes: Iterable[str] = (), delay_s: float = 0.0) -> SubmitRequest:
+    options: dict[str, str | int | bool] = {
+        "output": str(paths.train_log_pattern),
+        "no-requeue": True,
+    }
+    nodes = sorted(set(exclude_nodes))
+    if nodes:
+        options["exclude"] = ",".join(nodes)
+    if delay_s > 0:
+        options["begin"] = f"now+{int(round(delay_s))}"
+    return SubmitRequest(
+        script=str(paths.train_script), name=run_name,
+        comment=job_comment(paths.run_id, attempt, "train"), options=options,
+        env={"AUTOEXP_ATTEMPT": str(attempt), "AUTOEXP_RESTART_REASON": reason,
+             "AUTOEXP_RUN_DIR": str(paths.root)},
+        workdir=str(paths.root),
+    )
+
+
+def watchdog_request(paths: RunPaths, run_name: str, attempt: int, train_job: str) -> SubmitRequest:
+    return SubmitRequest(
+        script=str(paths.watchdog_script), name=f"{run_name}-watchdog",
+        comment=job_comment(paths.run_id, attempt, "watchdog"),
+        options={"output": str(paths.watchdog_log_pattern), "kill-on-invalid-dep": "yes"},
+        dependency=f"afternotok:{train_job}",
+        env={"AUTOEXP_ATTEMPT": str(attempt), "AUTOEXP_TRAIN_JOB": str(train_job),
+             "AUTOEXP_RUN_DIR": str(paths.root)},
+        workdir=str(paths.logs),
+    )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    attempt: int
+    train_job: str
+    watchdog_job: str
+
+
+def arm_watchdog(client: SlurmClient, paths: RunPaths, run_name: str, attempt: int,
+                 train_job: str) -> str:
+    wd = client.submit(watchdog_request(paths, run_name, attempt, train_job))
+    atomic_write_text(paths.watchdog_job_file(attempt), wd + "\n")
+    paths.append_event("watchdog_armed", attempt=attempt, watchdog_job=wd, train_job=train_job)
+    return wd
+
+
+def submit_attempt(client: SlurmClient, paths: RunPaths, run_name: str, attempt: int,
+                   reason: str, exclude_nodes: Iterable[str] = (), delay_s: float = 0.0) -> Submitted:
+    """Submit attempt ``attempt`` (its directory must already be claimed by the caller)."""
+    req = train_request(paths, run_name, attempt, reason, exclude_nodes, delay_s)
+    train = client.submit(req)
+    atomic_write_text(paths.train_job_file(attempt), train + "\n")
+    paths.append_event("submitted", attempt=attempt, train_job=train, reason=reason,
+                       exclude_nodes=sorted(set(exclude_nodes)), delay_s=delay_s)
+    wd = arm_watchdog(client, paths, run_name, attempt, train)
+    return Submitted(attempt, train, wd)

@@ -1,0 +1,270 @@
+"""The restart policy: a pure function of the facts about one ended attempt, the run's history,
+the restart config and the time. No I/O here (facts are gathered by ``sidecar.facts``).
+
+Reason strings are part of the interface: the user's acceptance scenarios check them
+(``Transient failure detected (error_type=nccl)``, ``Permanent failure detected (excluded
+error_type: oom)``, ``retry budget exhausted (attempt 4/3)``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence
+
+from sidecar.slurm.types import JobState
+
+
+class Action(enum.Enum):
+    RESTART = "restart"  # submit the next attempt
+    STOP = "stop"  # the run ends here, with a reason
+    FINISHED = "finished"  # training completed
+    NOTHING = "nothing"  # not ours to act on (e.g. the job is still active)
+
+
+class RestartSettings(Protocol):
+    """What the policy reads of the restart config (sidecar.config.restart.RestartPolicy)."""
+
+    max_retries: int
+    exclude_error_types: Sequence[str]
+    timeouts_use_budget: bool
+    max_timeout_restarts: int
+    exclude_failed_nodes: bool
+    stop_on_repeat_without_progress: bool
+    restart_on_unknown: bool
+    restart_on_cancel: bool
+    backoff_s: float
+    backoff_max_s: float
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What went wrong, from the sidecar's marker or the classified log tail."""
+
+    error_type: str
+    failure_class: str  # "transient" | "permanent" | "terminal"
+    node: str | None = None
+    line: str | None = None
+    source: str = "marker"  # "marker" | "log" | "slurm"
+
+    @classmethod
+    def from_marker(cls, marker: Mapping[str, Any]) -> "Cause | None":
+        et = marker.get("error_type")
+        fc = marker.get("class")
+        if not isinstance(et, str) or fc not in ("transient", "permanent", "terminal"):
+            return None
+        node = marker.get("node")
+        return cls(et, fc, node if isinstance(node, str) else None,
+                   str(marker.get("line", ""))[:500], "marker")
+
+
+@dataclass(frozen=True)
+class AttemptFacts:
+    attempt: int
+    job_id: str | None
+    state: JobState
+    exit_code: int | None = None
+    signal: int | None = None
+    nodes: tuple[str, ...] = ()
+    marker: Cause | None = None  # the sidecar's marker, if it wrote one
+    log_cause: Cause | None = None  # the log tail classified (used when there is no marker)
+    stop_requested: bool = False
+    first_iteration: int | None = None
+    last_iteration: int | None = None
+    last_checkpoint: int | None = None
+
+
+@dataclass(frozen=True)
+class PastAttempt:
+    """What the history says about an earlier attempt's decision."""
+
+    attempt: int
+    error_type: str | None
+    counted: bool  # it used the failure budget
+    timeout: bool
+    last_iteration: int | None
+    excluded_nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    error_type: str | None = None
+    failure_class: str | None = None
+    counts_against_budget: bool = False
+    budget_used: int = 0  # failures counted so far, this one included
+    budget_max: int = 0
+    next_attempt: int | None = None
+    exclude_nodes: tuple[str, ...] = ()
+    delay_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value, "reason": self.reason, "error_type": self.error_type,
+            "class": self.failure_class, "counts_against_budget": self.counts_against_budget,
+            "budget_used": self.budget_used, "budget_max": self.budget_max,
+            "next_attempt": self.next_attempt, "exclude_nodes": list(self.exclude_nodes),
+            "delay_s": self.delay_s,
+        }
+
+
+# Slurm end states that say what happened without any log.
+_SLURM_CAUSES: dict[JobState, Cause] = {
+    JobState.NODE_FAIL: Cause("node_fail", "transient", source="slurm"),
+    JobState.BOOT_FAIL: Cause("boot_fail", "transient", source="slurm"),
+    JobState.OUT_OF_MEMORY: Cause("host_oom", "permanent", source="slurm"),
+    JobState.TIMEOUT: Cause("timeout", "terminal", source="slurm"),
+    JobState.PREEMPTED: Cause("preempted", "terminal", source="slurm"),
+    JobState.DEADLINE: Cause("deadline", "permanent", source="slurm"),
+}
+
+
+def _cause(f: AttemptFacts) -> Cause:
+    # Slurm's own verdict on the node or the clock outranks what the log said last:
+    # a NODE_FAIL job often prints NCCL errors from the surviving ranks.
+    if f.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL, JobState.TIMEOUT,
+                   JobState.PREEMPTED, JobState.DEADLINE):
+        base = _SLURM_CAUSES[f.state]
+        node = f.marker.node if f.marker and f.marker.node else None
+        return Cause(base.error_type, base.failure_class, node, None, "slurm")
+    if f.marker is not None:
+        return f.marker
+    if f.state in _SLURM_CAUSES:
+        return _SLURM_CAUSES[f.state]
+    if f.log_cause is not None:
+        return f.log_cause
+    if f.state == JobState.CANCELLED:
+        return Cause("scancel", "transient", source="slurm")
+    return Cause("unknown", "transient", source="slurm")
+
+
+def _backoff(settings: RestartSettings, failures: int) -> float:
+    if settings.backoff_s <= 0:
+        return 0.0
+    return float(min(settings.backoff_max_s or settings.backoff_s,
+                     settings.backoff_s * (2 ** max(0, failures - 1))))
+
+
+def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: RestartSettings,
+           now: float) -> Decision:
+    """Decide what follows attempt ``facts.attempt``. ``now`` is accepted so that time-based
+    rules stay pure; the current rules do not depend on it."""
+    del now
+    nxt = facts.attempt + 1
+    used_before = sum(1 for p in history if p.counted)
+    timeouts_before = sum(1 for p in history if p.timeout)
+    if facts.stop_requested:
+        return Decision(Action.STOP, "Stop requested (autoexp-sidecar stop); not restarting",
+                        budget_used=used_before, budget_max=settings.max_retries)
+    if facts.state == JobState.COMPLETED and (facts.exit_code in (0, None)):
+        return Decision(Action.FINISHED, "Training job completed", budget_used=used_before,
+                        budget_max=settings.max_retries)
+    if facts.state.is_active:
+        return Decision(Action.NOTHING,
+                        f"training job {facts.job_id} is still {facts.state.value}; nothing to do",
+                        budget_used=used_before, budget_max=settings.max_retries)
+
+    cause = _cause(facts)
+    et, fc = cause.error_type, cause.failure_class
+    base = dict(error_type=et, failure_class=fc, budget_max=settings.max_retries)
+    if fc == "permanent" or et in settings.exclude_error_types:
+        return Decision(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
+                        budget_used=used_before, **base)
+
+    prior_excluded: tuple[str, ...] = tuple(sorted({n for p in history for n in p.excluded_nodes}))
+
+    if fc == "terminal":
+        # Wall time or preemption: the run was healthy; continue from the checkpoint.
+        if settings.timeouts_use_budget:
+            pass  # falls through to the budgeted path below
+        elif timeouts_before + 1 > settings.max_timeout_restarts:
+            return Decision(Action.STOP, f"time-limit restarts exhausted "
+                            f"({timeouts_before + 1}/{settings.max_timeout_restarts})",
+                            budget_used=used_before, **base)
+        else:
+            last = history[-1] if history else None
+            if (last is not None and last.timeout and facts.last_iteration is not None
+                    and last.last_iteration == facts.last_iteration):
+                return Decision(Action.STOP, f"Repeated failure without progress "
+                                f"(error_type={et}, iteration {facts.last_iteration})",
+                                budget_used=used_before, **base)
+            return Decision(Action.RESTART, f"Continuing from checkpoint after {et} "
+                            f"(error_type={et}); does not use the retry budget",
+                            counts_against_budget=False, budget_used=used_before,
+                            next_attempt=nxt, exclude_nodes=prior_excluded, **base)
+
+    if et == "scancel" and not settings.restart_on_cancel:
+        return Decision(Action.STOP, "Cancelled without a recorded failure (error_type=scancel); "
+                        "restart_on_cancel is off", budget_used=used_before, **base)
+    if et == "unknown" and not settings.restart_on_unknown:
+        return Decision(Action.STOP, f"Failure with no known cause (exit code "
+                        f"{facts.exit_code}); restart_on_unknown is off",
+                        budget_used=used_before, **base)
+
+    # A detected failure that repeats with no training progress in between is deterministic.
+    if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and history:
+        last = history[-1]
+        if (last.error_type == et and not last.timeout
+                and (facts.last_iteration is None or facts.last_iteration == last.last_iteration)):
+            it = facts.last_iteration if facts.last_iteration is not None else "none"
+            return Decision(Action.STOP, f"Repeated failure without progress "
+                            f"(error_type={et}, iteration {it})",
+                            budget_used=used_before, **base)
+
+    used = used_before + 1
+    if used > settings.max_retries:
+        return Decision(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
+                        counts_against_budget=True, budget_used=used, **base)
+
+    exclude = set(prior_excluded)
+    if settings.exclude_failed_nodes:
+        if cause.node:
+            exclude.add(cause.node)
+        if facts.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL):
+            exclude.update(facts.nodes)
+    if et == "scancel":
+        reason = "Cancelled without a recorded failure (error_type=scancel)"
+    elif et == "unknown":
+        reason = f"Failure with no known cause (error_type=unknown, exit code {facts.exit_code})"
+    else:
+        reason = f"Transient failure detected (error_type={et})"
+    return Decision(Action.RESTART, reason, counts_against_budget=True, budget_used=used,
+                    next_attempt=nxt, exclude_nodes=tuple(sorted(exclude)),
+                    delay_s=_backoff(settings, used), **base)
+
+
+def decision_for_verdict(verdict: Any, settings: RestartSettings) -> Decision:
+    """The decision for a finished log on its own (``autoexp-sidecar classify``): a failed
+    first attempt whose only fact is the verdict's root cause."""
+    root = getattr(verdict, "root", None)
+    cause = None
+    if root is not None:
+        fc = getattr(root.failure_class, "value", root.failure_class)
+        cause = Cause(root.error_type, str(fc), getattr(verdict, "node", None), root.line, "log")
+    facts = AttemptFacts(attempt=1, job_id=None, state=JobState.FAILED, marker=cause,
+                         last_iteration=getattr(verdict, "last_iteration", None))
+    return decide(facts, (), settings, 0.0)
+
+
+def history_from_events(events: Sequence[Mapping[str, Any]]) -> list[PastAttempt]:
+    """Past decisions (``decided`` events, one per attempt: the first wins) in attempt order."""
+    seen: dict[int, PastAttempt] = {}
+    for ev in events:
+        if ev.get("event") != "decided":
+            continue
+        try:
+            n = int(ev["attempt"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if n in seen:
+            continue
+        d = ev.get("decision") or {}
+        seen[n] = PastAttempt(
+            attempt=n, error_type=d.get("error_type"),
+            counted=bool(d.get("counts_against_budget")) and d.get("action") == "restart",
+            timeout=d.get("class") == "terminal" and d.get("action") == "restart",
+            last_iteration=ev.get("last_iteration"),
+            excluded_nodes=tuple(d.get("exclude_nodes") or ()),
+        )
+    return [seen[k] for k in sorted(seen)]

@@ -1,0 +1,35 @@
+"""The failure classifier: which log lines mean which failure, and whether a job is hung.
+
+``LineClassifier`` matches lines against a monitoring preset's signals (RE2, linear time);
+``RootCauseTracker`` keeps the first root cause over the cascade that follows it;
+``ProgressTracker`` follows Megatron's iterations and checkpoints and detects hangs from the
+job's own pace. Presets live in ``sidecar/presets/monitoring/``.
+"""
+
+from sidecar.classify.classifier import LineClassifier
+from sidecar.classify.config import load_monitoring, load_monitoring_preset
+from sidecar.classify.model import (
+    FailureClass,
+    HangConfig,
+    MonitoringConfig,
+    Signal,
+    SignalHit,
+    Verdict,
+)
+from sidecar.classify.progress import ProgressTracker
+from sidecar.classify.tracker import RootCauseTracker, classify_lines
+
+__all__ = [
+    "FailureClass",
+    "HangConfig",
+    "LineClassifier",
+    "MonitoringConfig",
+    "ProgressTracker",
+    "RootCauseTracker",
+    "Signal",
+    "SignalHit",
+    "Verdict",
+    "classify_lines",
+    "load_monitoring",
+    "load_monitoring_preset",
+]

@@ -1,0 +1,109 @@
+"""Line classification with RE2: linear time whatever the pattern or the line.
+
+Why google-re2 and not ``re``: RE2 compiles patterns to automata and guarantees matching time
+linear in the input, with no catastrophic backtracking. The sidecar runs user-supplied patterns
+against untrusted, sometimes enormous log lines inside a training allocation; with ``re`` a
+single pattern like ``(a+)+$`` on a long line could stall it for hours and miss the failure it
+is there to catch. RE2 refuses the features that need backtracking (backreferences,
+lookaround), and ``config.check_pattern`` turns that refusal into a ConfigError at load time.
+
+All signal patterns go into one ``re2.Set``: one pass over a line says which signals match; the
+first one in preset order wins (specific signals are listed before general ones). Lines longer
+than ``MAX_LINE_BYTES`` are classified on their head and tail only: failure messages put the
+exception name and the rank/host prefix at the start and Slurm's ``***`` banners at the end,
+while the middle of a multi-megabyte line is a dumped tensor or repr; this bounds the work per
+line and the size of what we keep.
+"""
+
+from __future__ import annotations
+
+import re2
+
+from sidecar.classify.config import re2_options
+from sidecar.classify.model import MonitoringConfig, SignalHit
+
+MAX_LINE_BYTES = 64 * 1024
+_HALF = MAX_LINE_BYTES // 2
+MAX_KEPT_LINE = 4096  # characters of a hit line kept in a SignalHit (and in markers)
+
+# Where a line names the node it points at, in the order we trust them. Each has one group.
+NODE_PATTERNS: tuple[str, ...] = (
+    r"\bON (\S+) CANCELLED AT\b",  # slurmstepd: *** STEP 1.0 ON node17 CANCELLED AT ...
+    r"\bNode failure on ([\w.-]+)",  # srun: error: Node failure on node17
+    r"srun: error: ([\w.-]+): tasks? [\d,-]+:",  # srun: error: node17: task 3: Exited ...
+    # NCCL's "<host>:<pid>:<tid> [<dev>]" prefix, after an optional rank prefix
+    r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}\s*([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]",
+    # syslog/dmesg-style Xid lines: "Mar  1 12:00:00 node17 kernel: NVRM: Xid ..."
+    r"^\w{3}\s+\d+\s+[\d:]+\s+([\w.-]+)\s+kernel:",
+    r"\b[Nn]ode:? ([A-Za-z][\w.-]*[\w])",  # RuntimeError: Rank 180, node nvl72005-T14, ...
+    r"\bhost(?:name)?\s*:\s*([A-Za-z][\w.-]*[\w])",  # torch elastic failure summary
+)
+# Words that follow "node" in prose and are not host names.
+_NOT_NODES = frozenset({"failure", "failed", "list", "rank", "the", "is", "was", "local", "and", "ranks"})
+
+
+def _to_bytes(line: str | bytes) -> bytes:
+    return line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+class LineClassifier:
+    """Classify single log lines against a monitoring config (thread-compatible, no state)."""
+
+    def __init__(self, cfg: MonitoringConfig) -> None:
+        self.cfg = cfg
+        opts = re2_options()
+        self._set = re2.Set.SearchSet(opts)
+        for sig in cfg.signals:
+            self._set.Add(sig.pattern)
+        self._set.Compile()
+        self._ignore = re2.compile("|".join(f"(?:{p})" for p in cfg.ignore), opts) if cfg.ignore else None
+        self._nodes = [re2.compile(p, opts) for p in NODE_PATTERNS]
+        # One alternation of every signal for scanning big buffers (``scan.py``); multi-line
+        # mode so that ^ and $ mean the start and end of each line, as they do per line.
+        self.combined = re2.compile("(?m)" + "|".join(f"(?:{s.pattern})" for s in cfg.signals), opts)
+
+    def _match(self, data: bytes) -> int | None:
+        """Index of the first signal (in preset order) matching ``data``, or None."""
+        if len(data) > MAX_LINE_BYTES:
+            pieces = (data[:_HALF], data[-_HALF:])
+        else:
+            pieces = (data,)
+        best: int | None = None
+        for piece in pieces:
+            found = self._set.Match(piece)
+            if found and (self._ignore is None or not self._ignore.search(piece)):
+                first = min(found)
+                best = first if best is None else min(best, first)
+        return best
+
+    def node_of(self, data: bytes) -> str | None:
+        for pat in self._nodes:
+            m = pat.search(data)
+            if m and m.group(1).lower() not in _NOT_NODES:
+                return _decode(m.group(1))
+        return None
+
+    def classify(self, line: str | bytes, line_no: int) -> SignalHit | None:
+        """The hit for ``line`` (1-based ``line_no``), or None for a benign line."""
+        data = _to_bytes(line).rstrip(b"\r\n")
+        idx = self._match(data)
+        if idx is None:
+            return None
+        sig = self.cfg.signals[idx]
+        head = data if len(data) <= MAX_LINE_BYTES else data[:_HALF] + b" ... " + data[-_HALF:]
+        text = _decode(head)
+        if len(text) > MAX_KEPT_LINE:
+            text = text[: MAX_KEPT_LINE // 2] + " ... " + text[-MAX_KEPT_LINE // 2 :]
+        return SignalHit(
+            line_no=line_no,
+            line=text,
+            signal=sig.name,
+            error_type=sig.error_type,
+            failure_class=sig.failure_class,
+            node=self.node_of(head),
+            cascade=sig.cascade,
+        )

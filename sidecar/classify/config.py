@@ -1,0 +1,214 @@
+"""Load and validate monitoring presets (``sidecar/presets/monitoring/<name>.yaml``).
+
+Every pattern is compiled with RE2 here, at config load, so that a pattern RE2 cannot run
+(backreferences, lookaround) is refused before any job is submitted, with the signal's key.
+The override format is documented in the header of ``megatron_production.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields, replace
+from importlib import resources
+from typing import Any, Mapping
+
+import re2
+import yaml
+
+from sidecar.errors import ConfigError
+from sidecar.classify.model import FailureClass, HangConfig, MonitoringConfig, Signal
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_CLASSES = ", ".join(c.value for c in FailureClass)
+_SIGNAL_KEYS = ("name", "pattern", "error_type", "class", "cascade", "description", "disabled")
+_TOP_KEYS = ("name", "signals", "ignore", "hang", "kill_grace_s")
+_HANG_KEYS = tuple(f.name for f in fields(HangConfig))
+_PRESET_DIR = "presets/monitoring"
+
+
+def re2_options() -> "re2.Options":
+    """RE2 options used everywhere: quiet on errors, room for one big alternation."""
+    opts = re2.Options()
+    opts.log_errors = False  # we report bad patterns ourselves, as a ConfigError
+    opts.max_mem = 64 << 20  # the combined first-pass pattern needs more than the 8 MB default
+    return opts
+
+
+def check_pattern(pattern: Any, where: str) -> str:
+    """Return ``pattern`` if RE2 can compile it, else raise a ConfigError naming ``where``."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ConfigError(f"{where}: must be a non-empty string (a RE2 regular expression), got {pattern!r}")
+    try:
+        re2.compile(pattern, re2_options())
+    except re2.error as exc:
+        why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ConfigError(
+            f"{where}: RE2 cannot compile {pattern!r}: {why}",
+            "patterns use RE2 syntax, which runs in linear time: no backreferences (\\1), no "
+            "lookahead/lookbehind ((?=, (?!, (?<=, (?<!); use (?i) for case-insensitive matching",
+        ) from None
+    return pattern
+
+
+def _number(value: Any, where: str, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        raise ConfigError(f"{where}: must be a number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _signal(raw: Any, where: str) -> Signal:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be a mapping with keys name, pattern, error_type, class")
+    unknown = sorted(set(raw) - set(_SIGNAL_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_SIGNAL_KEYS)}")
+    for key in ("name", "pattern", "error_type", "class"):
+        if key not in raw:
+            raise ConfigError(f"{where}.{key}: missing (a signal needs name, pattern, error_type, class)")
+    name, error_type = raw["name"], raw["error_type"]
+    for key, value in (("name", name), ("error_type", error_type)):
+        if not isinstance(value, str) or not _NAME.match(value):
+            raise ConfigError(f"{where}.{key}: must be lower_snake_case ([a-z][a-z0-9_]*), got {value!r}")
+    try:
+        klass = FailureClass(raw["class"])
+    except ValueError:
+        raise ConfigError(f"{where}.class: {raw['class']!r} is not a failure class; allowed: {_CLASSES}") from None
+    cascade = raw.get("cascade", False)
+    if not isinstance(cascade, bool):
+        raise ConfigError(f"{where}.cascade: must be true or false, got {cascade!r}")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}.description: must be a string")
+    pattern = check_pattern(raw["pattern"], f"{where}.pattern")
+    return Signal(name, pattern, error_type, klass, cascade, description.strip())
+
+
+def _hang(raw: Any, where: str) -> HangConfig:
+    if raw is None:
+        return HangConfig()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be a mapping with keys {', '.join(_HANG_KEYS)}")
+    unknown = sorted(set(raw) - set(_HANG_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_HANG_KEYS)}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "enabled":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.enabled: must be true or false, got {value!r}")
+            values[key] = value
+        else:
+            values[key] = _number(value, f"{where}.{key}", 1.0 if key == "pace_factor" else 0.0)
+    hang = HangConfig(**values)
+    if hang.floor_s > hang.ceiling_s:
+        raise ConfigError(f"{where}: floor_s ({hang.floor_s:g}) must not exceed ceiling_s ({hang.ceiling_s:g})")
+    return hang
+
+
+def load_monitoring(data: Mapping, where: str = "monitoring") -> MonitoringConfig:
+    """Validate a monitoring mapping (the preset format, signals as a list) into typed values."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a mapping with keys {', '.join(_TOP_KEYS)}")
+    unknown = sorted(set(data) - set(_TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_TOP_KEYS)}")
+    raw_signals = data.get("signals")
+    if not isinstance(raw_signals, list) or not raw_signals:
+        raise ConfigError(f"{where}.signals: must be a non-empty list of signals")
+    signals: list[Signal] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_signals):
+        if isinstance(raw, Mapping) and raw.get("disabled") is True:
+            continue
+        sig = _signal(raw, f"{where}.signals[{i}]")
+        if sig.name in seen:
+            raise ConfigError(f"{where}.signals[{i}].name: duplicate signal name {sig.name!r}")
+        seen.add(sig.name)
+        signals.append(sig)
+    raw_ignore = data.get("ignore") or []
+    if not isinstance(raw_ignore, list):
+        raise ConfigError(f"{where}.ignore: must be a list of RE2 patterns")
+    ignore = tuple(check_pattern(p, f"{where}.ignore[{i}]") for i, p in enumerate(raw_ignore))
+    name = data.get("name", where)
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}.name: must be a string")
+    return MonitoringConfig(
+        name=name,
+        signals=tuple(signals),
+        ignore=ignore,
+        hang=_hang(data.get("hang"), f"{where}.hang"),
+        kill_grace_s=_number(data.get("kill_grace_s", 2.0), f"{where}.kill_grace_s"),
+    )
+
+
+def preset_names() -> list[str]:
+    base = resources.files("sidecar").joinpath(_PRESET_DIR)
+    return sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_preset(name: str) -> dict:
+    """The raw mapping of a shipped preset."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"monitoring: {name!r} is not a preset name; allowed: {', '.join(preset_names())}")
+    path = resources.files("sidecar").joinpath(_PRESET_DIR, f"{name}.yaml")
+    if not path.is_file():
+        raise ConfigError(f"monitoring: unknown preset {name!r}; allowed: {', '.join(preset_names())}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data.setdefault("name", name)
+    return data
+
+
+def apply_overrides(base: Mapping, overrides: Mapping, where: str = "monitoring") -> dict:
+    """Merge user overrides into a raw preset mapping (format: see the preset header)."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{where}: overrides must be a mapping")
+    merged = dict(base)
+    order = [dict(s) for s in base.get("signals", [])]
+    by_name = {s.get("name"): s for s in order}
+    raw = overrides.get("signals")
+    if isinstance(raw, Mapping):  # {name: {field: value, ...} | {disabled: true}}
+        items = [(f"{where}.signals.{k}", {"name": k, **(v or {})}) for k, v in raw.items()]
+    elif isinstance(raw, list):  # [{name, pattern, ...}, ...]: replace by name or append
+        items = [(f"{where}.signals[{i}]", v) for i, v in enumerate(raw)]
+    elif raw is None:
+        items = []
+    else:
+        raise ConfigError(f"{where}.signals: overrides must be a mapping by signal name or a list of signals")
+    for key, item in items:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{key}: must be a mapping with a name")
+        if "pattern" in item:  # report a bad pattern under the user's own key
+            check_pattern(item["pattern"], f"{key}.pattern")
+        if item["name"] in by_name:
+            by_name[item["name"]].update(item)  # partial update of a shipped signal
+        else:
+            new = dict(item)
+            if not new.get("disabled"):
+                _signal(new, key)  # a new signal must be complete; say which key is missing
+            order.append(new)
+            by_name[new["name"]] = new
+    merged["signals"] = [s for s in order if s.get("disabled") is not True]
+    if "ignore" in overrides:
+        extra = overrides["ignore"]
+        if not isinstance(extra, list):
+            raise ConfigError(f"{where}.ignore: must be a list of RE2 patterns (added to the preset's)")
+        merged["ignore"] = list(base.get("ignore") or []) + list(extra)
+    if "hang" in overrides:
+        if not isinstance(overrides["hang"], Mapping):
+            raise ConfigError(f"{where}.hang: must be a mapping")
+        merged["hang"] = {**(base.get("hang") or {}), **overrides["hang"]}
+    if "kill_grace_s" in overrides:
+        merged["kill_grace_s"] = overrides["kill_grace_s"]
+    unknown = sorted(set(overrides) - {"signals", "ignore", "hang", "kill_grace_s"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown override key(s) {', '.join(map(str, unknown))}; allowed: signals, ignore, hang, kill_grace_s")
+    return merged
+
+
+def load_monitoring_preset(name: str, overrides: Mapping | None = None) -> MonitoringConfig:
+    """A shipped preset, with the user's overrides (add/override/disable signals by name)."""
+    data = read_preset(name)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    cfg = load_monitoring(data, "monitoring")
+    return replace(cfg, name=name)

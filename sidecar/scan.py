@@ -1,0 +1,402 @@
+"""The sidecar: follow the training log inside the allocation, write the marker, end the job.
+
+One ``Scanner`` per attempt. The loop (``run_loop``) only moves lines from the follower to the
+scanner and asks it what to do on each tick; the decisions (``decide_cancel``, ``build_marker``)
+are pure functions of values and ``now``. Time comes from the injected ``clock`` (epoch
+seconds) and ``sleep``, so tests drive hours of fake time in milliseconds.
+
+What the scanner does:
+- each line goes to the ProgressTracker (pace, checkpoints) and to the LineClassifier;
+- the first root cause (RootCauseTracker.feed -> True) is written at once, atomically, to
+  ``attempts/<n>/marker.json`` and an event ``marker`` is appended; later hits (cascade
+  included) are kept as evidence (at most ``MAX_EVIDENCE``) and the marker is rewritten with
+  them when the grace ends and at exit;
+- after ``kill_grace_s`` the job is cancelled (scancel of its own id) so that Slurm ends it as
+  CANCELLED and starts the watchdog, which sees CANCELLED + marker = a detected failure. A
+  TERMINAL root cause (time limit, preemption, requeue printed by slurmstepd) is recorded but
+  never cancelled: Slurm is already ending the job, and a cancel would turn a TIMEOUT, which does
+  not use the failure budget, into a CANCELLED, which does;
+- a hang (ProgressTracker.hang_reason) gets a ``hang`` marker and the same cancel;
+- progress.json is rewritten every ``progress_interval_s`` and on each checkpoint save.
+
+Nothing read from the log is executed or evaluated: lines are only matched and stored as text.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Protocol
+
+from loguru import logger
+
+from sidecar.follow import LogFollower
+from sidecar.rundir import RunPaths, atomic_write_json
+
+MAX_EVIDENCE = 20
+MAX_LINE_BYTES = 4096
+PROGRESS_INTERVAL_S = 2.0
+# A failed scancel (controller busy) is retried; after this many tries the job is left to end
+# by itself and the marker still tells the watchdog what happened.
+CANCEL_TRIES = 5
+CANCEL_RETRY_S = 3.0
+MAX_LOGGED_ERRORS = 20
+
+
+class Canceller(Protocol):
+    def cancel(self, job_id: str, signal: str | None = None) -> Any: ...
+
+
+# -- pure helpers -----------------------------------------------------------------------------
+def line_text(line: str | bytes, limit: int = MAX_LINE_BYTES) -> str:
+    """A log line as text for the marker: bytes decoded with errors=replace, cut to ``limit``."""
+    if isinstance(line, str):
+        line = line.encode("utf-8", "replace")
+    return line[:limit].decode("utf-8", "replace")
+
+
+def class_value(failure_class: Any) -> str:
+    """``FailureClass.TRANSIENT`` -> "transient"; a plain string passes through."""
+    return str(getattr(failure_class, "value", failure_class)).lower()
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def build_marker(
+    *,
+    error_type: str,
+    failure_class: str,
+    signal: str,
+    line: str | bytes,
+    line_no: int | None,
+    node: str | None,
+    now: float,
+    job_id: str,
+    attempt: int,
+    source: str,
+    first_iteration: int | None,
+    last_iteration: int | None,
+    last_checkpoint: int | None,
+    evidence: list[dict] | None = None,
+) -> dict:
+    """The marker.json content. Pure; the keys are the interface read by the watchdog."""
+    return {
+        "error_type": error_type,
+        "class": failure_class,
+        "signal": signal,
+        "line": line_text(line),
+        "line_no": line_no,
+        "node": node,
+        "time": now,
+        "time_iso": iso(now),
+        "job_id": job_id,
+        "attempt": attempt,
+        "source": source,
+        "evidence": list(evidence or [])[:MAX_EVIDENCE],
+        "first_iteration": first_iteration,
+        "last_iteration": last_iteration,
+        "last_checkpoint": last_checkpoint,
+    }
+
+
+def evidence_entry(hit: Any, line: str | bytes) -> dict:
+    return {
+        "line_no": hit.line_no,
+        "line": line_text(line),
+        "signal": hit.signal,
+        "error_type": hit.error_type,
+        "class": class_value(hit.failure_class),
+    }
+
+
+class Action(enum.Enum):
+    NONE = "none"  # nothing to do (no failure, terminal, already cancelled)
+    WAIT = "wait"  # failure recorded; grace period still running
+    CANCEL = "cancel"  # end the job now
+
+
+@dataclass(frozen=True)
+class CancelDecision:
+    action: Action
+    reason: str
+
+
+def decide_cancel(
+    marker: dict | None, detected_at: float | None, now: float, grace_s: float,
+    *, cancelled: bool, next_try_at: float | None = None,
+) -> CancelDecision:
+    """Whether to end the job now. Pure. Called only while the job is still running."""
+    if marker is None or detected_at is None:
+        return CancelDecision(Action.NONE, "no failure detected")
+    if marker.get("class") == "terminal":
+        return CancelDecision(Action.NONE, f"terminal ({marker.get('error_type')}): Slurm is already ending the job")
+    if cancelled:
+        return CancelDecision(Action.NONE, "job already cancelled")
+    left = detected_at + grace_s - now
+    if left > 0:
+        return CancelDecision(Action.WAIT, f"grace: {left:.1f} s left")
+    if next_try_at is not None and now < next_try_at:
+        return CancelDecision(Action.WAIT, f"cancel retry in {next_try_at - now:.1f} s")
+    return CancelDecision(
+        Action.CANCEL,
+        f"{marker.get('error_type')} ({marker.get('source')}) detected {now - detected_at:.1f} s ago "
+        f"and the job is still running after the {grace_s:g} s grace",
+    )
+
+
+def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict:
+    return {
+        "first_iteration": getattr(progress, "first_iteration", None),
+        "last_iteration": getattr(progress, "last_iteration", None),
+        "last_checkpoint": getattr(progress, "last_checkpoint", None),
+        "last_output_time": last_output_time,
+        "updated": now,
+    }
+
+
+# -- the scanner ------------------------------------------------------------------------------
+@dataclass
+class ScanContext:
+    paths: RunPaths
+    attempt: int
+    job_id: str
+    kill_grace_s: float = 2.0
+    hang_enabled: bool = True
+    client: Canceller | None = None  # None: record only, never cancel (tests, benchmarks)
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+
+
+@dataclass
+class Scanner:
+    """State of one attempt's scan. ``feed`` each line, ``tick`` while the job runs, ``finish``."""
+
+    ctx: ScanContext
+    classifier: Any  # LineClassifier
+    roots: Any  # RootCauseTracker
+    progress: Any  # ProgressTracker
+    marker: dict | None = None
+    detected_at: float | None = None
+    cancelled: bool = False
+    cancel_tries: int = 0
+    next_cancel_at: float | None = None
+    last_output_time: float | None = None
+    last_line_no: int = 0
+    errors: int = 0
+    _marker_dirty: bool = False
+    _progress_written_at: float | None = None
+    _progress_last: dict | None = field(default=None, repr=False)
+    _checkpoint_seen: Any = None
+
+    @classmethod
+    def for_monitoring(cls, ctx: ScanContext, monitoring: Any) -> "Scanner":
+        from sidecar.classify import LineClassifier, ProgressTracker, RootCauseTracker
+
+        return cls(ctx, LineClassifier(monitoring), RootCauseTracker(), ProgressTracker(monitoring.hang))
+
+    # -- per line
+    def feed(self, line_no: int, raw: bytes, now: float) -> None:
+        self.last_output_time, self.last_line_no = now, line_no
+        try:
+            self.progress.observe(raw.decode("utf-8", "replace"), now)
+        except Exception as exc:  # a garbled line must never stop the sidecar
+            self._error(f"progress tracking failed on line {line_no}: {exc!r}; line skipped")
+        try:
+            hit = self.classifier.classify(raw, line_no)
+        except Exception as exc:
+            self._error(f"classification failed on line {line_no}: {exc!r}; line skipped")
+            return
+        if hit is None:
+            return
+        try:
+            is_root = bool(self.roots.feed(hit))
+        except Exception as exc:
+            self._error(f"root-cause tracking failed on line {line_no}: {exc!r}")
+            is_root = self.marker is None and not getattr(hit, "cascade", False)
+        if self.marker is None and is_root:
+            self._write_first_marker(hit, raw, now)
+        elif self.marker is not None:
+            if len(self.marker["evidence"]) < MAX_EVIDENCE:
+                self.marker["evidence"].append(evidence_entry(hit, raw))
+                self._marker_dirty = True
+        else:
+            logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
+                        line_no, hit.signal, hit.error_type)
+
+    def _write_first_marker(self, hit: Any, raw: bytes, now: float) -> None:
+        p = self.progress
+        self.marker = build_marker(
+            error_type=hit.error_type, failure_class=class_value(hit.failure_class),
+            signal=hit.signal, line=raw, line_no=hit.line_no, node=getattr(hit, "node", None),
+            now=now, job_id=self.ctx.job_id, attempt=self.ctx.attempt, source="log",
+            first_iteration=getattr(p, "first_iteration", None),
+            last_iteration=getattr(p, "last_iteration", None),
+            last_checkpoint=getattr(p, "last_checkpoint", None),
+        )
+        self._publish_marker(now)
+
+    def _write_hang_marker(self, reason: str, now: float) -> None:
+        p = self.progress
+        self.marker = build_marker(
+            error_type="hang", failure_class="transient", signal="hang", line=reason,
+            line_no=self.last_line_no or None, node=None, now=now, job_id=self.ctx.job_id,
+            attempt=self.ctx.attempt, source="hang",
+            first_iteration=getattr(p, "first_iteration", None),
+            last_iteration=getattr(p, "last_iteration", None),
+            last_checkpoint=getattr(p, "last_checkpoint", None),
+        )
+        self._publish_marker(now)
+
+    def _publish_marker(self, now: float) -> None:
+        m = self.marker
+        assert m is not None
+        self.detected_at = now
+        self._save_marker()
+        logger.warning("marker: {} ({}, signal {}, source {}) at line {}: {}", m["error_type"], m["class"],
+                       m["signal"], m["source"], m["line_no"], m["line"][:300])
+        try:
+            self.ctx.paths.append_event(
+                "marker", now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
+                error_type=m["error_type"], **{"class": m["class"]}, signal=m["signal"],
+                source=m["source"], line_no=m["line_no"], node=m["node"],
+            )
+        except OSError as exc:
+            self._error(f"cannot append the marker event: {exc}")
+
+    def _save_marker(self) -> None:
+        assert self.marker is not None
+        if self.marker.get("node") is None:
+            self.marker["node"] = self._verdict_node()
+        try:
+            atomic_write_json(self.ctx.paths.marker(self.ctx.attempt), self.marker)
+            self._marker_dirty = False
+        except OSError as exc:
+            self._error(f"cannot write {self.ctx.paths.marker(self.ctx.attempt)}: {exc}")
+
+    def _verdict_node(self) -> str | None:
+        """The node the root cause points at, when a later line named it (e.g. NCCL's host)."""
+        try:
+            return getattr(self.roots.verdict(self.progress), "node", None)
+        except Exception:
+            return None
+
+    # -- per tick, while the job is running
+    def tick(self, now: float) -> None:
+        if self.marker is None and self.ctx.hang_enabled:
+            try:
+                reason = self.progress.hang_reason(now)
+            except Exception as exc:
+                self._error(f"hang check failed: {exc!r}")
+                reason = None
+            if reason:
+                self._write_hang_marker(reason, now)
+        self._maybe_cancel(now)
+        self._maybe_write_progress(now)
+
+    def _maybe_cancel(self, now: float) -> None:
+        d = decide_cancel(self.marker, self.detected_at, now, self.ctx.kill_grace_s,
+                          cancelled=self.cancelled, next_try_at=self.next_cancel_at)
+        if d.action is not Action.CANCEL:
+            return
+        if self._marker_dirty:
+            self._save_marker()  # the watchdog may start within a second of the cancel
+        self.cancelled = True  # set first: a dry run or a failure must not retry every tick
+        if self.ctx.client is None:
+            logger.warning("would cancel job {} (cancel disabled): {}", self.ctx.job_id, d.reason)
+            return
+        self.cancel_tries += 1
+        logger.warning("cancelling job {}: {}", self.ctx.job_id, d.reason)
+        try:
+            self.ctx.client.cancel(self.ctx.job_id)
+        except Exception as exc:
+            if self.cancel_tries < CANCEL_TRIES:
+                self.cancelled, self.next_cancel_at = False, now + CANCEL_RETRY_S
+                logger.error("cancel of job {} failed (try {}/{}): {}; retrying in {:g} s",
+                             self.ctx.job_id, self.cancel_tries, CANCEL_TRIES, exc, CANCEL_RETRY_S)
+            else:
+                logger.error("cancel of job {} failed {} times: {}; giving up (the marker stays)",
+                             self.ctx.job_id, self.cancel_tries, exc)
+            return
+        try:
+            self.ctx.paths.append_event("sidecar_cancel", now=now, attempt=self.ctx.attempt,
+                                        job_id=self.ctx.job_id, reason=d.reason)
+        except OSError as exc:
+            self._error(f"cannot append the cancel event: {exc}")
+
+    def _maybe_write_progress(self, now: float, force: bool = False) -> None:
+        ckpt = getattr(self.progress, "last_checkpoint", None)
+        new_ckpt = ckpt is not None and ckpt != self._checkpoint_seen
+        due = self._progress_written_at is None or now - self._progress_written_at >= self.ctx.progress_interval_s
+        if not (force or new_ckpt or due):
+            return
+        rec = progress_record(self.progress, self.last_output_time, now)
+        same = self._progress_last is not None and {**rec, "updated": 0} == {**self._progress_last, "updated": 0}
+        if same and not force:
+            self._progress_written_at = now
+            return
+        try:
+            atomic_write_json(self.ctx.paths.progress(self.ctx.attempt), rec)
+        except OSError as exc:
+            self._error(f"cannot write progress: {exc}")
+            return
+        self._progress_written_at, self._progress_last, self._checkpoint_seen = now, rec, ckpt
+        if new_ckpt:
+            logger.info("checkpoint saved at iteration {}", ckpt)
+
+    # -- at exit
+    def finish(self, now: float) -> None:
+        """After the final drain: rewrite the marker with late evidence; never cancel here."""
+        if self.marker is not None and self._marker_dirty:
+            self._save_marker()
+        self._maybe_write_progress(now, force=self.last_output_time is not None)
+        if self.errors > MAX_LOGGED_ERRORS:
+            logger.warning("{} errors in total while scanning (first {} logged)", self.errors, MAX_LOGGED_ERRORS)
+
+    def _error(self, msg: str) -> None:
+        self.errors += 1
+        if self.errors <= MAX_LOGGED_ERRORS:
+            logger.error(msg)
+
+
+# -- the loop ---------------------------------------------------------------------------------
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (a dead batch shell not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
+    except (OSError, ValueError):
+        return True
+
+
+def run_loop(
+    scanner: Scanner,
+    follower: LogFollower,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    poll_s: float,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Follow until ``should_stop()`` (SIGTERM, parent gone), then drain the log and finish."""
+    while True:
+        for line_no, raw in follower.poll():
+            scanner.feed(line_no, raw, clock())
+        if should_stop():
+            break
+        scanner.tick(clock())  # only reached while the job runs, so a cancel is never late
+        if not follower.behind:
+            sleep(poll_s)
+    # Final drain: a fatal line printed just before death is still classified and recorded.
+    for line_no, raw in follower.close():
+        scanner.feed(line_no, raw, clock())
+    scanner.finish(clock())

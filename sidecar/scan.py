@@ -201,7 +201,7 @@ class Scanner:
     def feed(self, line_no: int, raw: bytes, now: float) -> None:
         self.last_output_time, self.last_line_no = now, line_no
         try:
-            self.progress.observe(raw.decode("utf-8", "replace"), now)
+            self.progress.observe(raw, now)
         except Exception as exc:  # a garbled line must never stop the sidecar
             self._error(f"progress tracking failed on line {line_no}: {exc!r}; line skipped")
         try:
@@ -282,6 +282,14 @@ class Scanner:
             return getattr(self.roots.verdict(self.progress), "node", None)
         except Exception:
             return None
+
+    def begin(self, now: float) -> None:
+        """The scan starts: the startup timeout counts from here even if the log never appears."""
+        start = getattr(self.progress, "start", None)
+        if start is not None:
+            start(now)
+        logger.info("watching job {} attempt {} (grace {:g} s, hang detection {})", self.ctx.job_id,
+                    self.ctx.attempt, self.ctx.kill_grace_s, "on" if self.ctx.hang_enabled else "off")
 
     # -- per tick, while the job is running
     def tick(self, now: float) -> None:
@@ -388,6 +396,7 @@ def run_loop(
     should_stop: Callable[[], bool],
 ) -> None:
     """Follow until ``should_stop()`` (SIGTERM, parent gone), then drain the log and finish."""
+    scanner.begin(clock())
     while True:
         for line_no, raw in follower.poll():
             scanner.feed(line_no, raw, clock())

@@ -81,6 +81,7 @@ class FakeProgress:
         self._times: list[float] = []
 
     def observe(self, line, now):
+        line = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
         if m := ITER.search(line):
             n = int(m.group(1))
             self.first_iteration = n if self.first_iteration is None else self.first_iteration

@@ -1,0 +1,89 @@
+"""The scan loop with the real classifier, trackers and megatron_production preset (fake clock,
+fake Slurm client): the pace-based hang target and real failure lines."""
+
+from __future__ import annotations
+
+from sidecar.classify import load_monitoring_preset
+from sidecar.follow import LogFollower
+from sidecar.rundir import RunPaths, read_json
+from sidecar.scan import ScanContext, Scanner, run_loop
+
+from .fakes import FakeClient, FakeWorld
+
+# Real wording (PyTorch ProcessGroupNCCL, NCCL 2.19) and the cascade printed after it.
+NCCL_ERROR = (b"[rank3]: RuntimeError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, "
+              b"unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.19.3\n")
+CASCADE = b"torch.distributed.elastic.multiprocessing.errors.ChildFailedError:\n"
+
+
+def make(tmp_path, end_after_s):
+    paths = RunPaths.of(tmp_path / "run")
+    paths.create("r")
+    paths.claim_attempt(3)
+    world = FakeWorld(paths.train_log("77"))
+    world.end_at = world.t + end_after_s
+    client = FakeClient()
+    client.clock = world.clock
+    mon = load_monitoring_preset("megatron_production")
+    ctx = ScanContext(paths=paths, attempt=3, job_id="77", kill_grace_s=mon.kill_grace_s,
+                      hang_enabled=mon.hang.enabled, client=client)
+    return paths, world, client, Scanner.for_monitoring(ctx, mon)
+
+
+def iterations(world, start, n, every_s=0.2, first=1):
+    for i in range(n):
+        it = first + i
+        world.at(start + i * every_s,
+                 b" [2026-01-01 00:00:00] iteration %8d/   10000 | consumed samples: %12d | "
+                 b"elapsed time per iteration (ms): 200.0 | learning rate: 3.0E-04 | lm loss: 7.1E+00 |\n"
+                 % (it, it * 8))
+    return start + n * every_s
+
+
+def go(world, scanner, client):
+    run_loop(scanner, LogFollower(world.log), clock=world.clock, sleep=world.sleep, poll_s=0.1,
+             should_stop=lambda: bool(client.succeeded) or world.stop())
+
+
+def test_hang_with_02s_iterations_detected_within_10s(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 600.0)
+    t = iterations(world, 0.0, 100)
+    last_line_at = world.t + t - 0.2
+    go(world, scanner, client)
+    m = read_json(paths.marker(3))
+    assert m["error_type"] == "hang" and m["source"] == "hang" and m["class"] == "transient"
+    assert m["last_iteration"] == 100
+    assert m["time"] - last_line_at < 10.0, m
+    assert client.calls and client.calls[0][1] - m["time"] >= 2.0
+
+
+def test_60s_checkpoint_save_is_not_a_hang(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 600.0)
+    t = iterations(world, 0.0, 50)
+    world.at(t, b"saving checkpoint at iteration      50 to /ckpt in torch_dist format\n")
+    world.at(t + 60.0, b"  successfully saved checkpoint from iteration      50 to /ckpt [ t 1/1, p 1/1 ]\n")
+    t2 = iterations(world, t + 60.2, 50, first=51)
+    world.end_at = world.t + t2 + 0.5
+    go(world, scanner, client)
+    assert read_json(paths.marker(3)) is None and client.calls == []
+    assert read_json(paths.progress(3))["last_checkpoint"] == 50
+
+
+def test_real_nccl_error_marker_with_cascade_evidence(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    t = iterations(world, 0.0, 10)
+    world.at(t, NCCL_ERROR)
+    world.at(t + 0.1, CASCADE)
+    go(world, scanner, client)
+    m = read_json(paths.marker(3))
+    assert m["error_type"] == "nccl" and m["class"] == "transient" and m["line_no"] == 11
+    assert [e["signal"] for e in m["evidence"]] == ["elastic_child_failed"]
+    assert len(client.calls) == 1
+
+
+def test_user_hang_scenario_line_is_error_type_hang(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    t = iterations(world, 0.0, 10)
+    world.at(t, b"CUDA device-side assert detected in kernel execution\n")
+    go(world, scanner, client)
+    assert read_json(paths.marker(3))["error_type"] == "hang" and client.calls

@@ -1,0 +1,159 @@
+"""``autoexp-sidecar classify``: the verdict for a finished log, and per-line output.
+
+The verdict is built with the streaming scanner (``scan.py``): constant memory and RE2 speed
+whatever the log size. Progress (last iteration, last checkpoint) is read from each chunk's
+last matching line, found backwards with ``bytes.rfind``, so benign lines never reach Python.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import IO, Any, Iterator
+
+from sidecar.classify.classifier import LineClassifier
+from sidecar.classify.model import FailureClass, MonitoringConfig, SignalHit, Verdict
+from sidecar.classify.progress import _ITERATION, _LOADED, _SAVED
+from sidecar.classify.scan import scan_path
+from sidecar.classify.tracker import RootCauseTracker
+
+# What a failure class means without a restart config (the policy module refines it).
+CLASS_OUTCOME = {
+    FailureClass.TRANSIENT: "restart",
+    FailureClass.PERMANENT: "stop",
+    FailureClass.TERMINAL: "continue",
+}
+_MAX_BACKWARD_LINES = 200  # lines examined per chunk when looking for the last progress line
+
+
+def _last_match(buf: bytes, end: int, needle: bytes, regexes: tuple[re.Pattern, ...]) -> int | None:
+    """The number parsed from the last line of ``buf[:end]`` containing ``needle`` that matches."""
+    pos = end
+    for _ in range(_MAX_BACKWARD_LINES):
+        i = buf.rfind(needle, 0, pos)
+        if i < 0:
+            return None
+        start = buf.rfind(b"\n", 0, i) + 1
+        stop = buf.find(b"\n", i, end)
+        line = buf[start : min(stop if stop >= 0 else end, start + 4096)]
+        for rx in regexes:
+            m = rx.search(line)
+            if m:
+                return int(m.group(1))
+        pos = start
+    return None
+
+
+class _Progress:
+    """last_iteration / last_checkpoint of a whole log, chunk by chunk (later chunks win)."""
+
+    def __init__(self) -> None:
+        self.last_iteration: int | None = None
+        self.last_checkpoint: int | None = None
+
+    def __call__(self, buf: bytes, end: int) -> None:
+        it = _last_match(buf, end, b"iteration", (_ITERATION,))
+        if it is not None:
+            self.last_iteration = it
+        ck = _last_match(buf, end, b"checkpoint", (_SAVED, _LOADED))
+        if ck is not None:
+            self.last_checkpoint = ck
+
+
+def verdict_for_path(path: str, cfg: MonitoringConfig) -> Verdict:
+    """The verdict for a log file (or ``-`` for stdin), streamed."""
+    classifier = LineClassifier(cfg)
+    tracker = RootCauseTracker()
+    progress = _Progress()
+    for hit in scan_path(path, classifier, on_region=progress):
+        tracker.feed(hit)
+    return tracker.verdict(progress)  # type: ignore[arg-type]  # duck-typed progress
+
+
+def iter_line_hits(path: str, cfg: MonitoringConfig) -> Iterator[SignalHit]:
+    return scan_path(path, LineClassifier(cfg))
+
+
+def write_line_hits(path: str, cfg: MonitoringConfig, out: IO[str]) -> int:
+    """One JSON object per matching line; returns how many were written."""
+    n = 0
+    for hit in iter_line_hits(path, cfg):
+        out.write(json.dumps(hit.to_json()) + "\n")
+        n += 1
+    return n
+
+
+def restart_decision(verdict: Verdict, restart_cfg: Any = None) -> dict[str, Any]:
+    """What the policy would do with this verdict alone (as a failed first attempt).
+
+    Uses ``sidecar.policy.decision_for_verdict`` when it exists and a restart config is given;
+    otherwise the outcome of the root cause's class, and "restart" for an unclassified failure
+    (the policy's default for unknown failures within the budget).
+    """
+    if restart_cfg is not None:
+        try:
+            from sidecar.policy import decision_for_verdict
+        except ImportError:
+            decision_for_verdict = None  # type: ignore[assignment]
+        if decision_for_verdict is not None:
+            decision = decision_for_verdict(verdict, restart_cfg)
+            as_dict = decision.to_dict() if hasattr(decision, "to_dict") else {}
+            action = getattr(decision, "action", None)
+            return {
+                **as_dict,
+                "action": getattr(action, "value", action),
+                "reason": getattr(decision, "reason", ""),
+                "source": "policy",
+            }
+    if verdict.root is None:
+        return {"action": "restart", "reason": "no known failure in the log (unknown: restart within budget)", "source": "class"}
+    klass = verdict.root.failure_class
+    return {
+        "action": CLASS_OUTCOME[klass],
+        "reason": f"{klass.value} failure (error_type={verdict.root.error_type})",
+        "source": "class",
+    }
+
+
+def verdict_to_json(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str) -> dict[str, Any]:
+    root = verdict.root
+    return {
+        "log": path,
+        "monitoring": monitoring,
+        "root_cause": None if root is None else {
+            **root.to_json(), "line": root.line, "cascade": root.cascade,
+        },
+        "error_type": root.error_type if root else None,
+        "class": root.failure_class.value if root else None,
+        "node": verdict.node,
+        "evidence_count": verdict.evidence_total,
+        "evidence": [{**h.to_json(), "line": h.line, "cascade": h.cascade} for h in verdict.evidence],
+        "last_iteration": verdict.last_iteration,
+        "last_checkpoint": verdict.last_checkpoint,
+        "decision": decision,
+    }
+
+
+def verdict_to_text(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str) -> str:
+    root = verdict.root
+    out = [f"log:             {path}", f"monitoring:      {monitoring}"]
+    if root is None:
+        out.append("root cause:      none found (no signal matched outside cascades)")
+    else:
+        out += [
+            f"root cause:      line {root.line_no}: {root.line[:300]}",
+            f"signal:          {root.signal}",
+            f"error_type:      {root.error_type}",
+            f"class:           {root.failure_class.value}",
+        ]
+    out += [
+        f"node:            {verdict.node or '-'}",
+        f"evidence lines:  {verdict.evidence_total}",
+        f"last iteration:  {verdict.last_iteration if verdict.last_iteration is not None else '-'}",
+        f"last checkpoint: {verdict.last_checkpoint if verdict.last_checkpoint is not None else '-'}",
+        f"decision:        {decision['action']}: {decision['reason']}",
+    ]
+    for hit in verdict.evidence[:5]:
+        kind = "cascade" if hit.cascade else hit.failure_class.value
+        out.append(f"  evidence line {hit.line_no} ({hit.signal}, {kind}): {hit.line[:160]}")
+    return "\n".join(out)

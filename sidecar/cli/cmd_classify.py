@@ -1,0 +1,90 @@
+"""``autoexp-sidecar classify``: post-mortem of a finished log, or per-line classification."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+HELP = "classify a finished training log: root cause, class, node, and the restart decision"
+DESCRIPTION = (
+    "Reads LOG with a monitoring preset and prints the verdict: the root-cause line and its "
+    "number, error_type, class (transient/permanent/terminal), the node it points at, how many "
+    "evidence lines followed, the last iteration and checkpoint, and the restart decision the "
+    "policy would take. With --lines, prints one JSON object per matching line instead "
+    "(LOG may be - for stdin); streaming, constant memory."
+)
+
+DEFAULT_MONITORING = "megatron_production"
+DEFAULT_RESTART = "megatron_transient"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("log", metavar="LOG", help="the log file (- for stdin)")
+    parser.add_argument("--monitoring", default=DEFAULT_MONITORING, metavar="PRESET",
+                        help=f"monitoring preset (default: {DEFAULT_MONITORING})")
+    parser.add_argument("--restart", default=DEFAULT_RESTART, metavar="PRESET",
+                        help=f"restart preset for the decision (default: {DEFAULT_RESTART})")
+    parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    parser.add_argument("--lines", action="store_true",
+                        help='one JSON object per matching line: {"line_no","signal","error_type","class","node"}')
+
+
+def _restart_settings(name: str):
+    """The restart settings for the decision, or None when no loader is available."""
+    import importlib
+
+    for mod_name in ("sidecar.config.restart", "sidecar.config"):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        loader = getattr(mod, "load_restart_preset", None)
+        if loader is not None:
+            return loader(name)
+    try:  # fall back to the preset file and the RestartPolicy schema
+        from importlib import resources
+
+        import yaml
+
+        from sidecar.config.restart import RestartPolicy
+        from sidecar.config.validate import build
+
+        path = resources.files("sidecar").joinpath("presets", "restart", f"{name}.yaml")
+        if not path.is_file():
+            return None
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return build(RestartPolicy, data, "restart")
+    except ImportError:
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from sidecar.classify import load_monitoring_preset
+    from sidecar.classify import report
+    from sidecar.errors import SidecarError
+
+    if args.log != "-" and not os.path.isfile(args.log):
+        raise SidecarError(f"log file not found: {args.log}", "give the path of a training log, or - for stdin")
+    cfg = load_monitoring_preset(args.monitoring)
+    try:
+        return _report(args, cfg, report)
+    except BrokenPipeError:  # `classify --lines LOG | head`: the reader left, that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _report(args: argparse.Namespace, cfg, report) -> int:
+    import json
+
+    if args.lines:
+        report.write_line_hits(args.log, cfg, sys.stdout)
+        return 0
+    verdict = report.verdict_for_path(args.log, cfg)
+    decision = report.restart_decision(verdict, _restart_settings(args.restart))
+    if args.json:
+        print(json.dumps(report.verdict_to_json(verdict, decision, args.log, cfg.name), indent=2))
+    else:
+        print(report.verdict_to_text(verdict, decision, args.log, cfg.name))
+    return 0

@@ -33,18 +33,22 @@ def slurmd_pid_file(node: str) -> Path:
     return lab_dir() / "run" / f"slurmd-{node}.pid"
 
 
+_COMM = {"munged.pid": "munged", "mysqld.pid": "mariadbd", "slurmdbd.pid": "slurmdbd",
+         "slurmctld.pid": "slurmctld"}
+
+
 def read_pid(pid_file: Path) -> int | None:
-    """The pid in ``pid_file`` if that process is alive, else None."""
+    """The pid in ``pid_file`` if that process is alive and is the daemon the file is for
+    (a stale pid file may name a reused pid), else None."""
+    pid_file = Path(pid_file)
     try:
         pid = int(pid_file.read_text().strip())
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    want = _COMM.get(pid_file.name) or ("slurmd" if pid_file.name.startswith("slurmd-") else None)
+    if want is not None and comm != want:
         return None
-    except PermissionError:
-        return pid
     return pid
 
 

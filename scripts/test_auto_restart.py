@@ -1,0 +1,685 @@
+#!/usr/bin/env python3
+"""End-to-end acceptance test of automatic restart on a real Slurm cluster.
+
+The scenarios of the user's "Testing Auto-Restart System" document:
+
+    scancel      cancel a running job by hand: a new job follows (repeated --iterations times)
+    hang         inject a CUDA device-side assert into the log: error_type hang, restart
+    nccl         inject an NCCL error into the log: restart, reason contains error_type=nccl
+    oom          micro_batch_size=16 dies with CUDA OOM: NO restart, a permanent stop
+    max_retries  cancel 4 times: attempts 1-3 restart, the 4th stops (budget exhausted)
+    all          all of the above, one after the other
+
+Every restart is also checked to have resumed from the checkpoint: before the failure the test
+waits for a successful checkpoint save; the restarted job's log must show loading that
+checkpoint, and its first ``iteration`` line must be the last saved iteration + 1.
+
+By default it runs against the local cluster (``scripts/local-slurm up``) with
+``examples/local.yaml`` and run directories in a temporary directory; ``--config`` and ``--set``
+point it at any cluster. Exit code 0 when every scenario passed, 1 otherwise.
+
+    python scripts/test_auto_restart.py --scenario scancel --iterations 2
+    python scripts/test_auto_restart.py --scenario all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
+
+# Overrides that make the CPU workload of examples/local.yaml quick: an iteration every 0.2 s,
+# a checkpoint every 10 iterations (2 s), enough iterations that no attempt finishes by itself.
+LOCAL_SETS: tuple[str, ...] = (
+    "backend.args.train_iters=5000",
+    "backend.args.iter_time_s=0.2",
+    "backend.args.save_interval=10",
+)
+OOM_SET = "backend.args.micro_batch_size=16"
+
+HANG_LINE = "CUDA device-side assert detected in kernel execution"
+NCCL_LINE = "[default0]:NCCL ERROR timeout"
+
+REASON_SCANCEL = "Cancelled without a recorded failure (error_type=scancel)"
+REASON_HANG = "Transient failure detected (error_type=hang)"
+REASON_OOM = "Permanent failure detected (excluded error_type: oom)"
+REASON_BUDGET = "retry budget exhausted (attempt 4/3)"
+
+ITERATION_RE = re.compile(rb"\biteration\s+(\d+)\s*/\s*\d+\s*\|")
+SAVED_RE = re.compile(rb"successfully saved checkpoint from iteration\s+(\d+)")
+LOADING_RE = re.compile(rb"loading checkpoint\b.*?\bat iteration\s+(\d+)")
+
+SLURM_CMD_TIMEOUT_S = 30
+POLL_S = 0.25
+
+
+# ============================================================================ output
+
+
+class Reporter:
+    """The user's output style: ``[HH:MM:SS] <symbol> message``."""
+
+    INFO, OK, WARN, FAIL = "ℹ", "✓", "⚠", "✗"
+
+    def __init__(self, stream: TextIO | None = None, clock: Callable[[], datetime] = datetime.now):
+        self.stream = stream if stream is not None else sys.stdout
+        self.clock = clock
+        self.lines: list[str] = []
+
+    def _emit(self, symbol: str, message: str) -> None:
+        line = f"[{self.clock():%H:%M:%S}] {symbol} {message}"
+        self.lines.append(line)
+        print(line, file=self.stream, flush=True)
+
+    def info(self, message: str) -> None:
+        self._emit(self.INFO, message)
+
+    def ok(self, message: str) -> None:
+        self._emit(self.OK, message)
+
+    def warn(self, message: str) -> None:
+        self._emit(self.WARN, message)
+
+    def fail(self, message: str) -> None:
+        self._emit(self.FAIL, message)
+
+
+class ScenarioFailed(Exception):
+    """A check failed; the message has already been reported."""
+
+
+# ============================================================================ slurm access
+
+
+def run_cmd(argv: Sequence[str], timeout_s: float = SLURM_CMD_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run a command (argv list, never a shell), output captured, never raises on exit code."""
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        return subprocess.CompletedProcess(list(argv), 124, exc.stdout or "", f"timed out after {timeout_s}s")
+
+
+def job_state(job_id: str) -> str:
+    """Slurm's state of a job (RUNNING, PENDING, CANCELLED, ...), or UNKNOWN.
+
+    ``scontrol show job`` first (live and recently ended jobs), then ``sacct``."""
+    res = run_cmd(["scontrol", "show", "job", "-o", str(job_id)])
+    if res.returncode == 0:
+        m = re.search(r"\bJobState=(\S+)", res.stdout)
+        if m:
+            return m.group(1).split("+")[0]
+    res = run_cmd(["sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "State"])
+    if res.returncode == 0:
+        for line in res.stdout.splitlines():
+            if line.strip():
+                return line.split()[0].split("+")[0]
+    return "UNKNOWN"
+
+
+def job_field(job_id: str, key: str) -> str | None:
+    """One ``Key=Value`` field of ``scontrol show job -o``."""
+    res = run_cmd(["scontrol", "show", "job", "-o", str(job_id)])
+    m = re.search(rf"(?:^|\s){re.escape(key)}=(\S*)", res.stdout) if res.returncode == 0 else None
+    return m.group(1) if m else None
+
+
+def cancel_job(job_id: str) -> subprocess.CompletedProcess[str]:
+    return run_cmd(["scancel", str(job_id)])
+
+
+def jobs_named(name: str) -> list[tuple[str, str]]:
+    """(job id, state) of every job with this exact name that Slurm knows (sacct + squeue)."""
+    found: dict[str, str] = {}
+    res = run_cmd(["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-1days",
+                   "-o", "JobID,JobName,State"])
+    if res.returncode == 0:
+        for line in res.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 3 and parts[1] == name:
+                found[parts[0]] = parts[2].split()[0] if parts[2] else "UNKNOWN"
+    res = run_cmd(["squeue", "-h", "-n", name, "-o", "%i|%j|%T"])
+    if res.returncode == 0:
+        for line in res.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 3 and parts[1] == name:
+                found[parts[0]] = parts[2]
+    return sorted(found.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
+
+
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+          "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+ENDED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+         "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+
+
+# ============================================================================ waiting
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, interval_s: float = POLL_S) -> Any:
+    """Poll ``predicate()`` until it is truthy (return its value) or ``timeout_s`` passes (None)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval_s)
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return b""
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_job_file(path: Path) -> str | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text if text and (text.isdigit() or "_" in text) else None
+
+
+def saved_iterations(log: bytes) -> list[int]:
+    return [int(m.group(1)) for m in SAVED_RE.finditer(log)]
+
+
+def first_iteration(log: bytes) -> int | None:
+    m = ITERATION_RE.search(log)
+    return int(m.group(1)) if m else None
+
+
+def loaded_iteration(log: bytes) -> int | None:
+    m = LOADING_RE.search(log)
+    return int(m.group(1)) if m else None
+
+
+# ============================================================================ the harness
+
+
+@dataclass
+class Run:
+    """One submitted run and what the test knows about it."""
+
+    name: str
+    dir: Path
+    attempt: int
+    job: str
+
+    def attempt_dir(self, n: int) -> Path:
+        return self.dir / "attempts" / str(n)
+
+    def train_job(self, n: int) -> str | None:
+        return read_job_file(self.attempt_dir(n) / "train_job")
+
+    def watchdog_job(self, n: int) -> str | None:
+        return read_job_file(self.attempt_dir(n) / "watchdog_job")
+
+    def marker(self, n: int) -> dict | None:
+        return read_json(self.attempt_dir(n) / "marker.json")
+
+    def decision(self, n: int) -> dict | None:
+        return read_json(self.attempt_dir(n) / "decision.json")
+
+    def log(self, job_id: str) -> Path:
+        return self.dir / "logs" / f"train-{job_id}.out"
+
+
+@dataclass
+class Harness:
+    """Everything a scenario needs: where and how to submit, the timeouts, the output."""
+
+    reporter: Reporter
+    config: Path = DEFAULT_CONFIG
+    sets: tuple[str, ...] = LOCAL_SETS
+    oom_set: str = OOM_SET
+    run_root: Path | None = None
+    restart_timeout_s: float = 120.0
+    start_timeout_s: float = 120.0
+    checkpoint_timeout_s: float = 120.0
+    no_restart_wait_s: float = 10.0
+    iterations: int = 2
+    keep: bool = False
+    cli: tuple[str, ...] = ()
+    runs: list[Run] = field(default_factory=list)
+    _own_root: bool = False
+
+    def __post_init__(self) -> None:
+        if self.run_root is None:
+            self.run_root = Path(tempfile.mkdtemp(prefix="autoexp-restart-test-"))
+            self._own_root = True
+        if not self.cli:
+            exe = shutil.which("autoexp-sidecar")
+            self.cli = (exe,) if exe else (sys.executable, "-m", "sidecar")
+
+    # -------------------------------------------------------------- steps (each reports)
+
+    def submit(self, scenario: str, extra: Sequence[str] = ()) -> Run:
+        name = f"{scenario}-{datetime.now():%H%M%S}-{os.getpid()}"
+        argv = [*self.cli, "submit", str(self.config), f"run.root={self.run_root}",
+                f"run.name={name}", *self.sets, *extra, "--json"]
+        self.reporter.info("Running: " + " ".join(shlex.quote(a) for a in argv))
+        res = run_cmd(argv, timeout_s=120)
+        if res.returncode != 0:
+            self.reporter.fail(f"Submission failed (exit {res.returncode}): "
+                               f"{(res.stderr or res.stdout).strip()[-2000:]}")
+            raise ScenarioFailed("submit")
+        try:
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+            run = Run(name, Path(out["run_dir"]), int(out.get("attempt", 1)), str(out["train_job"]))
+        except (ValueError, KeyError, IndexError) as exc:
+            self.reporter.fail(f"Could not read the submit output ({exc}): {res.stdout.strip()[-500:]}")
+            raise ScenarioFailed("submit") from exc
+        self.runs.append(run)
+        self.reporter.ok(f"Submitted job {run.job}")
+        self.reporter.info(f"Run directory: {run.dir}")
+        return run
+
+    def wait_state(self, job: str, want: str = "RUNNING", timeout_s: float | None = None) -> None:
+        timeout_s = self.start_timeout_s if timeout_s is None else timeout_s
+        self.reporter.info(f"Waiting for job {job} to reach state {want}...")
+        seen: list[str] = []
+
+        def reached() -> bool:
+            st = job_state(job)
+            seen.append(st)
+            if st == want:
+                return True
+            if st in ENDED:
+                raise _Ended(st)
+            return False
+
+        try:
+            ok = wait_for(reached, timeout_s)
+        except _Ended as exc:
+            self.reporter.fail(f"Job {job} ended ({exc.state}) before reaching state {want}")
+            raise ScenarioFailed("wait_state") from None
+        if not ok:
+            self.reporter.warn(f"Job {job} did not reach state {want} within {timeout_s:g}s "
+                               f"(last state {seen[-1] if seen else '?'})")
+            self.reporter.fail(f"Job {job} is not {want}!")
+            raise ScenarioFailed("wait_state")
+        self.reporter.ok(f"Job {job} reached state {want}")
+
+    def wait_checkpoint(self, run: Run, job: str) -> int:
+        """Wait until the job's log shows a successful checkpoint save (after any restart load)."""
+        log = run.log(job)
+        self.reporter.info(f"Waiting for a checkpoint save in {log.name}...")
+        it = wait_for(lambda: (saved_iterations(read_bytes(log)) or [None])[-1],
+                      self.checkpoint_timeout_s)
+        if it is None:
+            if not log.exists():
+                self.reporter.fail(f"Could not find log file {log}")
+            else:
+                self.reporter.fail(f"No checkpoint saved within {self.checkpoint_timeout_s:g}s")
+            raise ScenarioFailed("wait_checkpoint")
+        self.reporter.ok(f"Checkpoint saved at iteration {it}")
+        return int(it)
+
+    def cancel(self, job: str) -> None:
+        self.reporter.info(f"Cancelling job {job}...")
+        res = cancel_job(job)
+        if res.returncode != 0:
+            self.reporter.fail(f"scancel {job} failed: {res.stderr.strip()}")
+            raise ScenarioFailed("cancel")
+        self.reporter.ok(f"Cancelled job {job}")
+
+    def inject(self, run: Run, job: str, line: str) -> None:
+        log = run.log(job)
+        if not log.exists():
+            self.reporter.fail(f"Could not find log file {log}")
+            raise ScenarioFailed("inject")
+        self.reporter.info(f"Injecting into {log.name}: {line}")
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        self.reporter.ok("Injected error line")
+
+    def wait_marker(self, run: Run, attempt: int, error_type: str) -> dict:
+        self.reporter.info(f"Waiting for the monitor to detect the failure (attempt {attempt})...")
+        marker = wait_for(lambda: run.marker(attempt), self.restart_timeout_s)
+        if marker is None:
+            self.reporter.warn(f"No marker written within {self.restart_timeout_s:g}s")
+            self.reporter.fail("Monitor did not detect the failure!")
+            raise ScenarioFailed("marker")
+        got = marker.get("error_type")
+        if got != error_type:
+            self.reporter.fail(f"Classified as error_type: {got} (expected {error_type}); "
+                               f"line: {marker.get('line')!r}")
+            raise ScenarioFailed("marker")
+        self.reporter.ok(f"Monitor detected the failure: error_type: {got} "
+                         f"(signal {marker.get('signal', marker.get('name', '?'))})")
+        return marker
+
+    def wait_job_ended(self, job: str, timeout_s: float | None = None) -> str:
+        timeout_s = self.restart_timeout_s if timeout_s is None else timeout_s
+        self.reporter.info(f"Waiting for job {job} to end...")
+        st = wait_for(lambda: (lambda s: s if s in ENDED else None)(job_state(job)), timeout_s)
+        if st is None:
+            self.reporter.fail(f"Job {job} still {job_state(job)} after {timeout_s:g}s")
+            raise ScenarioFailed("ended")
+        self.reporter.ok(f"Job {job} ended: {st}")
+        return st
+
+    def expect_restart(self, run: Run, attempt: int, job: str, reason: str | None = None,
+                       reason_contains: str | None = None) -> str:
+        """The watchdog restarted ``attempt``: attempt+1 has a new training job. Returns its id."""
+        self.reporter.info(f"Checking for restart of job {job}...")
+        new = wait_for(lambda: run.train_job(attempt + 1), self.restart_timeout_s)
+        if new is None:
+            self.reporter.warn(f"No restart detected within {self.restart_timeout_s:g}s")
+            self.reporter.fail("No restart detected!")
+            d = run.decision(attempt)
+            if d:
+                self.reporter.info(f"Decision for attempt {attempt}: {d.get('action')} - {d.get('reason')}")
+            raise ScenarioFailed("restart")
+        self.reporter.ok(f"Found restarted job: {new}")
+        d = wait_for(lambda: run.decision(attempt), 10) or {}
+        got = str(d.get("reason", ""))
+        if reason is not None and got != reason:
+            self.reporter.fail(f"Restart reason: {got!r} (expected {reason!r})")
+            raise ScenarioFailed("reason")
+        if reason_contains is not None and reason_contains not in got:
+            self.reporter.fail(f"Restart reason: {got!r} (expected it to contain {reason_contains!r})")
+            raise ScenarioFailed("reason")
+        self.reporter.ok(f"Restart reason: {got}")
+        return new
+
+    def verify_resume(self, run: Run, old_job: str, new_job: str) -> None:
+        """The new job loaded the last checkpoint the old job saved and went on from there."""
+        old_saved = saved_iterations(read_bytes(run.log(old_job)))
+        if not old_saved:
+            self.reporter.fail(f"Job {old_job} saved no checkpoint; cannot check the resume")
+            raise ScenarioFailed("resume")
+        last = old_saved[-1]
+        self.wait_state(new_job, "RUNNING")
+        log = run.log(new_job)
+        self.reporter.info(f"Checking that job {new_job} resumed from the checkpoint of iteration {last}...")
+        first = wait_for(lambda: first_iteration(read_bytes(log)), self.checkpoint_timeout_s)
+        if first is None:
+            self.reporter.fail(f"Job {new_job} printed no iteration within {self.checkpoint_timeout_s:g}s")
+            raise ScenarioFailed("resume")
+        loaded = loaded_iteration(read_bytes(log))
+        if loaded != last:
+            self.reporter.fail(f"Job {new_job} loaded checkpoint at iteration {loaded} "
+                               f"(the last one saved by job {old_job} was {last})")
+            raise ScenarioFailed("resume")
+        if first != last + 1:
+            self.reporter.fail(f"Job {new_job} started at iteration {first}, expected {last + 1} "
+                               f"(last checkpoint {last})")
+            raise ScenarioFailed("resume")
+        self.reporter.ok(f"Resumed from checkpoint: loaded iteration {loaded}, first iteration {first}")
+
+    def expect_no_restart(self, run: Run, attempt: int, reason: str) -> None:
+        """``attempt`` was decided as a stop with ``reason``, and nothing followed it."""
+        self.reporter.info(f"Checking that attempt {attempt} is NOT restarted...")
+        d = wait_for(lambda: run.decision(attempt), self.restart_timeout_s)
+        if d is None:
+            self.reporter.warn(f"No decision recorded within {self.restart_timeout_s:g}s")
+            self.reporter.fail("The watchdog did not decide!")
+            raise ScenarioFailed("decision")
+        # A restart would show within the time the watchdog takes to submit; wait a bounded time.
+        new = wait_for(lambda: run.train_job(attempt + 1), self.no_restart_wait_s)
+        if new is not None or d.get("action") == "restart":
+            self.reporter.fail(f"Job was restarted (job {new}): {d.get('reason')}")
+            raise ScenarioFailed("restarted")
+        active = [j for j, st in jobs_named(run.name) if st in ACTIVE]
+        if active:
+            self.reporter.fail(f"Training job(s) of the run still queued or running: {', '.join(active)}")
+            raise ScenarioFailed("restarted")
+        self.reporter.ok(f"No restart after {self.no_restart_wait_s:g}s")
+        got = str(d.get("reason", ""))
+        if d.get("action") != "stop" or got != reason:
+            self.reporter.fail(f"Stop reason: {got!r} (action {d.get('action')}; expected stop: {reason!r})")
+            raise ScenarioFailed("reason")
+        self.reporter.ok(f"Job stopped permanently: {got}")
+
+    # -------------------------------------------------------------- cleanup
+
+    def end_run(self, run: Run) -> None:
+        """Stop a run's jobs: STOP request first (so no watchdog restarts), then the watchdogs,
+        then the training jobs."""
+        stop = run.dir / "STOP"
+        try:
+            if run.dir.exists() and not stop.exists():
+                stop.write_text(json.dumps({"time": time.time(), "reason": "test cleanup"}) + "\n")
+        except OSError:
+            pass
+        for suffix in ("-watchdog", ""):
+            ids = [j for j, st in jobs_named(run.name + suffix) if st in ACTIVE]
+            if ids:
+                run_cmd(["scancel", *ids])
+
+    def close(self) -> None:
+        for run in self.runs:
+            self.end_run(run)
+        if self._own_root and self.run_root is not None:
+            if self.keep:
+                self.reporter.info(f"Run directories kept in {self.run_root}")
+            else:
+                # Give cancelled jobs' epilogs a moment before their run dirs go away.
+                wait_for(lambda: not any(st in ACTIVE for r in self.runs
+                                         for sfx in ("", "-watchdog")
+                                         for _, st in jobs_named(r.name + sfx)), 15, 0.5)
+                shutil.rmtree(self.run_root, ignore_errors=True)
+
+
+class _Ended(Exception):
+    def __init__(self, state: str):
+        super().__init__(state)
+        self.state = state
+
+
+# ============================================================================ scenarios
+
+
+def _cancel_and_restart(h: Harness, run: Run, attempt: int, job: str) -> str:
+    """One scancel cycle: running -> checkpoint -> scancel -> restart -> resumed. New job id."""
+    h.wait_state(job, "RUNNING")
+    h.wait_checkpoint(run, job)
+    h.cancel(job)
+    new = h.expect_restart(run, attempt, job, reason=REASON_SCANCEL)
+    h.verify_resume(run, job, new)
+    return new
+
+
+def scenario_scancel(h: Harness) -> bool:
+    """Cancel a running job by hand, ``h.iterations`` times: each time a new job follows."""
+    run = h.submit("scancel")
+    job, attempt = run.job, run.attempt
+    for i in range(1, h.iterations + 1):
+        h.reporter.info(f"Iteration {i}/{h.iterations}")
+        job = _cancel_and_restart(h, run, attempt, job)
+        attempt += 1
+    h.reporter.ok("Test passed: scancel restart works!")
+    return True
+
+
+def _inject_scenario(h: Harness, scenario: str, line: str, error_type: str,
+                     reason: str | None, reason_contains: str | None) -> bool:
+    run = h.submit(scenario)
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    h.inject(run, run.job, line)
+    h.wait_marker(run, run.attempt, error_type)
+    new = h.expect_restart(run, run.attempt, run.job, reason=reason, reason_contains=reason_contains)
+    h.verify_resume(run, run.job, new)
+    return True
+
+
+def scenario_hang(h: Harness) -> bool:
+    """A CUDA device-side assert in the log: classified as hang, restarted."""
+    _inject_scenario(h, "hang", HANG_LINE, "hang", reason=REASON_HANG, reason_contains=None)
+    h.reporter.ok("Test passed: hang restart works!")
+    return True
+
+
+def scenario_nccl(h: Harness) -> bool:
+    """An NCCL error in the log: restarted, the reason names error_type=nccl."""
+    _inject_scenario(h, "nccl", NCCL_LINE, "nccl", reason=None, reason_contains="error_type=nccl")
+    h.reporter.ok("Test passed: nccl restart works!")
+    return True
+
+
+def scenario_oom(h: Harness) -> bool:
+    """micro_batch_size=16 dies with a CUDA OOM: no restart, a permanent stop."""
+    run = h.submit("oom", [h.oom_set])
+    h.wait_job_ended(run.job)
+    marker = run.marker(run.attempt)
+    if marker is not None:
+        if marker.get("error_type") != "oom":
+            h.reporter.fail(f"Classified as error_type: {marker.get('error_type')} (expected oom)")
+            raise ScenarioFailed("marker")
+        h.reporter.ok("Monitor detected the failure: error_type: oom")
+    else:
+        h.reporter.info("No marker (the job ended before the monitor wrote one); the watchdog "
+                        "classifies the log")
+    h.expect_no_restart(run, run.attempt, REASON_OOM)
+    h.reporter.ok("Test passed: OOM is not restarted!")
+    return True
+
+
+def scenario_max_retries(h: Harness) -> bool:
+    """Cancel 4 times: the first 3 restart, the 4th stops with the budget exhausted."""
+    run = h.submit("max_retries")
+    job, attempt = run.job, run.attempt
+    for i in range(1, 4):
+        h.reporter.info(f"Cancel {i}/4 (should restart)")
+        job = _cancel_and_restart(h, run, attempt, job)
+        attempt += 1
+    h.reporter.info("Cancel 4/4 (should NOT restart)")
+    h.wait_state(job, "RUNNING")
+    h.cancel(job)
+    h.expect_no_restart(run, attempt, REASON_BUDGET)
+    h.reporter.ok("Test passed: retry budget is enforced!")
+    return True
+
+
+SCENARIOS: dict[str, Callable[[Harness], bool]] = {
+    "scancel": scenario_scancel,
+    "hang": scenario_hang,
+    "nccl": scenario_nccl,
+    "oom": scenario_oom,
+    "max_retries": scenario_max_retries,
+}
+
+
+def run_scenario(h: Harness, name: str) -> bool:
+    """Run one scenario; report and return whether it passed. Never raises for a failed check."""
+    h.reporter.info(f"=== Scenario: {name} ===")
+    n_runs = len(h.runs)
+    try:
+        passed = bool(SCENARIOS[name](h))
+    except ScenarioFailed:
+        passed = False
+    except Exception as exc:  # noqa: BLE001 - a crash of the test is a failed scenario
+        h.reporter.fail(f"Unexpected error: {type(exc).__name__}: {exc}")
+        passed = False
+    finally:
+        for run in h.runs[n_runs:]:
+            h.end_run(run)
+    if not passed:
+        h.reporter.fail(f"{name}: FAILED")
+    return passed
+
+
+# ============================================================================ command line
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", required=True, choices=[*SCENARIOS, "all"])
+    p.add_argument("--iterations", type=int, default=2,
+                   help="scancel: how many times to cancel and expect a restart (default 2)")
+    p.add_argument("--config", type=Path, default=None,
+                   help=f"run config to submit (default {DEFAULT_CONFIG.relative_to(REPO)} with "
+                        "quick workload settings for the local cluster)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override passed to submit (repeatable)")
+    p.add_argument("--oom-set", default=OOM_SET, metavar="KEY=VALUE",
+                   help=f"the override that makes training run out of memory (default {OOM_SET})")
+    p.add_argument("--run-root", type=Path, default=None,
+                   help="where run directories go (default: a new temporary directory)")
+    p.add_argument("--restart-timeout-s", type=float, default=120.0,
+                   help="how long to wait for a restart or a decision (default 120)")
+    p.add_argument("--start-timeout-s", type=float, default=300.0,
+                   help="how long a job may pend before RUNNING (default 300)")
+    p.add_argument("--no-restart-wait-s", type=float, default=10.0,
+                   help="after a stop decision, how long to watch that no restart follows (default 10)")
+    p.add_argument("--keep", action="store_true", help="keep the run directories")
+    args = p.parse_args(argv)
+    if args.iterations < 1:
+        p.error("--iterations must be at least 1")
+    return args
+
+
+def harness_from_args(args: argparse.Namespace, reporter: Reporter) -> Harness:
+    config = args.config or DEFAULT_CONFIG
+    sets = tuple(args.sets) if args.config else (*LOCAL_SETS, *args.sets)
+    return Harness(reporter=reporter, config=config.resolve(), sets=sets, oom_set=args.oom_set,
+                   run_root=args.run_root, restart_timeout_s=args.restart_timeout_s,
+                   start_timeout_s=args.start_timeout_s, no_restart_wait_s=args.no_restart_wait_s,
+                   iterations=args.iterations, keep=args.keep)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8", errors="replace")
+    reporter = Reporter()
+    if not args.config and not DEFAULT_CONFIG.exists():
+        reporter.fail(f"Config {DEFAULT_CONFIG} not found")
+        return 1
+    if shutil.which("sbatch") is None:
+        reporter.fail("sbatch not found: no Slurm here (for the local cluster: scripts/local-slurm up)")
+        return 1
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    h = harness_from_args(args, reporter)
+    results: list[tuple[str, bool, float]] = []
+    t_all = time.monotonic()
+    try:
+        for name in names:
+            t0 = time.monotonic()
+            passed = run_scenario(h, name)
+            results.append((name, passed, time.monotonic() - t0))
+    except KeyboardInterrupt:
+        reporter.fail("Interrupted")
+    finally:
+        h.close()
+    total = time.monotonic() - t_all
+    reporter.info("Summary:")
+    for name, passed, dt in results:
+        (reporter.ok if passed else reporter.fail)(f"{name}: {'PASSED' if passed else 'FAILED'} ({dt:.0f}s)")
+    n_ok = sum(1 for _, p, _ in results if p)
+    all_ok = n_ok == len(names) and len(results) == len(names)
+    (reporter.ok if all_ok else reporter.fail)(
+        f"{n_ok}/{len(names)} scenarios passed in {total:.0f}s")
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     logger.info("started: pid {}, job {}, attempt {}, log {}, monitoring {}, grace {:g} s, cancel {}, "
                 "watching parent pid {}", os.getpid(), ctx.job_id, ctx.attempt, args.log,
                 getattr(monitoring, "name", "?"), ctx.kill_grace_s,
-                "off" if client is None else client_kind, parent)
+                "off (--no-cancel or no client)" if client is None else client_kind, parent)
 
     def should_stop() -> bool:
         if stop["signal"] is not None:

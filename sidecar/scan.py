@@ -402,7 +402,10 @@ def run_loop(
             scanner.feed(line_no, raw, clock())
         if should_stop():
             break
-        scanner.tick(clock())  # only reached while the job runs, so a cancel is never late
+        try:
+            scanner.tick(clock())  # only reached while the job runs, so a cancel is never late
+        except Exception as exc:  # a bug in one tick must not leave the job unwatched
+            scanner._error(f"tick failed: {exc!r}")
         if not follower.behind:
             sleep(poll_s)
     # Final drain: a fatal line printed just before death is still classified and recorded.

@@ -216,3 +216,20 @@ def test_marker_json_round_trip(tmp_path):
 def test_decide_cancel(marker, now, cancelled, action):
     d = decide_cancel(marker, 0.0 if marker else None, now, 2.0, cancelled=cancelled)
     assert d.action is action and d.reason
+
+
+def test_a_failing_tick_does_not_stop_the_scan(tmp_path):
+    paths, world, scanner, client = setup(tmp_path, grace_s=0.0, end_after_s=10.0)
+
+    class Broken(FakeProgress):
+        calls = 0
+
+        def hang_reason(self, now):
+            Broken.calls += 1
+            if Broken.calls < 5:
+                raise ZeroDivisionError("bug")
+            return None
+    scanner.progress = Broken()
+    world.at(2.0, NCCL)
+    run(world, scanner)
+    assert read_json(paths.marker(1))["error_type"] == "nccl" and client.calls

@@ -127,3 +127,27 @@ def test_fake_scancel_on_path_is_called(run_dir, tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_settings_come_from_the_frozen_run_config(run_dir):
+    yaml = pytest.importorskip("yaml")
+    from sidecar.config import load_config
+
+    cfg = load_config(None, ["slurm=local", "backend=command", "backend.command=echo hi",
+                             "monitoring=megatron_production", "monitoring_overrides.kill_grace_s=0"])
+    run_dir.config.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    parent = subprocess.Popen(["sleep", "120"])
+    proc, errlog = start_sidecar(run_dir, parent.pid, "--no-cancel")
+    try:
+        append(run_dir.train_log("123"), NCCL_ERROR)
+        assert wait_for(lambda: "would cancel job 123" in errlog.read_text()), errlog.read_text()
+        text = errlog.read_text()
+        assert "cannot load" not in text and "grace 0 s" in text
+        m = read_json(run_dir.marker(1))
+        # grace 0: the cancel decision follows the marker on the same tick
+        assert m["error_type"] == "nccl"
+    finally:
+        for p in (proc, parent):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

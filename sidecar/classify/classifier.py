@@ -29,8 +29,8 @@ MAX_KEPT_LINE = 4096  # characters of a hit line kept in a SignalHit (and in mar
 # Where a line names the node it points at, in the order we trust them. Each has one group.
 NODE_PATTERNS: tuple[str, ...] = (
     r"\bON (\S+) CANCELLED AT\b",  # slurmstepd: *** STEP 1.0 ON node17 CANCELLED AT ...
-    r"\bNode failure on ([\w.-]+)",  # srun: error: Node failure on node17
-    r"srun: error: ([\w.-]+): tasks? [\d,-]+:",  # srun: error: node17: task 3: Exited ...
+    r"\bNode failure on ([A-Za-z0-9][\w.-]*)",  # srun: error: Node failure on node17
+    r"srun: error: ([A-Za-z0-9][\w.-]*): tasks? [\d,-]+:",  # srun: error: node17: task 3: Exited ...
     # NCCL's "<host>:<pid>:<tid> [<dev>]" prefix, after an optional rank prefix
     r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}\s*([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]",
     # syslog/dmesg-style Xid lines: "Mar  1 12:00:00 node17 kernel: NVRM: Xid ..."

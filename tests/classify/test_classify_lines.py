@@ -1,0 +1,111 @@
+"""Single lines: the dev corpus, more real lines, benign output, bytes and huge lines."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from helpers import read_tsv
+from sidecar.classify import FailureClass, LineClassifier, load_monitoring_preset
+
+CFG = load_monitoring_preset("megatron_production")
+CLS = LineClassifier(CFG)
+
+# Ambiguous corpus lines, and what we chose (see the preset's descriptions):
+AMBIGUOUS = {
+    # illegal memory access: a kernel bug or a sick GPU; restart once, the policy's
+    # "repeated failure without progress" rule stops a deterministic repeat.
+    "CUDA error: an illegal memory access": ("cuda_error", FailureClass.TRANSIENT),
+    # unspecified launch failure: usually the GPU/driver of the node.
+    "CUDA error: unspecified launch failure": ("gpu_hw", FailureClass.TRANSIENT),
+    # Inf in the grad norm: a numerics stop, which a restart from the same checkpoint repeats.
+    "Unexpected result inf": ("nan_loss", FailureClass.PERMANENT),
+}
+LABEL_CLASS = {
+    "transient": FailureClass.TRANSIENT,
+    "permanent": FailureClass.PERMANENT,
+    "terminal": FailureClass.TERMINAL,
+}
+
+
+@pytest.mark.parametrize("row", read_tsv("corpus.tsv"), ids=lambda r: f"{r['label']}-{r['category']}")
+def test_dev_corpus(row):
+    hit = CLS.classify(row["line"], 1)
+    label = row["label"]
+    if label == "noise":
+        assert hit is None, hit
+    elif label == "cascade":
+        assert hit is None or hit.cascade, hit
+    elif label == "ambiguous":
+        (error_type, klass), = [v for k, v in AMBIGUOUS.items() if k in row["line"]]
+        assert hit is not None and not hit.cascade
+        assert (hit.error_type, hit.failure_class) == (error_type, klass)
+    else:
+        assert hit is not None, f"no signal for {row['line']!r} ({row['source']})"
+        assert hit.failure_class is LABEL_CLASS[label] and not hit.cascade, hit
+
+
+@pytest.mark.parametrize("row", read_tsv("extra_lines.tsv"), ids=lambda r: f"{r['expect']}:{r['line'][:40]}")
+def test_more_real_lines(row):
+    hit = CLS.classify(row["line"], 7)
+    expect = row["expect"]
+    if expect == "none":
+        assert hit is None, f"{hit} for benign line ({row['source']})"
+        return
+    if expect == "cascade":
+        assert hit is None or hit.cascade, hit
+        if hit is not None and row["node"] != "-":
+            assert hit.node == row["node"]
+        return
+    assert hit is not None, f"no signal for {row['line']!r} ({row['source']})"
+    assert hit.error_type == expect and not hit.cascade, hit
+    assert hit.failure_class.value == row["class"]
+    assert (hit.node or "-") == row["node"]
+    assert hit.line_no == 7 and hit.line == row["line"]
+
+
+def test_user_scenarios_exact():
+    for line in ("CUDA device-side assert detected in kernel execution",
+                 "RuntimeError: CUDA device-side assert detected in kernel execution"):
+        hit = CLS.classify(line, 1)
+        assert (hit.error_type, hit.failure_class) == ("hang", FailureClass.TRANSIENT)
+    hit = CLS.classify("[default0]:NCCL ERROR timeout", 1)
+    assert (hit.error_type, hit.failure_class) == ("nccl", FailureClass.TRANSIENT)
+
+
+def test_bytes_invalid_utf8_and_crlf():
+    hit = CLS.classify(b"\xff\xfe[rank0]: bad \xc3 bytes NCCL error in: x.cpp:1, unhandled system error\r\n", 3)
+    assert hit is not None and hit.error_type == "nccl"
+    assert "\ufffd" in hit.line and not hit.line.endswith("\n")
+    assert CLS.classify(b"\xff\xfe\xfd plain bytes", 1) is None
+
+
+def test_ten_megabyte_line_is_fast_and_uses_head_and_tail():
+    body = "x" * (10 << 20)
+    start = time.perf_counter()
+    head = CLS.classify("torch.OutOfMemoryError: CUDA out of memory. " + body, 1)
+    tail = CLS.classify(body + " srun: error: Node failure on node-9", 2)
+    middle = CLS.classify(body[: 5 << 20] + " NCCL ERROR " + body[: 5 << 20], 3)
+    benign = CLS.classify(body, 4)
+    elapsed = time.perf_counter() - start
+    assert head.error_type == "oom" and tail.error_type == "node_failure" and tail.node == "node-9"
+    assert middle is None and benign is None  # the middle of a giant line is not looked at
+    assert len(head.line) <= 4200  # what we keep of a hit line is bounded
+    assert elapsed < 1.0, elapsed
+
+
+def test_pathological_pattern_is_linear():
+    # (a+)+$ backtracks exponentially in Python's re; RE2 runs it in linear time.
+    from sidecar.classify import load_monitoring
+
+    cfg = load_monitoring({"signals": [{"name": "evil", "pattern": "(a+)+$", "error_type": "x", "class": "transient"}]})
+    start = time.perf_counter()
+    assert LineClassifier(cfg).classify("a" * 60000 + "!", 1) is None
+    assert time.perf_counter() - start < 0.5
+
+
+def test_first_signal_in_order_wins():
+    # an AssertionError carrying Megatron's NaN check is a numerics stop, not a code bug
+    hit = CLS.classify("AssertionError: Rank 0: found NaN in local grad norm in backward pass. Device: 0, node: g1", 1)
+    assert hit.signal == "nan_loss" and hit.node == "g1"

@@ -57,6 +57,11 @@ def line_text(line: str | bytes, limit: int = MAX_LINE_BYTES) -> str:
     return line[:limit].decode("utf-8", "replace")
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: one log line stays one line of our log."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def class_value(failure_class: Any) -> str:
     """``FailureClass.TRANSIENT`` -> "transient"; a plain string passes through."""
     return str(getattr(failure_class, "value", failure_class)).lower()
@@ -256,7 +261,8 @@ class Scanner:
         self.detected_at = now
         self._save_marker()
         logger.warning("marker: {} ({}, signal {}, source {}) at line {}: {}", m["error_type"], m["class"],
-                       m["signal"], m["source"], m["line_no"], m["line"][:300])
+                       m["signal"], m["source"], m["line_no"], printable(m["line"][:300]))
+        self._maybe_write_progress(now, force=True)  # the watchdog reads both; keep them in step
         try:
             self.ctx.paths.append_event(
                 "marker", now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,

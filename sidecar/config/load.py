@@ -85,7 +85,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def _set(tree: dict, parts: list[str], value: Any, key: str) -> None:
     """Put ``value`` at the dotted ``parts`` of ``tree``; a mapping value is spread into keys."""
     if parts[0] not in TOP_KEYS + ALIASES:
-        raise unknown_key(key, TOP_KEYS)
+        raise unknown_key(key, TOP_KEYS, word=parts[0])
     if isinstance(value, Mapping) and value:
         for k, v in value.items():
             _set(tree, parts + str(k).split("."), v, f"{key}.{k}")

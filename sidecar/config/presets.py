@@ -39,7 +39,7 @@ def read_preset(group: str, name: Any) -> dict[str, Any]:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name not in names:
         hint = did_you_mean(name, names) if isinstance(name, str) else ""
         raise ConfigError(
-            f"{key}: unknown preset {name!r}{hint} available {group} presets: {', '.join(names)}",
+            f"{key}: unknown preset {name!r}{hint}; available {group} presets: {', '.join(names)}",
             f"set {key}=<one of: {', '.join(names)}>",
         )
     text = _dir(group).joinpath(f"{name}.yaml").read_text(encoding="utf-8")

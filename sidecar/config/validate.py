@@ -52,14 +52,15 @@ def field(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def unknown_key(key: str, allowed: typing.Iterable[str]) -> ConfigError:
+def unknown_key(key: str, allowed: typing.Iterable[str], word: str | None = None) -> ConfigError:
+    """``word`` is the part of ``key`` that is unknown (default: its last part)."""
     allowed = sorted(allowed)
-    last = key.rsplit(".", 1)[-1]
+    word = key.rsplit(".", 1)[-1] if word is None else word
     return ConfigError(
-        f"unknown config key {key!r}{did_you_mean(last, allowed)} allowed keys here: {', '.join(allowed)}",
+        f"unknown config key {key!r}{did_you_mean(word, allowed)}; allowed keys here: {', '.join(allowed)}",
         "check the spelling; `autoexp-sidecar submit CONFIG --dry-run` shows the resolved config",
     )
 
@@ -151,7 +152,7 @@ def _check(value: Any, key: str, meta: Mapping[str, Any]) -> None:
         for v in items:
             if v not in choices:
                 raise ConfigError(
-                    f"{key}: {v!r} is not allowed{did_you_mean(str(v), map(str, choices))} "
+                    f"{key}: {v!r} is not allowed{did_you_mean(str(v), map(str, choices))}; "
                     f"allowed values: {', '.join(map(str, choices))}",
                     _help_tip(key, {"help": meta.get("help")}),
                 )

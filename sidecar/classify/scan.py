@@ -20,23 +20,34 @@ from __future__ import annotations
 
 from typing import BinaryIO, Callable, Iterator
 
-from sidecar.classify.classifier import _HALF, LineClassifier
+from sidecar.classify.classifier import _HALF, MAX_LINE_BYTES, LineClassifier
 from sidecar.classify.model import SignalHit
 
 CHUNK_BYTES = 4 << 20  # big enough that per-chunk Python overhead is negligible
 
 
 class _LongLine:
-    """Head and tail of a line too long to buffer."""
+    """A line too long to buffer: all of it while short, then only its head and tail."""
 
     def __init__(self, start: bytes) -> None:
-        self.head = start[:_HALF]
-        self.tail = start[-_HALF:]
+        self.full: bytearray | None = bytearray()
+        self.head = b""
+        self.tail = b""
+        self.add(start)
 
     def add(self, data: bytes) -> None:
+        if self.full is not None:
+            self.full += data
+            if len(self.full) <= MAX_LINE_BYTES:
+                return
+            self.head, self.tail = bytes(self.full[:_HALF]), bytes(self.full[-_HALF:])
+            self.full = None
+            return
         self.tail = (self.tail + data)[-_HALF:] if len(data) < _HALF else data[-_HALF:]
 
     def line(self) -> bytes:
+        if self.full is not None:
+            return bytes(self.full)
         # head + separator + tail is longer than MAX_LINE_BYTES, so the classifier looks at
         # exactly the head and the tail, never at a junction made up here.
         return self.head + b"\n" + self.tail
@@ -59,8 +70,9 @@ def scan_stream(
     long: _LongLine | None = None
     while True:
         data = stream.read(chunk_bytes)
+        eof = not data
         if long is not None:
-            if not data:
+            if eof:
                 yield from _one(classifier, long.line(), lines_before + 1)
                 return
             nl = data.find(b"\n")
@@ -73,7 +85,7 @@ def scan_stream(
             long = None
             data = data[nl + 1 :]
         buf = pending + data if pending else data
-        if not data:  # end of stream: the last line may lack its newline
+        if eof:  # end of stream: the last line may lack its newline
             if buf:
                 yield from _one(classifier, buf, lines_before + 1)
             return

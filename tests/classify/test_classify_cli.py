@@ -1,0 +1,89 @@
+"""``autoexp-sidecar classify``: verdict text, --json, --lines on files and stdin; streaming scan."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+
+from sidecar.classify import LineClassifier, load_monitoring_preset
+from sidecar.classify.scan import scan_stream
+from sidecar.cli.main import main
+
+LOG = "\n".join([
+    " [2024-05-01 12:00:00] iteration       10/     100 | lm loss: 3.2E+00 |",
+    "node01:1:1 [0] NCCL INFO NCCL_IB_TIMEOUT set by environment to 18.",
+    " saving checkpoint at iteration       10 to /ckpt",
+    "  successfully saved checkpoint from iteration       10 to /ckpt [ t 1/ 1, p 1/ 1 ]",
+    " [2024-05-01 12:00:02] iteration       20/     100 | lm loss: 3.1E+00 |",
+    "node07:11:12 [3] NCCL WARN NET/IB : Got completion from peer 10.0.0.2<1> with error 12, opcode 0, len 0, vendor err 129",
+    "srun: error: node07: task 3: Exited with exit code 1",
+]) + "\n"
+
+
+@pytest.fixture
+def log(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_text(LOG)
+    return p
+
+
+def test_text_verdict(log, capsys):
+    assert main(["classify", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "root cause:      line 6:" in out and "error_type:      nccl" in out
+    assert "class:           transient" in out and "node:            node07" in out
+    assert "last iteration:  20" in out and "last checkpoint: 10" in out
+    assert "evidence lines:  1" in out and "decision:        restart" in out
+
+
+def test_json_verdict(log, capsys):
+    assert main(["classify", str(log), "--json", "--monitoring", "generic"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # generic has no IB completion signal: the only hit is the cascade line, so no root cause
+    assert out["monitoring"] == "generic" and out["root_cause"] is None
+    assert out["evidence_count"] == 1 and out["decision"]["action"] == "restart"
+
+
+def test_lines_output(log, capsys):
+    assert main(["classify", str(log), "--lines"]) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert rows == [
+        {"line_no": 6, "signal": "nccl_net_error", "error_type": "nccl", "class": "transient", "node": "node07"},
+        {"line_no": 7, "signal": "srun_task_exit", "error_type": "slurm", "class": "transient", "node": "node07"},
+    ]
+
+
+def test_lines_from_stdin(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ok\n\xff CUDA out of memory\nok\n")))
+    assert main(["classify", "-", "--lines"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"line_no": 2, "signal": "cuda_oom", "error_type": "oom", "class": "permanent", "node": None}
+
+
+def test_missing_log_and_bad_preset(tmp_path, capsys):
+    assert main(["classify", str(tmp_path / "nope.log")]) == 2
+    assert "ERROR log file not found" in capsys.readouterr().err
+    (tmp_path / "a.log").write_text("x\n")
+    assert main(["classify", str(tmp_path / "a.log"), "--monitoring", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
+
+
+def test_decision_falls_back_to_class_outcome():
+    from sidecar.classify import FailureClass, SignalHit, Verdict
+    from sidecar.classify.report import restart_decision
+
+    for klass, action in ((FailureClass.TRANSIENT, "restart"), (FailureClass.PERMANENT, "stop"), (FailureClass.TERMINAL, "continue")):
+        v = Verdict(SignalHit(1, "l", "s", "e", klass, None, False), (), None, None, None)
+        assert restart_decision(v, None)["action"] == action
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 1000, 1 << 16])
+def test_scan_matches_line_by_line_at_any_chunk_size(chunk):
+    cls = LineClassifier(load_monitoring_preset("megatron_production"))
+    lines = LOG.encode().split(b"\n") * 3 + [b"y" * 200000 + b" NCCL ERROR", b"z" * 100, b"KeyError: 'x'"]
+    text = b"\n".join(lines)  # last line without a newline
+    expect = [(i, h.signal) for i, l in enumerate(lines, 1) if (h := cls.classify(l, i))]
+    got = [(h.line_no, h.signal) for h in scan_stream(io.BytesIO(text), cls, chunk_bytes=chunk)]
+    assert got == expect and got[-1] == (len(lines), "code_error")

@@ -67,7 +67,9 @@ def get_client(kind: str = "auto", *, runner=run, commands: SlurmCommands | None
         if mod is not None:
             from sidecar.slurm.pyslurm_client import PyslurmClient
 
-            return PyslurmClient(mod)
+            # auto: submissions pyslurm cannot express go through sbatch instead
+            fallback = CliSlurmClient(runner=runner, commands=commands or SlurmCommands())
+            return PyslurmClient(mod, fallback=fallback if kind == "auto" else None)
         if kind == "pyslurm":
             raise SlurmError(
                 f"slurm.client is 'pyslurm' but {why}",

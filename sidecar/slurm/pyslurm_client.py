@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 import re
+import time
+import uuid
 from datetime import datetime
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from sidecar.errors import SlurmError
+from sidecar.slurm.cli_client import PERMANENT_SBATCH_ERRORS
 from sidecar.slurm.parse import expand_nodelist, parse_exit_code
+from sidecar.slurm.runner import is_transient, tip_for
 from sidecar.slurm.types import JobInfo, JobState, SubmitRequest
 
 
@@ -93,6 +98,16 @@ _OPTION_MAP: dict[str, tuple[str, Any]] = {
     "constraint": ("constraints", str),
     "reservation": ("reservations", str),
     "open-mode": ("log_files_open_mode", str),
+    "gpus": ("gpus", str),
+    "gpus-per-node": ("gpus_per_node", str),
+    "mem-per-cpu": ("memory_per_cpu", str),
+    "mem-per-gpu": ("memory_per_gpu", str),
+    "cpus-per-gpu": ("cpus_per_gpu", str),
+    "threads-per-core": ("threads_per_core", int),
+    "mail-type": ("mail_types", str),
+    "mail-user": ("mail_user", str),
+    "wckey": ("wckey", str),
+    "nice": ("nice", int),
 }
 # flags: option -> (attribute, value when given)
 _FLAG_MAP: dict[str, tuple[str, Any]] = {
@@ -104,9 +119,76 @@ _FLAG_MAP: dict[str, tuple[str, Any]] = {
 }
 
 
-def submit_kwargs(req: SubmitRequest) -> dict[str, Any]:
-    """SubmitRequest -> keyword arguments of pyslurm.JobSubmitDescription (pure)."""
+_SHORT_OPTIONS = {
+    "p": "partition", "t": "time", "N": "nodes", "n": "ntasks", "c": "cpus-per-task",
+    "o": "output", "e": "error", "J": "job-name", "x": "exclude", "w": "nodelist",
+    "A": "account", "q": "qos", "C": "constraint", "d": "dependency", "D": "chdir",
+    "H": "hold", "s": "oversubscribe", "k": "no-kill",
+}
+# handled from SubmitRequest fields, or harmless to drop here
+_DIRECTIVE_FIELDS = {"job-name": "name", "comment": "comment", "dependency": "dependency",
+                     "chdir": "workdir", "export": None, "parsable": None}
+
+
+class UnsupportedByPyslurm(SlurmError):
+    """An sbatch option this client cannot express with pyslurm (use the Slurm commands)."""
+
+
+def parse_sbatch_directives(script_text: str) -> dict[str, str | bool]:
+    """``#SBATCH`` lines of a batch script -> {long option: value or True}.
+
+    Like sbatch, stop at the first line that is neither blank nor a comment. We parse them
+    ourselves because pyslurm 22.5.3's load_sbatch_options() raises AttributeError on
+    ``#SBATCH --partition`` (it sets ``desc.partition``; the attribute is ``partitions``).
+    """
+    out: dict[str, str | bool] = {}
+    for i, raw in enumerate(script_text.splitlines()):
+        line = raw.strip()
+        if i == 0 and line.startswith("#!"):
+            continue
+        if not line:
+            continue
+        if not line.startswith("#"):
+            break
+        if not line.startswith("#SBATCH"):
+            continue
+        words = line[len("#SBATCH"):].split("#", 1)[0].split()
+        j = 0
+        while j < len(words):
+            w = words[j]
+            if w.startswith("--"):
+                key, eq, val = w[2:].partition("=")
+                if not eq and j + 1 < len(words) and not words[j + 1].startswith("-") and key not in _FLAG_MAP:
+                    val, eq = words[j + 1], "="
+                    j += 1
+                out[key] = val if eq else True
+            elif w.startswith("-") and len(w) >= 2:
+                key = _SHORT_OPTIONS.get(w[1], w[1])
+                val = w[2:]
+                if not val and j + 1 < len(words) and not words[j + 1].startswith("-") and key not in _FLAG_MAP:
+                    val = words[j + 1]
+                    j += 1
+                out[key] = val or True
+            j += 1
+    return out
+
+
+def submit_kwargs(req: SubmitRequest, directives: Mapping[str, str | bool] | None = None) -> dict[str, Any]:
+    """SubmitRequest (+ the script's #SBATCH directives, which its options override, as with
+    sbatch) -> keyword arguments of pyslurm.JobSubmitDescription (pure)."""
     kw: dict[str, Any] = {"name": req.name, "script": str(req.script)}
+    merged: dict[str, Any] = {}
+    for key, value in (directives or {}).items():
+        if key in _DIRECTIVE_FIELDS:
+            field = _DIRECTIVE_FIELDS[key]
+            if field == "name":
+                continue  # the request's name wins
+            if field and not getattr(req, field):
+                kw_key = {"comment": "comment", "dependency": "dependencies", "workdir": "working_directory"}[field]
+                kw[kw_key] = value
+            continue
+        merged[key] = value
+    merged.update({k.lstrip("-"): v for k, v in req.options.items()})
     if req.comment:
         kw["comment"] = req.comment
     if req.dependency:
@@ -114,10 +196,9 @@ def submit_kwargs(req: SubmitRequest) -> dict[str, Any]:
     if req.workdir:
         kw["working_directory"] = req.workdir
     if req.env:
-        # a dict is exported verbatim (no comma parsing); "ALL" semantics like sbatch's default
+        # a dict is exported verbatim (no comma parsing); sbatch's default is ALL of our env
         kw["environment"] = {**os.environ, **{k: str(v) for k, v in req.env.items()}}
-    for key, value in req.options.items():
-        key = key.lstrip("-")
+    for key, value in merged.items():
         if value is False or value is None:
             continue
         if key in _FLAG_MAP:
@@ -127,10 +208,14 @@ def submit_kwargs(req: SubmitRequest) -> dict[str, Any]:
             kw[attr] = flag_value
         elif key in _OPTION_MAP:
             attr, conv = _OPTION_MAP[key]
-            kw[attr] = conv(value)
+            try:
+                kw[attr] = conv(value)
+            except ValueError:
+                raise UnsupportedByPyslurm(f"sbatch option --{key}={value} is not understood here",
+                                           "use slurm.client: cli") from None
         else:
-            raise SlurmError(f"sbatch option {key!r} is not supported with pyslurm",
-                             "put it into the batch script as #SBATCH, or use slurm.client: cli")
+            raise UnsupportedByPyslurm(f"sbatch option {key!r} is not supported with pyslurm",
+                                       "put it into the batch script for sbatch, or use slurm.client: cli")
     return kw
 
 
@@ -156,7 +241,8 @@ def job_info_from_pyslurm(job: Any, source: str = "pyslurm") -> JobInfo:
     code, sig = getattr(job, "exit_code", None), getattr(job, "exit_code_signal", None)
     if state is JobState.NODE_FAIL:
         code, sig = parse_exit_code("0:0", state)  # synthetic code, see parse.parse_exit_code
-    node_list = getattr(job, "nodes", None) if source == "pyslurm" else getattr(job, "nodelist", None)
+    # the live Job calls it allocated_nodes, the accounting db.Job nodelist
+    node_list = getattr(job, "allocated_nodes", None) if source == "pyslurm" else getattr(job, "nodelist", None)
     node_list = node_list if node_list and node_list not in ("None assigned", "(null)") else None
     terminal, pending = state.is_terminal, state is JobState.PENDING
     return JobInfo(
@@ -184,8 +270,15 @@ class PyslurmClient:
 
     kind = "pyslurm"
 
-    def __init__(self, module: Any = None) -> None:
+    def __init__(self, module: Any = None, *, fallback: Any = None,
+                 submit_window_s: float = 180.0, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.pyslurm = module if module is not None else load_pyslurm()
+        # a CliSlurmClient for submissions pyslurm cannot express (see UnsupportedByPyslurm)
+        self.fallback = fallback
+        self.submit_window_s = submit_window_s
+        self._sleep = sleep
+        self._clock = clock
 
     def _rpc(self, what: str, fn, *args, **kwargs):
         try:
@@ -195,10 +288,42 @@ class PyslurmClient:
                              "check `scontrol ping`; retry, or use slurm.client: cli") from None
 
     def submit(self, req: SubmitRequest) -> str:
-        """One RPC. pyslurm does not retry, so a lost answer never leads to a second job; the
-        caller sees the error (a watchdog re-run looks the job up by name+comment first)."""
-        desc = self.pyslurm.JobSubmitDescription(**submit_kwargs(req))
-        return str(self._rpc("submit", desc.submit))
+        """At most once, as the CLI client: after a transient RPC error (the controller may have
+        created the job and lost the answer) look the job up by name+comment before retrying."""
+        if not req.comment:
+            req = SubmitRequest(**{**req.__dict__, "comment": f"autoexp-submit-{uuid.uuid4().hex[:16]}"})
+        try:
+            script_text = Path(req.script).read_text(errors="replace")
+        except OSError as exc:
+            raise SlurmError(f"cannot read batch script {req.script}: {exc.strerror or exc}",
+                             "check the path (it must be readable from this host)") from None
+        try:
+            kwargs = submit_kwargs(req, parse_sbatch_directives(script_text))
+        except UnsupportedByPyslurm:
+            if self.fallback is None:
+                raise
+            return self.fallback.submit(req)
+        deadline = self._clock() + self.submit_window_s
+        look_first, delay_s = False, 1.0
+        while True:
+            try:
+                if look_first:
+                    found = [j for j in self.find_jobs(name=req.name, comment=req.comment)]
+                    if found:
+                        return found[-1].job_id
+                    look_first = False
+                return str(self.pyslurm.JobSubmitDescription(**kwargs).submit())
+            except (self.pyslurm.RPCError, SlurmError) as exc:
+                text = str(exc)
+                if not is_transient(text) or any(p.lower() in text.lower() for p in PERMANENT_SBATCH_ERRORS):
+                    raise SlurmError(f"pyslurm submit of {req.name!r} failed: {text}",
+                                     tip_for(text) or "check the request; or use slurm.client: cli") from None
+                look_first = True
+                if self._clock() >= deadline:
+                    raise SlurmError(f"could not submit {req.name!r} within {self.submit_window_s:g} s: {text}",
+                                     "check `scontrol ping`; look for the job with squeue before submitting again") from None
+            self._sleep(delay_s)
+            delay_s = min(2 * delay_s, 10.0)
 
     def job_info(self, job_id: str) -> JobInfo:
         try:

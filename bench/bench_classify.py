@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Benchmark ``autoexp-sidecar classify --lines`` against ``grep -E -f`` with the same patterns.
+
+Generates a Megatron-style log (mostly iteration lines, some NCCL INFO and timer lines, a few
+failure lines) of ``--size-mb`` in a temporary directory, exports the preset's signal patterns
+to an ERE file for grep, then times both over the same file in the same run and prints
+throughput (MB/s), their ratio, the hit counts, and classify's peak RSS. It repeats the
+classify run on a ``--small-mb`` log to show that memory does not grow with the log.
+The temporary directory is deleted at the end.
+
+    python bench/bench_classify.py                 # 1 GiB and 100 MiB logs
+    python bench/bench_classify.py --size-mb 200   # quicker
+
+Targets (issue 4): classify >= 0.5 x grep's throughput; peak RSS < 100 MB, flat in log size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+MB = 1 << 20
+
+FAILURES = [
+    "[rank3]:[E1119 13:21:12.512781555 ProcessGroupNCCL.cpp:616] [Rank 3] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=BROADCAST, NumelIn=1, NumelOut=1, Timeout(ms)=1800000) ran for 1800000 milliseconds before timing out.",
+    "[default0]:NCCL ERROR timeout",
+    "[rank2]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 22.78 GiB. GPU 2 has a total capacity of 79.10 GiB of which 12.73 GiB is free.",
+    "gpu-b03:2345:2401 [5] NCCL WARN Cuda failure 'uncorrectable ECC error encountered'",
+    "srun: error: Node failure on jean-zay-iam37",
+    "srun: error: gpu-a17: task 0: Exited with exit code 1",
+    "[rank1]: ModuleNotFoundError: No module named 'transformer_engine'",
+    "CUDA device-side assert detected in kernel execution",
+]
+NOISE = [
+    "node{n:03d}:{pid}:{tid} [{dev}] NCCL INFO comm 0x55d0c0a0 rank {dev} nranks 512 cudaDev {dev} busId 7000 commId 0x1234 - Init COMPLETE",
+    "node{n:03d}:{pid}:{tid} [{dev}] NCCL INFO NCCL_IB_TIMEOUT set by environment to 18.",
+    "    forward-backward ...............................: ({a:.2f}, {b:.2f})",
+    "[rank0]:[W1119 13:21:12.512781555 ProcessGroupNCCL.cpp:4115] [PG ID 0 PG GUID 0 Rank 0]  using GPU 0 to perform barrier as devices used by this process are currently unknown.",
+]
+
+
+def iteration_line(n: int, rng: random.Random) -> str:
+    return (f" [2024-05-01 12:{n // 60 % 60:02d}:{n % 60:02d}] iteration {n:>8}/  500000 | consumed samples: "
+            f"{n * 512:>12} | elapsed time per iteration (ms): {rng.uniform(200, 260):.1f} | throughput per GPU "
+            f"(TFLOP/s/GPU): {rng.uniform(380, 420):.1f} | learning rate: {rng.uniform(1, 3):.6f}E-04 | global batch "
+            f"size:   512 | lm loss: {rng.uniform(2, 4):.6f}E+00 | loss scale: 1.0 | grad norm: {rng.uniform(0.2, 1):.3f} | "
+            f"number of skipped iterations:   0 | number of nan iterations:   0 |")
+
+
+def make_block(start: int, rng: random.Random, size: int = 4 * MB) -> tuple[bytes, int]:
+    """About ``size`` bytes of log: ~95% iteration lines, ~5% NCCL INFO/timer/warning lines."""
+    out, n, total = [], start, 0
+    while total < size:
+        if rng.random() < 0.05:
+            line = rng.choice(NOISE).format(n=rng.randrange(512), pid=rng.randrange(1 << 16), tid=rng.randrange(1 << 16),
+                                            dev=rng.randrange(8), a=rng.uniform(2000, 2400), b=rng.uniform(2000, 2400))
+        else:
+            n += 1
+            line = iteration_line(n, rng)
+        out.append(line)
+        total += len(line) + 1
+    return ("\n".join(out) + "\n").encode(), n
+
+
+def generate(path: str, size_mb: int, seed: int = 1) -> int:
+    """Write the log; returns how many failure lines were inserted."""
+    rng = random.Random(seed)
+    blocks = [make_block(i * 100000, rng)[0] for i in range(4)]  # vary content, keep generation fast
+    written, failures, i = 0, 0, 0
+    with open(path, "wb") as f:
+        while written < size_mb * MB:
+            block = blocks[i % len(blocks)]
+            f.write(block)
+            written += len(block)
+            if i % 16 == 15:  # a failure line about every 64 MB
+                line = (FAILURES[failures % len(FAILURES)] + "\n").encode()
+                f.write(line)
+                written += len(line)
+                failures += 1
+            i += 1
+    return failures
+
+
+def to_ere(pattern: str) -> str:
+    """RE2 (Perl-ish) -> POSIX ERE for GNU grep: (?:, \\d \\w \\s \\S, (?i), in and out of brackets."""
+    ci = pattern.startswith("(?i)")
+    if ci:
+        pattern = pattern[4:]
+    out, i, in_bracket = [], 0, False
+    outside = {"d": "[0-9]", "w": "[[:alnum:]_]", "s": "[[:space:]]", "S": "[^[:space:]]"}
+    inside = {"d": "0-9", "w": "[:alnum:]_", "s": "[:space:]"}
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            n = pattern[i + 1]
+            table = inside if in_bracket else outside
+            if n in table:
+                out.append(table[n])
+            elif in_bracket:
+                out.append(n)  # no escapes inside POSIX brackets
+            else:
+                out.append("\\" + n)
+            i += 2
+            continue
+        if not in_bracket and pattern.startswith("(?:", i):
+            out.append("(")
+            i += 3
+            continue
+        if c == "[" and not in_bracket:
+            in_bracket = True
+            out.append(c)
+            if pattern[i + 1 : i + 2] == "^":
+                out.append("^")
+                i += 1
+            i += 1
+            continue
+        if c == "]" and in_bracket:
+            in_bracket = False
+        if ci and c.isalpha() and not in_bracket:
+            out.append(f"[{c.lower()}{c.upper()}]")
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _hwm_kib(pid: int) -> int:
+    """The process's peak RSS so far (VmHWM of its own address space, after exec)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_measured(argv: list[str], out_path: str, env: dict | None = None) -> tuple[float, int, int]:
+    """Run argv with stdout to a file: (wall seconds, peak RSS in KiB, exit code).
+
+    Peak RSS is sampled from /proc/<pid>/status every 10 ms: the rusage of a child counts the
+    forked copy of this (large) Python process before exec, so it would overstate small tools.
+    """
+    peak = 0
+    with open(out_path, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, env=env)
+        while proc.poll() is None:
+            peak = max(peak, _hwm_kib(proc.pid))
+            time.sleep(0.01)
+        wall = time.perf_counter() - start
+    return wall, peak, proc.returncode
+
+
+def count_lines(path: str) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(MB), b""))
+
+
+def bench(tmp: str, size_mb: int, preset: str, with_grep: bool) -> dict:
+    log = os.path.join(tmp, f"train-{size_mb}.log")
+    t = time.perf_counter()
+    failures = generate(log, size_mb)
+    size = os.path.getsize(log)
+    print(f"generated {size / MB:.0f} MiB ({failures} failure lines) in {time.perf_counter() - t:.1f} s: {log}")
+    # a first read so that both tools find the file in the page cache
+    count_lines(log)
+    res = {"size_mb": size / MB}
+    argv = [sys.executable, "-m", "sidecar", "classify", "--lines", "--monitoring", preset, log]
+    wall, rss, rc = run_measured(argv, os.path.join(tmp, "classify.out"))
+    assert rc == 0, f"classify exited {rc}"
+    res.update(classify_s=wall, classify_mbs=size / MB / wall, classify_rss_mb=rss / 1024,
+               classify_hits=count_lines(os.path.join(tmp, "classify.out")))
+    print(f"  classify --lines: {wall:6.2f} s  {res['classify_mbs']:7.1f} MB/s  peak RSS {rss / 1024:5.1f} MiB  "
+          f"{res['classify_hits']} lines")
+    if with_grep:
+        for label, locale in (("grep -E -f (LC_ALL=C)", "C"), ("grep -E -f (C.UTF-8)", "C.UTF-8")):
+            env = {**os.environ, "LC_ALL": locale}
+            wall, rss, rc = run_measured(["grep", "-E", "-f", os.path.join(tmp, "patterns.txt"), log],
+                                         os.path.join(tmp, "grep.out"), env)
+            assert rc in (0, 1), f"grep exited {rc}"
+            key = "grep_c" if locale == "C" else "grep_utf8"
+            res[f"{key}_mbs"] = size / MB / wall
+            res[f"{key}_hits"] = count_lines(os.path.join(tmp, "grep.out"))
+            print(f"  {label:22s}: {wall:6.2f} s  {res[f'{key}_mbs']:7.1f} MB/s  peak RSS {rss / 1024:5.1f} MiB  "
+                  f"{res[f'{key}_hits']} lines")
+    os.remove(log)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mb", type=int, default=1024, help="size of the big log in MiB (default 1024)")
+    ap.add_argument("--small-mb", type=int, default=100, help="size of the second log for the memory check (0: skip)")
+    ap.add_argument("--monitoring", default="megatron_production", help="monitoring preset")
+    ap.add_argument("--tmp", default=None, help="parent directory for the temporary files")
+    args = ap.parse_args(argv)
+
+    from sidecar.classify import load_monitoring_preset
+
+    cfg = load_monitoring_preset(args.monitoring)
+    tmp = tempfile.mkdtemp(prefix="bench-classify-", dir=args.tmp)
+    try:
+        with open(os.path.join(tmp, "patterns.txt"), "w") as f:
+            f.write("".join(to_ere(s.pattern) + "\n" for s in cfg.signals))
+        print(f"{len(cfg.signals)} signal patterns of preset {args.monitoring} exported to ERE for grep")
+        big = bench(tmp, args.size_mb, args.monitoring, with_grep=True)
+        small = bench(tmp, args.small_mb, args.monitoring, with_grep=False) if args.small_mb else None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    ratio_c = big["classify_mbs"] / big["grep_c_mbs"]
+    ratio_u = big["classify_mbs"] / big["grep_utf8_mbs"]
+    print("\nsummary")
+    print(f"  throughput on {big['size_mb']:.0f} MiB: classify {big['classify_mbs']:.1f} MB/s, "
+          f"grep (C) {big['grep_c_mbs']:.1f} MB/s, grep (C.UTF-8) {big['grep_utf8_mbs']:.1f} MB/s")
+    print(f"  ratio classify/grep: {ratio_c:.2f} (vs LC_ALL=C), {ratio_u:.2f} (vs C.UTF-8); target >= 0.5")
+    print(f"  hits: classify {big['classify_hits']} (ignore rules applied), grep {big['grep_c_hits']}")
+    line = f"  classify peak RSS: {big['classify_rss_mb']:.1f} MiB on {big['size_mb']:.0f} MiB"
+    if small:
+        line += f", {small['classify_rss_mb']:.1f} MiB on {small['size_mb']:.0f} MiB"
+    print(line + "; target < 100 MiB, flat")
+    ok = ratio_c >= 0.5 and big["classify_rss_mb"] < 100
+    print(f"  targets {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -184,3 +184,15 @@ def test_examples_load():
     juwels = load_config(EXAMPLES / "juwels_llama.yaml",
                          ["slurm.account=proj", "backend.megatron_path=/opt/M"], NOW, env=ENV)
     assert juwels.backend.megatron == "llama1_8b_qkln" and juwels.slurm.preset == "juwels"
+
+
+def test_monitoring_overrides_spelling_of_the_monitoring_preset_header(tmp_path):
+    p = write(tmp_path, "monitoring: megatron_production\nmonitoring_overrides:\n  kill_grace_s: 9\n")
+    assert load_config(p, [], NOW, env=ENV).monitoring.kill_grace_s == 9.0
+
+
+def test_site_profiles_leave_the_pre_timeout_signal_off():
+    # Python dies of an unhandled USR1: forwarding it would end training early, as FAILED
+    for name in preset_names("slurm"):
+        cfg = cfg_of([f"slurm={name}", "slurm.account=p", "slurm.qos=q"])
+        assert cfg.slurm.signal_before_timeout_s is None

@@ -31,7 +31,7 @@ CASES = {
     "local_command": ["slurm=local", "backend=command", "run.name=golden-local"],
     "juwels_megatron": ["slurm=juwels", "slurm.account=myproject", "backend=megatron_torchrun",
                         "backend.megatron=llama1_8b_qkln", "backend.megatron_path=/p/software/Megatron-LM",
-                        "run.name=golden-juwels"],
+                        "slurm.signal_before_timeout_s=600", "run.name=golden-juwels"],
 }
 
 

@@ -25,7 +25,8 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
     stop_any,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from sidecar.errors import SlurmError
@@ -224,7 +225,7 @@ def run(
     retrying = Retrying(
         retry=retry_if_exception(lambda e: isinstance(e, SlurmCommandError) and e.transient),
         stop=stop_any(*stops),
-        wait=wait_exponential_jitter(initial=0.5, max=8.0, jitter=0.5),
+        wait=wait_exponential(multiplier=0.5, max=8.0) + wait_random(0, 0.5),
         sleep=sleep,
         before=_count,
         reraise=True,

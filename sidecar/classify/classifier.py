@@ -20,6 +20,7 @@ from __future__ import annotations
 import re2
 
 from sidecar.classify.config import re2_options
+from sidecar.errors import ConfigError
 from sidecar.classify.model import MonitoringConfig, SignalHit
 
 MAX_LINE_BYTES = 64 * 1024
@@ -59,7 +60,13 @@ class LineClassifier:
         self._set = re2.Set.SearchSet(opts)
         for sig in cfg.signals:
             self._set.Add(sig.pattern)
-        self._set.Compile()
+        try:
+            self._set.Compile()
+        except re2.error:  # only when the patterns together exceed RE2's memory budget
+            raise ConfigError(
+                f"monitoring {cfg.name}: the {len(cfg.signals)} signal patterns together are too large for RE2",
+                "remove or simplify signals (large counted repetitions such as x{1000} cost the most)",
+            ) from None
         self._ignore = re2.compile("|".join(f"(?:{p})" for p in cfg.ignore), opts) if cfg.ignore else None
         self._nodes = [re2.compile(p, opts) for p in NODE_PATTERNS]
         # One alternation of every signal for scanning big buffers (``scan.py``); multi-line

@@ -39,7 +39,7 @@ def check_pattern(pattern: Any, where: str) -> str:
     if not isinstance(pattern, str) or not pattern:
         raise ConfigError(f"{where}: must be a non-empty string (a RE2 regular expression), got {pattern!r}")
     try:
-        re2.compile(pattern, re2_options())
+        compiled = re2.compile(pattern, re2_options())
     except re2.error as exc:
         why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ConfigError(
@@ -47,6 +47,11 @@ def check_pattern(pattern: Any, where: str) -> str:
             "patterns use RE2 syntax, which runs in linear time: no backreferences (\\1), no "
             "lookahead/lookbehind ((?=, (?!, (?<=, (?<!); use (?i) for case-insensitive matching",
         ) from None
+    if compiled.search("") is not None:
+        raise ConfigError(
+            f"{where}: {pattern!r} matches the empty string, so it would match every line",
+            "make the pattern require some text, e.g. 'NCCL ERROR' rather than 'NCCL.*|x*'",
+        )
     return pattern
 
 

@@ -53,7 +53,9 @@ def _restart_settings(name: str):
 
         path = resources.files("sidecar").joinpath("presets", "restart", f"{name}.yaml")
         if not path.is_file():
-            return None
+            from sidecar.errors import ConfigError
+
+            raise ConfigError(f"restart: unknown preset {name!r}", "see sidecar/presets/restart/ for the shipped ones")
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return build(RestartPolicy, data, "restart")
     except ImportError:
@@ -76,13 +78,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, cfg, report) -> int:
-    import json
+    from sidecar.errors import SidecarError
 
     if args.lines:
         report.write_line_hits(args.log, cfg, sys.stdout)
         return 0
     verdict = report.verdict_for_path(args.log, cfg)
-    decision = report.restart_decision(verdict, _restart_settings(args.restart))
+    try:
+        settings = _restart_settings(args.restart)
+    except SidecarError:
+        if args.restart != DEFAULT_RESTART:
+            raise
+        settings = None  # the shipped default is missing: fall back to the class outcome
+    decision = report.restart_decision(verdict, settings)
     if args.json:
         print(json.dumps(report.verdict_to_json(verdict, decision, args.log, cfg.name), indent=2))
     else:

@@ -87,3 +87,8 @@ def test_scan_matches_line_by_line_at_any_chunk_size(chunk):
     expect = [(i, h.signal) for i, l in enumerate(lines, 1) if (h := cls.classify(l, i))]
     got = [(h.line_no, h.signal) for h in scan_stream(io.BytesIO(text), cls, chunk_bytes=chunk)]
     assert got == expect and got[-1] == (len(lines), "code_error")
+
+
+def test_unknown_restart_preset_is_an_error(log, capsys):
+    assert main(["classify", str(log), "--restart", "nope"]) == 2
+    assert "restart: unknown preset 'nope'" in capsys.readouterr().err

@@ -100,3 +100,9 @@ def test_override_errors_name_the_users_key():
         load_monitoring_preset("megatron_production", {"signals": {"brand_new": {"error_type": "x", "class": "transient"}}})
     with pytest.raises(ConfigError, match="unknown override key"):
         load_monitoring_preset("megatron_production", {"sigals": {}})
+
+
+@pytest.mark.parametrize("pattern", ["x*", "(?:NCCL)?", "a|"])
+def test_pattern_matching_empty_string_is_refused(pattern):
+    with pytest.raises(ConfigError, match=r"monitoring\.signals\[0\]\.pattern: .* matches the empty string"):
+        load_monitoring({"signals": [sig(pattern=pattern)]})

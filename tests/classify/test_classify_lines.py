@@ -109,3 +109,24 @@ def test_first_signal_in_order_wins():
     # an AssertionError carrying Megatron's NaN check is a numerics stop, not a code bug
     hit = CLS.classify("AssertionError: Rank 0: found NaN in local grad norm in backward pass. Device: 0, node: g1", 1)
     assert hit.signal == "nan_loss" and hit.node == "g1"
+
+
+@pytest.mark.parametrize("preset", ["megatron_production", "generic"])
+def test_benign_lines_never_fire_in_any_preset(preset):
+    cls = LineClassifier(load_monitoring_preset(preset))
+    benign = [r["line"] for r in read_tsv("extra_lines.tsv") if r["expect"] == "none"]
+    benign += [r["line"] for r in read_tsv("corpus.tsv") if r["label"] == "noise"]
+    assert len(benign) >= 25
+    assert [l for l in benign if cls.classify(l, 1)] == []
+
+
+def test_generic_preset_core_signals():
+    cls = LineClassifier(load_monitoring_preset("generic"))
+    for line, error_type in [
+        ("[default0]:NCCL ERROR timeout", "nccl"),
+        ("CUDA device-side assert detected in kernel execution", "hang"),
+        ("torch.OutOfMemoryError: CUDA out of memory.", "oom"),
+        ("slurmstepd: error: *** JOB 1 ON n1 CANCELLED AT 2024-01-01T00:00:00 DUE TO TIME LIMIT ***", "timeout"),
+        ("[rank0]: KeyError: 'x'", "code_error"),
+    ]:
+        assert cls.classify(line, 1).error_type == error_type

@@ -44,10 +44,11 @@ def slurm_cluster() -> str:
         res = slurm_helpers.local_slurm("up")
         if res.returncode == 0 and slurm_helpers.controller_up():
             return "started"
-        reason = (
-            f"scripts/local-slurm up failed (exit {res.returncode}):\n"
-            f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+        what = (
+            f"scripts/local-slurm up failed (exit {res.returncode})" if res.returncode
+            else "scripts/local-slurm up exited 0 but `scontrol ping` does not say UP"
         )
+        reason = f"{what}:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     elif os.geteuid() != 0:
         reason = "no Slurm controller answers `scontrol ping` and not root (cannot run scripts/local-slurm up)"
     else:
@@ -79,13 +80,13 @@ def pytest_runtest_logreport(report):
     item_tier = _TIER_OF_NODEID.get(report.nodeid)
     if item_tier is None:
         return
-    counts = _TIERS.setdefault(item_tier, {"passed": 0, "failed": 0, "skipped": 0})
+    counts = _TIERS.setdefault(item_tier, {"passed": 0, "failed": 0, "skipped": 0, "errors": 0})
     if report.when == "call":
         counts["failed" if report.failed else "skipped" if report.skipped else "passed"] += 1
     elif report.when == "setup" and not report.passed:
-        counts["skipped" if report.skipped else "failed"] += 1
+        counts["skipped" if report.skipped else "errors"] += 1
     elif report.when == "teardown" and report.failed:
-        counts["failed"] += 1
+        counts["errors"] += 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -95,10 +96,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("test tiers")
     for tier in sorted(_TIERS):
         c = _TIERS[tier]
-        tr.write_line(f"{tier}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
-    real = _TIERS.get("slurm (real Slurm cluster)", {"passed": 0, "failed": 0, "skipped": 0})
-    ran = real["passed"] + real["failed"]
+        errors = f", {c['errors']} errors" if c["errors"] else ""
+        tr.write_line(f"{tier}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped{errors}")
+    real = _TIERS.get("slurm (real Slurm cluster)")
+    ran = real["passed"] + real["failed"] if real else 0
     if ran:
         tr.write_line(f"real Slurm tier RAN: {ran} tests against a live cluster ({real['passed']} passed)")
+    elif real:
+        tr.write_line("real Slurm tier did NOT run: no slurm-marked test got past setup (see skips/errors)")
     else:
-        tr.write_line("real Slurm tier did NOT run (no slurm-marked test ran)")
+        tr.write_line("real Slurm tier: no slurm-marked test selected")

@@ -32,6 +32,17 @@ def append(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def write_frozen(paths: RunPaths, *overrides: str) -> None:
+    """run.yaml as `autoexp-sidecar submit` writes it, for the local site profile."""
+    import yaml
+
+    from sidecar.config import load_config
+
+    cfg = load_config(None, ["slurm=local", "backend=command", "backend.command=echo hi",
+                             "monitoring=megatron_production", *overrides])
+    paths.config.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
 @pytest.fixture
 def run_dir(tmp_path):
     paths = RunPaths.of(tmp_path / "run")
@@ -113,8 +124,8 @@ def test_fake_scancel_on_path_is_called(run_dir, tmp_path):
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     parent = subprocess.Popen(["sleep", "120"])
-    # Pin the CLI client: "auto" could pick pyslurm where it is installed.
-    run_dir.config.write_text("")  # no frozen config: the sidecar falls back to the defaults
+    # Pin the CLI client in the frozen config: "auto" could pick pyslurm where it is installed.
+    write_frozen(run_dir, "slurm.client=cli")
     proc, errlog = start_sidecar(run_dir, parent.pid, env=env)
     try:
         append(run_dir.train_log("123"), NCCL_ERROR)
@@ -130,12 +141,7 @@ def test_fake_scancel_on_path_is_called(run_dir, tmp_path):
 
 
 def test_settings_come_from_the_frozen_run_config(run_dir):
-    yaml = pytest.importorskip("yaml")
-    from sidecar.config import load_config
-
-    cfg = load_config(None, ["slurm=local", "backend=command", "backend.command=echo hi",
-                             "monitoring=megatron_production", "monitoring_overrides.kill_grace_s=0"])
-    run_dir.config.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_frozen(run_dir, "monitoring_overrides.kill_grace_s=0")
     parent = subprocess.Popen(["sleep", "120"])
     proc, errlog = start_sidecar(run_dir, parent.pid, "--no-cancel")
     try:

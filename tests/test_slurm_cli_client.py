@@ -316,38 +316,56 @@ def test_real_permanent_submit_error(tmp_path):
     assert "partition" in ei.value.stderr.lower() and "sinfo" in ei.value.tip
 
 
-@pytest.mark.slurm
-@pytest.mark.timeout(300)
-def test_real_submit_rides_out_controller_down(tmp_path):
-    """slurmctld stopped for 20 s in the middle of a submit: the submit succeeds once the
-    controller is back, and exactly one job with that name exists."""
+def _submit_with_controller_down(c: CliSlurmClient, req: SubmitRequest, down_s: float) -> dict:
+    """Stop slurmctld, submit in a thread, keep it down ``down_s``, start it, wait for the
+    submit. ``disturbed``: another process restarted slurmctld meanwhile (shared cluster)."""
     import slurm_helpers
 
-    c = CliSlurmClient()
-    name = _uniq("ctld-down")
-    req = SubmitRequest(script=str(_script(tmp_path, "sleep 1")), name=name, comment=f"{name}-c",
-                        options={"output": "/dev/null"}, workdir=str(tmp_path))
-    result: dict = {}
+    result: dict = {"disturbed": False}
 
     def submit():
         t0 = time.monotonic()
         try:
             result["id"] = c.submit(req)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:  # noqa: BLE001 - reported by the test
             result["error"] = exc
         result["elapsed_s"] = time.monotonic() - t0
 
     slurm_helpers.stop_slurmctld()
     try:
-        worker = threading.Thread(target=submit)
+        worker = threading.Thread(target=submit, daemon=True)
         worker.start()
-        time.sleep(20)
-        assert worker.is_alive(), f"submit returned while slurmctld was down: {result}"
+        deadline = time.monotonic() + down_s
+        while time.monotonic() < deadline:
+            if slurm_helpers.read_pid(slurm_helpers.slurmctld_pid_file()) is not None:
+                result["disturbed"] = True
+            time.sleep(0.5)
+        result["alive_at_end_of_outage"] = worker.is_alive()
     finally:
         slurm_helpers.start_slurmctld()
     worker.join(timeout=200)
-    assert not worker.is_alive(), "submit did not finish after the controller came back"
-    assert "error" not in result, result.get("error")
-    assert result["elapsed_s"] >= 20
-    jobs = c.find_jobs(name=name)
-    assert [j.job_id for j in jobs] == [result["id"]], jobs
+    result["finished"] = not worker.is_alive()
+    return result
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_real_submit_rides_out_controller_down(tmp_path):
+    """slurmctld stopped for 20 s in the middle of a submit: the submit succeeds once the
+    controller is back, and exactly one job with that name exists."""
+    c = CliSlurmClient()
+    for attempt in range(3):
+        name = _uniq(f"ctld-down{attempt}")
+        req = SubmitRequest(script=str(_script(tmp_path, "sleep 1")), name=name, comment=f"{name}-c",
+                            options={"output": "/dev/null"}, workdir=str(tmp_path))
+        result = _submit_with_controller_down(c, req, down_s=20)
+        assert result["finished"], "submit did not finish after the controller came back"
+        assert "error" not in result, result.get("error")
+        jobs = c.find_jobs(name=name)
+        assert [j.job_id for j in jobs] == [result["id"]], jobs  # exactly one job, whatever happened
+        if not result["disturbed"]:
+            assert result["alive_at_end_of_outage"], result  # it waited for the controller...
+            assert result["elapsed_s"] >= 20  # ...and succeeded only after it was back
+            return
+    pytest.skip("another process restarted slurmctld during each 20 s outage (shared cluster); "
+                "exactly-one-job held every time")

@@ -97,10 +97,13 @@ def test_percent_in_run_dir_is_refused():
 # ----------------------------------------------------------------------------- running it
 FAKE_PYTHON = """#!/bin/bash
 # stands in for the interpreter: logs each call, then acts the part
-printf '%s\\n' "$(pwd)" "$@" > "$FAKE_LOG/$(date +%s%N)-$$.call"
+role=train; [ "$2" = sidecar ] && role=$3
+printf '%s\\n' "$(pwd)" "$@" > "$FAKE_LOG/$role.call"
 case "$2" in
   sidecar) case "$3" in
       scan) exec sleep 30 ;;
+      # the script stops the sidecar right after record: let the background one start first
+      record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan.call" ] && break; sleep 0.05; done; exit 0 ;;
       arm) echo 7; exit 0 ;;
       *) exit 0 ;;
     esac ;;
@@ -112,8 +115,9 @@ esac
 """
 
 
-def _calls(log: Path) -> list[list[str]]:
-    return [p.read_text(encoding="utf-8").splitlines() for p in sorted(log.glob("*.call"))]
+def _calls(log: Path) -> dict[str, list[str]]:
+    """role (arm, scan, record, train) -> [cwd, *argv]"""
+    return {p.stem: p.read_text(encoding="utf-8").splitlines() for p in log.glob("*.call")}
 
 
 def _setup(tmp_path: Path):
@@ -142,8 +146,7 @@ def test_awkward_paths_survive_and_the_script_calls_arm_scan_train_record(tmp_pa
     res = subprocess.run(["bash", str(script)], env={**env, "FAKE_RC": "3"}, cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 3, res.stderr
-    calls = _calls(log)
-    by_role = {c[3] if c[2] == "sidecar" else "train": c for c in calls}
+    by_role = _calls(log)
     root = str(paths.root)
     assert by_role["arm"][1:] == ["-m", "sidecar", "arm", "--run", root, "--job", "41"]
     assert by_role["scan"][1:] == ["-m", "sidecar", "scan", "--run", root, "--attempt", "7", "--job", "41",
@@ -167,7 +170,7 @@ def test_attempt_and_reason_from_the_environment_pass_through(tmp_path):
     env = {**env, "AUTOEXP_ATTEMPT": "3", "AUTOEXP_RESTART_REASON": "Transient failure detected (error_type=nccl)"}
     res = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert not any(c[3:4] == ["arm"] for c in _calls(log))
+    assert "arm" not in _calls(log)
     assert (log / "train.env").read_text().strip() == \
         "attempt=3 reason=Transient failure detected (error_type=nccl)"
 
@@ -183,7 +186,7 @@ def test_a_signal_is_forwarded_and_recorded(tmp_path, sig, name):
     time.sleep(0.2)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
-    record = next(c for c in _calls(log) if c[3:4] == ["record"])
+    record = _calls(log)["record"]
     assert record[-2:] == ["--signal", name], (record, err)
     code = record[record.index("--exit-code") + 1]
     # the training (a bash stand-in) died by the forwarded signal: 128 + signum

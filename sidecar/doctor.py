@@ -197,10 +197,13 @@ def fstype_of(path: Path, mounts: Sequence[tuple[str, str]]) -> tuple[str, str] 
 
 def check_run_root_shared(run_root: Path, mounts: Iterable[tuple[str, str]] | None = None) -> CheckResult:
     name = "run root shared"
-    resolved = run_root.expanduser()
-    while not resolved.exists() and resolved != resolved.parent:
-        resolved = resolved.parent
-    resolved = resolved.resolve()
+    # resolve symlinks of the part that exists; the rest (not created yet) is kept as is
+    path = Path(os.path.abspath(run_root.expanduser()))
+    existing, rest = path, []
+    while not existing.exists() and existing != existing.parent:
+        rest.insert(0, existing.name)
+        existing = existing.parent
+    resolved = existing.resolve().joinpath(*rest)
     found = fstype_of(resolved, list(mounts) if mounts is not None else read_mounts())
     if found is None:
         return CheckResult(name, Status.WARN, f"cannot tell the filesystem of {run_root}", required=False)

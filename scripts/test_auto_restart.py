@@ -348,7 +348,7 @@ class Harness:
             raise ScenarioFailed("cancel")
         self.reporter.ok(f"Cancelled job {job}")
 
-    def inject(self, run: Run, job: str, line: str) -> None:
+    def inject(self, run: Run, job: str, line: str) -> tuple[Path, str]:
         log = run.log(job)
         if not log.exists():
             self.reporter.fail(f"Could not find log file {log}")
@@ -357,10 +357,35 @@ class Harness:
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
         self.reporter.ok("Injected error line")
+        return log, line
 
-    def wait_marker(self, run: Run, attempt: int, error_type: str) -> dict:
+    def wait_marker(self, run: Run, attempt: int, error_type: str,
+                    injected: tuple[Path, str] | None = None) -> dict:
         self.reporter.info(f"Waiting for the monitor to detect the failure (attempt {attempt})...")
-        marker = wait_for(lambda: run.marker(attempt), self.restart_timeout_s)
+        lost: list[bool] = []
+
+        def found() -> dict | None:
+            marker = run.marker(attempt)
+            if marker is None and injected is not None:
+                log, line = injected
+                if line.encode() not in read_bytes(log):
+                    time.sleep(1.0)  # the monitor may have read it just before it went
+                    marker = run.marker(attempt)
+                    if marker is None:
+                        lost.append(True)  # overwritten by the job's own output
+                        raise _Ended("lost")
+            return marker
+
+        try:
+            marker = wait_for(found, self.restart_timeout_s)
+        except _Ended:
+            marker = None
+        if lost:
+            self.reporter.warn("The injected line is no longer in the log: the job's next write "
+                               "overwrote it (its output file is not opened in append mode; "
+                               "sbatch --open-mode=append)")
+            self.reporter.fail("Monitor did not detect the failure!")
+            raise ScenarioFailed("marker")
         if marker is None:
             self.reporter.warn(f"No marker written within {self.restart_timeout_s:g}s")
             self.reporter.fail("Monitor did not detect the failure!")
@@ -390,11 +415,11 @@ class Harness:
         self.reporter.info(f"Checking for restart of job {job}...")
         new = wait_for(lambda: run.train_job(attempt + 1), self.restart_timeout_s)
         if new is None:
-            self.reporter.warn(f"No restart detected within {self.restart_timeout_s:g}s")
-            self.reporter.fail("No restart detected!")
             d = run.decision(attempt)
             if d:
                 self.reporter.info(f"Decision for attempt {attempt}: {d.get('action')} - {d.get('reason')}")
+            self.reporter.warn(f"No restart detected within {self.restart_timeout_s:g}s")
+            self.reporter.fail("No restart detected!")
             raise ScenarioFailed("restart")
         self.reporter.ok(f"Found restarted job: {new}")
         d = wait_for(lambda: run.decision(attempt), 10) or {}
@@ -523,8 +548,8 @@ def _inject_scenario(h: Harness, scenario: str, line: str, error_type: str,
     run = h.submit(scenario)
     h.wait_state(run.job, "RUNNING")
     h.wait_checkpoint(run, run.job)
-    h.inject(run, run.job, line)
-    h.wait_marker(run, run.attempt, error_type)
+    injected = h.inject(run, run.job, line)
+    h.wait_marker(run, run.attempt, error_type, injected)
     new = h.expect_restart(run, run.attempt, run.job, reason=reason, reason_contains=reason_contains)
     h.verify_resume(run, run.job, new)
     return True

@@ -10,7 +10,10 @@ is non-empty), so the figures are comparable on this machine.
 No Slurm is needed: the sidecar runs with ``--no-cancel`` (the cancel after the grace period is
 logged, not sent), which does not affect the time to the marker.
 
-    python bench/bench_detection.py [--reps 10] [--poll-s 0.1]
+    python bench/bench_detection.py [--reps 10] [--hang-reps 3] [--poll-s 0.1]
+
+A second measurement does the same for a silent hang: iteration lines every 0.2 s, then none;
+the time from the last line to the ``hang`` marker (pace-based detection, issue 4).
 """
 
 from __future__ import annotations
@@ -47,13 +50,17 @@ class Writer(threading.Thread):
         super().__init__(daemon=True)
         self.fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.every_s, self.lock, self.done = every_s, threading.Lock(), threading.Event()
+        self.last_write_t = 0.0
 
     def run(self) -> None:
         i = 0
         while not self.done.wait(self.every_s):
             i += 1
             with self.lock:
+                if self.done.is_set():
+                    break
                 os.write(self.fd, ITER % (i, i * 8))
+                self.last_write_t = time.perf_counter()
 
     def error(self) -> float:
         with self.lock:
@@ -103,6 +110,35 @@ def one_sidecar(root: Path, rep: int, poll_s: float) -> float | None:
         proc.wait(timeout=10)
 
 
+def one_hang(root: Path, rep: int, poll_s: float) -> float | None:
+    """Iteration lines every 0.2 s, then silence: time from the last line to the hang marker."""
+    paths = RunPaths.of(root / f"hang-{rep}")
+    paths.create(f"bench-hang-{rep}")
+    paths.claim_attempt(1)
+    log, errlog = paths.train_log("1000"), paths.sidecar_log(1)
+    with open(errlog, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "scan", "--run", str(paths.root), "--attempt", "1",
+             "--job", "1000", "--log", str(log), "--poll-s", str(poll_s), "--parent-pid",
+             str(os.getpid()), "--monitoring", "megatron_production", "--no-cancel"],
+            stdout=out, stderr=subprocess.STDOUT)
+    writer = Writer(log)
+    try:
+        if wait_until(lambda: b"watching job" in errlog.read_bytes(), 30.0) is None:
+            raise SystemExit(f"sidecar did not start:\n{errlog.read_text()}")
+        writer.start()
+        time.sleep(3.0 + random.uniform(0, 0.2))
+        with writer.lock:  # the job hangs: no more output
+            writer.done.set()
+            t0 = writer.last_write_t
+        t1 = wait_until(paths.marker(1).exists, 60.0)
+        return None if t1 is None else t1 - t0
+    finally:
+        writer.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
 def one_grep(root: Path, rep: int) -> float | None:
     d = root / f"grep-{rep}"
     d.mkdir()
@@ -138,6 +174,7 @@ def summary(name: str, samples: list[float | None]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--hang-reps", type=int, default=3, help="repetitions of the hang measurement (about 9 s each)")
     ap.add_argument("--poll-s", type=float, default=0.1, help="the sidecar's --poll-s (default 0.1, as in the template)")
     args = ap.parse_args(argv)
     print(f"detection latency: NCCL error line appended -> detected; {args.reps} repetitions; "
@@ -152,11 +189,17 @@ def main(argv: list[str] | None = None) -> int:
             grep.append(one_grep(root, rep))
             fmt = lambda v: "miss" if v is None else f"{v * 1000:.1f} ms"  # noqa: E731
             print(f"  rep {rep + 1:2d}: sidecar {fmt(side[-1]):>9}   tail|grep {fmt(grep[-1]):>9}", flush=True)
+        hang = [one_hang(root, rep, args.poll_s) for rep in range(args.hang_reps)]
     print(summary("sidecar (line -> marker.json)", side))
     print(summary("baseline tail -F | grep (-> hit)", grep))
     ok = [s for s in side if s is not None]
     target = bool(ok) and len(ok) == len(side) and statistics.median(ok) < 0.5
     print(f"target median < 500 ms: {'met' if target else 'NOT met'}")
+    print(f"hang: iterations every 0.2 s, then silence -> hang marker (preset megatron_production: "
+          f"pace_factor 10, floor_s 5; a fixed 300 s timeout would take 300 s); {args.hang_reps} repetitions")
+    print(summary("sidecar (last line -> hang marker)", hang))
+    okh = [h for h in hang if h is not None]
+    print(f"target hang detected in < 10 s: {'met' if okh and len(okh) == len(hang) and max(okh) < 10 else 'NOT met'}")
     return 0
 
 

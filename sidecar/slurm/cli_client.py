@@ -7,6 +7,7 @@ Every command goes through one injectable runner (``runner.run`` by default).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import uuid
@@ -139,7 +140,7 @@ class CliSlurmClient:
         so a unique ``autoexp-submit-<hex>`` comment is added.
         """
         if not req.comment:
-            req = SubmitRequest(**{**req.__dict__, "comment": f"autoexp-submit-{uuid.uuid4().hex[:16]}"})
+            req = dataclasses.replace(req, comment=f"autoexp-submit-{uuid.uuid4().hex[:16]}")
         argv, extra_env = build_sbatch_argv(req, self.commands.sbatch)
         deadline = self._clock() + self.submit_window_s
         must_look_first = False

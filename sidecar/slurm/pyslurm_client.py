@@ -8,6 +8,7 @@ without it. The calls used keep their names in pyslurm 22.5.3, 24.11.0 and 25.11
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import uuid
@@ -126,7 +127,7 @@ class PyslurmClient:
         """At most once, as the CLI client: after a transient RPC error (the controller may have
         created the job and lost the answer) look the job up by name+comment before retrying."""
         if not req.comment:
-            req = SubmitRequest(**{**req.__dict__, "comment": f"autoexp-submit-{uuid.uuid4().hex[:16]}"})
+            req = dataclasses.replace(req, comment=f"autoexp-submit-{uuid.uuid4().hex[:16]}")
         try:
             script_text = Path(req.script).read_text(errors="replace")
         except OSError as exc:

@@ -32,34 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _restart_settings(name: str):
-    """The restart settings for the decision, or None when no loader is available."""
-    import importlib
-
-    for mod_name in ("sidecar.config.restart", "sidecar.config"):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        loader = getattr(mod, "load_restart_preset", None)
-        if loader is not None:
-            return loader(name)
-    try:  # fall back to the preset file and the RestartPolicy schema
-        from importlib import resources
-
-        import yaml
-
+    """The restart settings for the decision (as ``submit`` builds them), or None when the
+    config package is not available (then the class-based outcome is shown)."""
+    try:
+        from sidecar.config.presets import read_preset
         from sidecar.config.restart import RestartPolicy
         from sidecar.config.validate import build
-
-        path = resources.files("sidecar").joinpath("presets", "restart", f"{name}.yaml")
-        if not path.is_file():
-            from sidecar.errors import ConfigError
-
-            raise ConfigError(f"restart: unknown preset {name!r}", "see sidecar/presets/restart/ for the shipped ones")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return build(RestartPolicy, data, "restart")
     except ImportError:
         return None
+    return build(RestartPolicy, {**read_preset("restart", name), "preset": name}, "restart")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -79,8 +79,6 @@ def summarize(run_id: str, run_dir: str, events: Sequence[Mapping[str, Any]],
                 decided[n] = d
                 if d.get("action") == "restart" and d.get("counts_against_budget"):
                     budget_used += 1
-                if d.get("action") == "stop" and d.get("counts_against_budget"):
-                    budget_used = max(budget_used, int(d.get("budget_used") or 0))
         elif kind == "finished":
             finished = ev
         elif kind == "stopped":

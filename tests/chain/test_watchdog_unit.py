@@ -1,0 +1,253 @@
+"""The watchdog, facts, status and resume against a fake Slurm client (no cluster needed).
+
+The real chain runs in tests/scenarios on the real cluster; these pin down the decisions and
+the bookkeeping around them, including the failure paths a real Slurm can't produce on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import load_config
+from sidecar.errors import SlurmError
+from sidecar.launch import submit_attempt
+from sidecar.policy import Action
+from sidecar.resume import resume
+from sidecar.rundir import RunPaths, atomic_write_json
+from sidecar.run_report import build_status, render_text
+from sidecar.slurm.types import JobInfo, JobState, SubmitRequest
+from sidecar.status import RunState
+from sidecar.watchdog import handle_attempt
+
+
+class FakeClient:
+    kind = "fake"
+
+    def __init__(self):
+        self.jobs: dict[str, JobInfo] = {}
+        self.submitted: list[SubmitRequest] = []
+        self.cancelled: list[str] = []
+        self.fail_submit = False
+        self.lock = threading.Lock()
+        self.next_id = 100
+
+    def submit(self, req):
+        if self.fail_submit:
+            raise SlurmError("sbatch: error: Batch job submission failed: Invalid account",
+                             "set slurm.account")
+        with self.lock:
+            self.next_id += 1
+            jid = str(self.next_id)
+            self.submitted.append(req)
+            self.jobs[jid] = JobInfo(jid, JobState.PENDING, name=req.name, comment=req.comment)
+        return jid
+
+    def job_info(self, job_id):
+        return self.jobs.get(str(job_id), JobInfo(str(job_id), JobState.UNKNOWN))
+
+    def set(self, job_id, state, **kw):
+        self.jobs[job_id] = replace(self.jobs.get(job_id, JobInfo(job_id, state)), state=state, **kw)
+
+    def cancel(self, job_id, signal=None):
+        self.cancelled.append(job_id)
+        self.set(job_id, JobState.CANCELLED)
+
+    def update(self, job_id, **fields):
+        pass
+
+    def find_jobs(self, name=None, comment=None, active_only=False):
+        return [j for j in self.jobs.values() if (not comment or j.comment == comment)]
+
+    def version(self):
+        return "22.05.8"
+
+
+@pytest.fixture
+def run(tmp_path):
+    cfg = load_config(None, ["slurm=local", f"run.root={tmp_path}", "run.name=r1"],
+                      now=datetime(2026, 11, 29, 12, 0, 0))
+    paths = RunPaths.of(tmp_path / "r1")
+    paths.create("r1")
+    paths.train_script.write_text("#!/bin/bash\n")
+    paths.watchdog_script.write_text("#!/bin/bash\n")
+    client = FakeClient()
+    paths.claim_attempt(1)
+    sub = submit_attempt(client, paths, "r1", 1, "")
+    return paths, cfg, client, sub
+
+
+def marker(paths, n, error_type, cls="transient", node=None):
+    atomic_write_json(paths.marker(n), {"error_type": error_type, "class": cls, "node": node,
+                                        "line": "x", "line_no": 3})
+
+
+def test_submit_attempt_requests(run):
+    paths, cfg, client, sub = run
+    train, wd = client.submitted
+    assert train.options["no-requeue"] is True and train.workdir == str(paths.root)
+    assert train.env["AUTOEXP_ATTEMPT"] == "1"
+    assert train.comment == "autoexp-sidecar:r1:1:train"
+    assert wd.dependency == f"afternotok:{sub.train_job}"
+    assert wd.options["kill-on-invalid-dep"] == "yes"
+    assert paths.read_job_id(paths.train_job_file(1)) == sub.train_job
+    assert paths.read_job_id(paths.watchdog_job_file(1)) == sub.watchdog_job
+
+
+def test_transient_marker_resubmits_next_attempt(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    marker(paths, 1, "nccl")
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.action is Action.RESTART and d.reason == "Transient failure detected (error_type=nccl)"
+    assert len(client.submitted) == 4
+    train2 = client.submitted[2]
+    assert train2.env["AUTOEXP_ATTEMPT"] == "2"
+    assert train2.env["AUTOEXP_RESTART_REASON"] == d.reason
+    assert json.loads(paths.decision(1).read_text())["action"] == "restart"
+
+
+def test_node_from_marker_is_excluded_on_resubmission(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    marker(paths, 1, "gpu_hw", node="n2")
+    handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert client.submitted[2].options["exclude"] == "n2"
+
+
+def test_oom_stops_and_submits_nothing(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED, exit_code=1)
+    marker(paths, 1, "oom", "permanent")
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.reason == "Permanent failure detected (excluded error_type: oom)"
+    assert len(client.submitted) == 2
+    st = build_status(paths, client, 3)
+    assert st.state is RunState.STOPPED and "oom" in st.detail
+
+
+def test_failed_without_marker_classifies_log_tail(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED, exit_code=1)
+    paths.train_log(sub.train_job).write_bytes(
+        b" iteration 5/ 100 | lm loss: 3.0 |\n\xff\xfe garbage\n"
+        b"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.action is Action.STOP and d.error_type == "oom"
+
+
+def test_missing_log_and_no_marker_is_unknown_restart(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED, exit_code=2)
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.action is Action.RESTART and d.error_type == "unknown"
+
+
+def test_garbled_marker_and_events_do_not_lose_history(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    paths.marker(1).write_text("{not json")
+    with open(paths.events, "a") as fh:
+        fh.write("{torn line\n")
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.action is Action.RESTART and d.error_type == "scancel"
+    kinds = [e["event"] for e in paths.iter_events()]
+    assert kinds[:3] == ["submitted", "watchdog_armed", "decided"]
+
+
+def test_two_watchdogs_same_attempt_submit_once(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    marker(paths, 1, "nccl")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for r in results if r is not None) == 1
+    trains = [r for r in client.submitted if r.comment.endswith(":train")]
+    assert len(trains) == 2  # attempt 1 and exactly one attempt 2
+
+
+def test_budget_runs_out_on_the_fourth_failure(run):
+    paths, cfg, client, sub = run
+    job = sub.train_job
+    for n in range(1, 5):
+        client.set(job, JobState.CANCELLED)
+        d = handle_attempt(paths, cfg, client, n, job, wait_s=0)
+        if n < 4:
+            assert d.action is Action.RESTART, d.reason
+            job = paths.read_job_id(paths.train_job_file(n + 1))
+    assert d.reason == "retry budget exhausted (attempt 4/3)"
+    st = build_status(paths, client, cfg.restart.max_retries)
+    assert st.state is RunState.STOPPED
+    assert st.budget_used == 3  # restarts that used the budget
+    assert "retry budget exhausted" in render_text(st)
+
+
+def test_submit_failure_is_recorded_and_resume_repairs_it(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    client.fail_submit = True
+    with pytest.raises(SlurmError):
+        handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    st = build_status(paths, client, 3)
+    assert st.state is RunState.BROKEN and "submitting attempt 2 failed" in st.detail
+    client.fail_submit = False
+    msg = resume(paths, cfg, client)
+    assert "submitted attempt 2" in msg
+    assert build_status(paths, client, 3).state is RunState.QUEUED
+
+
+def test_cancelled_watchdog_is_a_broken_chain_and_resume_rearms(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.RUNNING)
+    client.set(sub.watchdog_job, JobState.CANCELLED)
+    st = build_status(paths, client, 3)
+    assert st.state is RunState.BROKEN and "watchdog" in st.detail
+    msg = resume(paths, cfg, client)
+    assert "armed a new watchdog" in msg
+    assert build_status(paths, client, 3).state is RunState.RUNNING
+
+
+def test_ended_attempt_without_decision_is_decided_by_resume(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED, exit_code=1)
+    client.set(sub.watchdog_job, JobState.CANCELLED)
+    assert build_status(paths, client, 3).state is RunState.BROKEN
+    assert "decided attempt 1: restart" in resume(paths, cfg, client)
+
+
+def test_stopped_run_needs_force(run):
+    paths, cfg, client, sub = run
+    paths.stop_request.write_text("{}")
+    client.set(sub.train_job, JobState.CANCELLED)
+    handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert "nothing to re-arm" in resume(paths, cfg, client)
+    assert "submitted attempt 2" in resume(paths, cfg, client, force=True)
+    assert not paths.stop_request.exists()
+
+
+def test_running_job_is_not_decided_and_claim_is_released(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.RUNNING)
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.action is Action.NOTHING
+    assert not paths.decide_claim(1).exists()
+
+
+def test_inspect_text_lists_attempts(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    marker(paths, 1, "hang")
+    handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    text = render_text(build_status(paths, client, 3))
+    assert "Transient failure detected (error_type=hang)" in text
+    assert "budget:   1/3" in text

@@ -9,7 +9,9 @@ the follower must live with everything a real log does:
   it is delivered as head + a note + tail, and the middle is never held in memory;
 - bytes need not be UTF-8 (they are passed on as bytes; the classifier accepts bytes);
 - the file may be truncated or replaced (size shrinks below our offset, or a new inode):
-  reading restarts from 0 and ``on_notice`` says so.
+  reading restarts from 0 and ``on_notice`` says so. (A truncation followed, between two polls,
+  by growth past our offset in the same inode cannot be seen from sizes; at a 0.1 s poll this
+  needs a copytruncate and a burst within 0.1 s, and costs re-reading nothing or skipping a part.)
 
 Reads happen in bounded chunks and a poll reads at most ``max_poll_bytes``, so memory stays
 flat whatever the log size and a burst of output never stalls the caller; ``behind`` tells the

@@ -11,7 +11,7 @@ the follower must live with everything a real log does:
 - the file may be truncated or replaced (size shrinks below our offset, or a new inode):
   reading restarts from 0 and ``on_notice`` says so. (A truncation followed, between two polls,
   by growth past our offset in the same inode cannot be seen from sizes; at a 0.1 s poll this
-  needs a copytruncate and a burst within 0.1 s, and costs re-reading nothing or skipping a part.)
+  needs a copytruncate and a burst within 0.1 s; the new bytes before our old offset are missed.)
 
 Reads happen in bounded chunks and a poll reads at most ``max_poll_bytes``, so memory stays
 flat whatever the log size and a burst of output never stalls the caller; ``behind`` tells the

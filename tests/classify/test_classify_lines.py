@@ -130,3 +130,13 @@ def test_generic_preset_core_signals():
         ("[rank0]: KeyError: 'x'", "code_error"),
     ]:
         assert cls.classify(line, 1).error_type == error_type
+
+
+def test_every_shipped_signal_has_a_real_example():
+    from helpers import EPISODES
+
+    lines = [r["line"] for r in read_tsv("corpus.tsv")] + [r["line"] for r in read_tsv("extra_lines.tsv")]
+    for path in EPISODES:
+        lines += path.read_text().splitlines()
+    seen = {h.signal for line in lines if (h := CLS.classify(line, 1))}
+    assert [s.name for s in CFG.signals if s.name not in seen] == []

@@ -34,8 +34,10 @@ def re2_options() -> "re2.Options":
     return opts
 
 
-def check_pattern(pattern: Any, where: str) -> str:
+def check_pattern(pattern: Any, where: str, signal: str | None = None) -> str:
     """Return ``pattern`` if RE2 can compile it, else raise a ConfigError naming ``where``."""
+    if signal:
+        where = f"{where} (signal {signal!r})"
     if not isinstance(pattern, str) or not pattern:
         raise ConfigError(f"{where}: must be a non-empty string (a RE2 regular expression), got {pattern!r}")
     try:
@@ -84,7 +86,7 @@ def _signal(raw: Any, where: str) -> Signal:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}.description: must be a string")
-    pattern = check_pattern(raw["pattern"], f"{where}.pattern")
+    pattern = check_pattern(raw["pattern"], f"{where}.pattern", name)
     return Signal(name, pattern, error_type, klass, cascade, description.strip())
 
 

@@ -34,7 +34,7 @@ def test_bad_regex_is_a_config_error_naming_the_key(pattern, why):
     data = {"signals": [sig(), sig(name="s2"), sig(name="s3"), sig(name="s4", pattern=pattern)]}
     with pytest.raises(ConfigError) as err:
         load_monitoring(data)
-    assert err.value.message.startswith("monitoring.signals[3].pattern: RE2 cannot compile")
+    assert err.value.message.startswith("monitoring.signals[3].pattern (signal 's4'): RE2 cannot compile")
     assert "lookahead" in err.value.tip and "backreferences" in err.value.tip
 
 
@@ -104,5 +104,5 @@ def test_override_errors_name_the_users_key():
 
 @pytest.mark.parametrize("pattern", ["x*", "(?:NCCL)?", "a|"])
 def test_pattern_matching_empty_string_is_refused(pattern):
-    with pytest.raises(ConfigError, match=r"monitoring\.signals\[0\]\.pattern: .* matches the empty string"):
+    with pytest.raises(ConfigError, match=r"monitoring\.signals\[0\]\.pattern \(signal 's1'\): .* matches the empty string"):
         load_monitoring({"signals": [sig(pattern=pattern)]})

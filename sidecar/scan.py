@@ -191,6 +191,7 @@ class Scanner:
     last_output_time: float | None = None
     last_line_no: int = 0
     errors: int = 0
+    pre_root_hits: int = 0
     _marker_dirty: bool = False
     _progress_written_at: float | None = None
     _progress_last: dict | None = field(default=None, repr=False)
@@ -228,8 +229,11 @@ class Scanner:
                 self.marker["evidence"].append(evidence_entry(hit, raw))
                 self._marker_dirty = True
         else:
-            logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
-                        line_no, hit.signal, hit.error_type)
+            # e.g. the srun/slurmstepd lines of a plain scancel: cascade only, no marker
+            self.pre_root_hits += 1
+            if self.pre_root_hits <= MAX_LOGGED_ERRORS:
+                logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
+                            line_no, hit.signal, hit.error_type)
 
     def _write_first_marker(self, hit: Any, raw: bytes, now: float) -> None:
         p = self.progress

@@ -83,6 +83,7 @@ class Case:
     latencies: list[float] = field(default_factory=list)
     detect: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    lost: int = 0  # injected lines overwritten by the job's own output before detection
 
 
 # ============================================================================ the floor
@@ -119,6 +120,10 @@ def floor_rep(work: Path, rep: int, partition: str | None, timeout_s: float, pol
 
 
 # ============================================================================ the chain
+
+
+class LostLine(RuntimeError):
+    """The injected line vanished from the log (overwritten) before the sidecar saw it."""
 
 
 class ChainRun:
@@ -158,12 +163,16 @@ class ChainRun:
         # the sidecar and the workload are up once the log shows iterations
         if not wait_for(lambda: log.exists() and b"iteration" in log.read_bytes(), timeout_s, 0.1):
             raise RuntimeError(f"no iteration in {log} within {timeout_s}s")
-        time.sleep(0.3)
+        # Inject just after the workload wrote a line: the job's output file is not opened in
+        # append mode, so its next write lands at its own offset and may overwrite our line.
+        size = log.stat().st_size
+        wait_for(lambda: log.stat().st_size != size, 5, 0.01)
         marker = self.attempt_file(self.attempt, "marker.json")
         next_job_file = self.attempt_file(self.attempt + 1, "train_job")
+        line = LINES[i % len(LINES)]
         t0 = time.monotonic()
         with open(log, "a") as fh:
-            fh.write(LINES[i % len(LINES)] + "\n")
+            fh.write(line + "\n")
         t_marker: float | None = None
         new: str | None = None
         deadline = t0 + timeout_s
@@ -171,6 +180,10 @@ class ChainRun:
             now = time.monotonic()
             if t_marker is None and marker.exists():
                 t_marker = now - t0
+            if t_marker is None and now - t0 > 1.0 and line.encode() not in log.read_bytes():
+                if not marker.exists():
+                    raise LostLine(f"the injected line was overwritten in {log.name} before "
+                                   "the sidecar read it")
             if new is None:
                 new = read_job_file(next_job_file)
             if new is not None and squeue_state(new) == "RUNNING":
@@ -197,13 +210,21 @@ class ChainRun:
                 run_cmd(["scancel", *ids])
 
 
-def chain_case(case: Case, cli: Sequence[str], config: Path, root: Path, sets: Sequence[str],
+def chain_case(case: Case, key: str, cli: Sequence[str], config: Path, root: Path, sets: Sequence[str],
                reps: int, timeout_s: float, poll_s: float, log: Callable[[str], None]) -> None:
-    run = ChainRun(cli, config, root, f"bench-{case.name.replace('=', '')}-{os.getpid()}", sets, reps)
+    run = ChainRun(cli, config, root, f"bench-{key}-{os.getpid()}", sets, reps)
     try:
         run.submit()
         for i in range(reps):
-            t, tm = run.rep(i, timeout_s, poll_s)
+            for _ in range(3):
+                try:
+                    t, tm = run.rep(i, timeout_s, poll_s)
+                    break
+                except LostLine as exc:
+                    case.lost += 1
+                    log(f"{case.name} rep {i + 1}: {exc}; injecting again")
+            else:
+                raise RuntimeError("the injected line was lost 3 times in a row")
             case.latencies.append(t)
             if tm is not None:
                 case.detect.append(tm)
@@ -295,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if key in wanted:
                 c = Case(label)
                 cases.append(c)
-                chain_case(c, cli, args.config.resolve(), work, [*sets, *extra], args.reps,
+                chain_case(c, key.replace("_", "-"), cli, args.config.resolve(), work, [*sets, *extra], args.reps,
                            args.timeout_s, args.poll_s, log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -305,9 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for c in cases:
         for e in c.errors:
             print(f"error in {c.name}: {e}")
+        if c.lost:
+            print(f"{c.name}: {c.lost} injected line(s) were overwritten by the job's output before "
+                  "the sidecar read them (output file not in append mode) and were injected again")
     if args.json:
         print(json.dumps({c.name: {"latencies_s": c.latencies, "marker_s": c.detect,
-                                   "errors": c.errors} for c in cases}, indent=2))
+                                   "errors": c.errors, "lost_injections": c.lost} for c in cases}, indent=2))
     return 0 if all(c.latencies and not c.errors for c in cases) else 1
 
 

@@ -129,6 +129,11 @@ class _State:
                on_region: Callable[[bytearray, int], None] | None) -> Iterator[SignalHit]:
         if end == 0:
             return
+        if buf.find(b"\r", 0, end) >= 0:
+            # CRLF lines: RE2's multi-line $ matches only before \n, while a single line is
+            # classified without its line ending. Drop the \r so both agree (a copy, only here).
+            buf = buf[:end].replace(b"\r\n", b"\n")
+            end = len(buf)
         if on_region is not None:
             on_region(buf, end)
         combined = classifier.combined

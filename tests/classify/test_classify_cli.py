@@ -92,3 +92,10 @@ def test_scan_matches_line_by_line_at_any_chunk_size(chunk):
 def test_unknown_restart_preset_is_an_error(log, capsys):
     assert main(["classify", str(log), "--restart", "nope"]) == 2
     assert "restart: unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_crlf_lines_scan_like_single_lines():
+    cls = LineClassifier(load_monitoring_preset("megatron_production"))
+    text = b"ok\r\n[rank0]: AssertionError\r\nprogress 10%\rprogress 20%\r\nKeyError\r\n"
+    got = [(h.line_no, h.signal) for h in scan_stream(io.BytesIO(text), cls)]
+    assert got == [(2, "code_error"), (4, "code_error")]

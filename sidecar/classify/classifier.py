@@ -40,7 +40,10 @@ NODE_PATTERNS: tuple[str, ...] = (
     r"\bhost(?:name)?\s*:\s*([A-Za-z][\w.-]*[\w])",  # torch elastic failure summary
 )
 # Words that follow "node" in prose and are not host names.
-_NOT_NODES = frozenset({"failure", "failed", "list", "rank", "the", "is", "was", "local", "and", "ranks"})
+_NOT_NODES = frozenset({
+    "failure", "failures", "failed", "list", "rank", "ranks", "the", "is", "was", "has", "local",
+    "and", "or", "to", "for", "of", "with", "in", "on", "logs", "log", "names", "name", "count",
+})
 
 
 def _to_bytes(line: str | bytes) -> bytes:

@@ -26,6 +26,10 @@ _SAVED = re.compile(rb"\bsuccessfully saved checkpoint (?:from|at) iteration\s+(
 # "loading checkpoint from /ckpt at iteration 100" / "successfully loaded checkpoint from ... at iteration 100"
 _LOADED = re.compile(rb"\bload(?:ing|ed) checkpoint from .* at iteration\s+(\d+)")
 _PACE_WINDOW = 5  # iteration intervals in the median: recent pace, robust to one slow step
+# Block-buffered stdout (python under srun without -u) delivers iteration lines in bursts:
+# twenty lines at once, then nothing for a minute. Gaps shorter than this are the same burst;
+# counting them would make the pace ~0 and call every pause between bursts a hang.
+_BURST_S = 0.05
 
 
 class ProgressTracker:
@@ -84,7 +88,9 @@ class ProgressTracker:
         if self.last_iteration is not None and iteration <= self.last_iteration:
             return  # a repeated or older line (e.g. a rank echoing) is not progress
         if self._last_iter_t is not None and not self._saved_since_iter:
-            self._intervals.append(max(0.0, now - self._last_iter_t))
+            gap = now - self._last_iter_t
+            if gap >= _BURST_S:  # lines of one burst (buffered stdout, a poll) are one arrival
+                self._intervals.append(gap)
         if self.first_iteration is None:
             self.first_iteration = iteration
         self.last_iteration = iteration

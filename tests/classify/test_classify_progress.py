@@ -105,3 +105,17 @@ def test_checkpoint_load_and_repeated_lines():
     p.observe(b"[default0]: iteration      120/   1000 | lm loss: 3.0 |", 2)
     assert p.last_iteration == 120 and p.first_iteration == 110
     assert p.iteration_timeout_s() == HANG.floor_s * 2  # 10 x 1 s interval, not 0.1 s
+
+
+def test_buffered_bursts_are_not_a_hang():
+    # python without -u under srun: 27 iteration lines arrive at once every 27 s
+    p = ProgressTracker(HANG)
+    n = 0
+    for burst in range(6):
+        t = burst * 27.0
+        for _ in range(27):
+            n += 1
+            p.observe(it(n), t)
+        assert p.hang_reason(t + 26.9) is None
+    assert p.iteration_timeout_s() == 270  # 10 x the 27 s between bursts
+    assert p.hang_reason(5 * 27 + 269) is None and p.hang_reason(5 * 27 + 271)

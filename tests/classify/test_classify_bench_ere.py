@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import EPISODES, read_tsv
+from classify_helpers import EPISODES, read_tsv
 from sidecar.classify import load_monitoring_preset
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_classify.py"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from helpers import EPISODES, episode_expect
+from classify_helpers import EPISODES, episode_expect
 from sidecar.classify import LineClassifier, classify_lines, load_monitoring_preset
 from sidecar.classify.report import verdict_for_path
 from sidecar.cli.main import main

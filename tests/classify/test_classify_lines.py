@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from helpers import read_tsv
+from classify_helpers import read_tsv
 from sidecar.classify import FailureClass, LineClassifier, load_monitoring_preset
 
 CFG = load_monitoring_preset("megatron_production")
@@ -133,7 +133,7 @@ def test_generic_preset_core_signals():
 
 
 def test_every_shipped_signal_has_a_real_example():
-    from helpers import EPISODES
+    from classify_helpers import EPISODES
 
     lines = [r["line"] for r in read_tsv("corpus.tsv")] + [r["line"] for r in read_tsv("extra_lines.tsv")]
     for path in EPISODES:

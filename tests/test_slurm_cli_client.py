@@ -5,6 +5,7 @@ while slurmctld is stopped for 20 s."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -369,3 +370,31 @@ def test_real_submit_rides_out_controller_down(tmp_path):
             return
     pytest.skip("another process restarted slurmctld during each 20 s outage (shared cluster); "
                 "exactly-one-job held every time")
+
+
+# ------------------------------------------------------------------ fake commands on disk
+
+
+def _fake_cmd(path: Path, body: str) -> str:
+    path.write_text(f"#!{sys.executable}\nimport sys, time, pathlib\nstate = pathlib.Path({str(path.parent / 'state')!r})\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_sbatch_timeout_through_real_subprocesses(tmp_path):
+    """A fake sbatch that records the job and then hangs past the timeout (the answer is lost),
+    and a fake squeue that reports it: the client returns that job and never runs sbatch again."""
+    sbatch = _fake_cmd(tmp_path / "sbatch", (
+        "calls = pathlib.Path(str(state) + '.sbatch')\n"
+        "calls.write_text(calls.read_text() + 'x' if calls.exists() else 'x')\n"
+        "name = [a.split('=', 1)[1] for a in sys.argv if a.startswith('--job-name=')][0]\n"
+        "comment = [a.split('=', 1)[1] for a in sys.argv if a.startswith('--comment=')][0]\n"
+        "state.write_text(f'500|PENDING|None||2026-11-29T05:30:51|N/A|N/A|/w|{name}|{comment}\\n')\n"
+        "time.sleep(30)\n"))
+    squeue = _fake_cmd(tmp_path / "squeue", "sys.stdout.write(state.read_text() if state.exists() else '')")
+    c = CliSlurmClient(commands=SlurmCommands(sbatch=sbatch, squeue=squeue), sbatch_timeout_s=1.0,
+                       sleep=lambda s: None)
+    t0 = time.monotonic()
+    assert c.submit(SubmitRequest(script="x.sh", name="r9", comment="r9-c")) == "500"
+    assert time.monotonic() - t0 < 15
+    assert (tmp_path / "state.sbatch").read_text() == "x"

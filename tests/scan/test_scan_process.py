@@ -132,7 +132,9 @@ def test_fake_scancel_on_path_is_called(run_dir, tmp_path):
         assert wait_for(lambda: calls.exists() and "123" in calls.read_text()), errlog.read_text()
         marker = read_json(run_dir.marker(1))
         assert marker["error_type"] == "nccl"
-        assert any(e["event"] == "sidecar_cancel" for e in run_dir.iter_events())
+        # the event is appended right after scancel returns: wait for it, don't race it
+        assert wait_for(lambda: any(e["event"] == "sidecar_cancel"
+                                    for e in run_dir.iter_events())), errlog.read_text()
     finally:
         for p in (proc, parent):
             if p.poll() is None:

@@ -160,6 +160,17 @@ def jobs_named(name: str) -> list[tuple[str, str]]:
     return sorted(found.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
 
 
+def active_jobs(ids: Sequence[str]) -> list[str]:
+    """Those of ``ids`` that squeue still shows (pending, running, completing...)."""
+    if not ids:
+        return []
+    res = run_cmd(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T"])
+    if res.returncode != 0:  # e.g. all ids purged: "Invalid job id specified"
+        return []
+    return [line.split("|")[0] for line in res.stdout.splitlines()
+            if "|" in line and line.split("|")[1] in ACTIVE]
+
+
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
           "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
 ENDED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
@@ -247,6 +258,15 @@ class Run:
 
     def log(self, job_id: str) -> Path:
         return self.dir / "logs" / f"train-{job_id}.out"
+
+    def job_ids(self) -> tuple[list[str], list[str]]:
+        """(watchdog job ids, training job ids) of every attempt, from the run directory."""
+        nums = sorted(int(p.name) for p in (self.dir / "attempts").glob("*") if p.name.isdigit())
+        wds = [j for n in nums if (j := self.watchdog_job(n))]
+        trains = [j for n in nums if (j := self.train_job(n))]
+        if self.job not in trains:
+            trains.append(self.job)
+        return wds, trains
 
 
 @dataclass
@@ -493,10 +513,11 @@ class Harness:
                 stop.write_text(json.dumps({"time": time.time(), "reason": "test cleanup"}) + "\n")
         except OSError:
             pass
-        for suffix in ("-watchdog", ""):
-            ids = [j for j, st in jobs_named(run.name + suffix) if st in ACTIVE]
-            if ids:
-                run_cmd(["scancel", *ids])
+        watchdogs, trains = run.job_ids()
+        for ids in (watchdogs, trains):
+            active = active_jobs(ids)
+            if active:
+                run_cmd(["scancel", *active])
 
     def close(self) -> None:
         for run in self.runs:
@@ -506,9 +527,8 @@ class Harness:
                 self.reporter.info(f"Run directories kept in {self.run_root}")
             else:
                 # Give cancelled jobs' epilogs a moment before their run dirs go away.
-                wait_for(lambda: not any(st in ACTIVE for r in self.runs
-                                         for sfx in ("", "-watchdog")
-                                         for _, st in jobs_named(r.name + sfx)), 15, 0.5)
+                ids = [j for r in self.runs for group in r.job_ids() for j in group]
+                wait_for(lambda: not active_jobs(ids), 15, 0.5)
                 shutil.rmtree(self.run_root, ignore_errors=True)
 
 

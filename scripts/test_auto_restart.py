@@ -433,12 +433,27 @@ class Harness:
                        reason_contains: str | None = None) -> str:
         """The watchdog restarted ``attempt``: attempt+1 has a new training job. Returns its id."""
         self.reporter.info(f"Checking for restart of job {job}...")
-        new = wait_for(lambda: run.train_job(attempt + 1), self.restart_timeout_s)
+        stopped: list[dict] = []
+
+        def restarted() -> str | None:
+            new = run.train_job(attempt + 1)
+            if new is None:
+                d = run.decision(attempt)
+                if d and d.get("action") in ("stop", "finished"):
+                    stopped.append(d)  # decided: no restart will come, no need to wait on
+                    raise _Ended(str(d.get("action")))
+            return new
+
+        try:
+            new = wait_for(restarted, self.restart_timeout_s)
+        except _Ended:
+            new = None
         if new is None:
-            d = run.decision(attempt)
-            if d:
-                self.reporter.info(f"Decision for attempt {attempt}: {d.get('action')} - {d.get('reason')}")
-            self.reporter.warn(f"No restart detected within {self.restart_timeout_s:g}s")
+            if stopped:
+                d = stopped[0]
+                self.reporter.warn(f"No restart: the watchdog decided {d.get('action')} - {d.get('reason')}")
+            else:
+                self.reporter.warn(f"No restart detected within {self.restart_timeout_s:g}s")
             self.reporter.fail("No restart detected!")
             raise ScenarioFailed("restart")
         self.reporter.ok(f"Found restarted job: {new}")

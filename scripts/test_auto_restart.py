@@ -61,7 +61,9 @@ REASON_BUDGET = "retry budget exhausted (attempt 4/3)"
 
 ITERATION_RE = re.compile(rb"\biteration\s+(\d+)\s*/\s*\d+\s*\|")
 SAVED_RE = re.compile(rb"successfully saved checkpoint from iteration\s+(\d+)")
-LOADING_RE = re.compile(rb"loading checkpoint\b.*?\bat iteration\s+(\d+)")
+# Megatron: "loading checkpoint from DIR at iteration N", "loading distributed checkpoint from
+# DIR at iteration N", "successfully loaded checkpoint from DIR [ t 0/ 1, p 0/ 1 ] at iteration N"
+LOADING_RE = re.compile(rb"\b(?:loading|loaded)\b[^\n]*?\bcheckpoint\b[^\n]*?\bat iteration\s+(\d+)")
 
 SLURM_CMD_TIMEOUT_S = 30
 POLL_S = 0.25
@@ -688,6 +690,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="how long to wait for a restart or a decision (default 120)")
     p.add_argument("--start-timeout-s", type=float, default=300.0,
                    help="how long a job may pend before RUNNING (default 300)")
+    p.add_argument("--checkpoint-timeout-s", type=float, default=300.0,
+                   help="how long to wait for a checkpoint save or the first iteration (default 300)")
     p.add_argument("--no-restart-wait-s", type=float, default=10.0,
                    help="after a stop decision, how long to watch that no restart follows (default 10)")
     p.add_argument("--keep", action="store_true", help="keep the run directories")
@@ -703,6 +707,7 @@ def harness_from_args(args: argparse.Namespace, reporter: Reporter) -> Harness:
     return Harness(reporter=reporter, config=config.resolve(), sets=sets, oom_set=args.oom_set,
                    run_root=args.run_root, restart_timeout_s=args.restart_timeout_s,
                    start_timeout_s=args.start_timeout_s, no_restart_wait_s=args.no_restart_wait_s,
+                   checkpoint_timeout_s=args.checkpoint_timeout_s,
                    iterations=args.iterations, keep=args.keep)
 
 

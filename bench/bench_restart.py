@@ -291,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    exe = shutil.which("autoexp-sidecar")
+    here = Path(sys.executable).parent / "autoexp-sidecar"  # a virtualenv's own first
+    exe = str(here) if here.is_file() else shutil.which("autoexp-sidecar")
     cli = [exe] if exe else [sys.executable, "-m", "sidecar"]
     sets = (list(LOCAL_SETS) if args.config == DEFAULT_CONFIG else []) + list(args.sets)
     work = Path(tempfile.mkdtemp(prefix="autoexp-bench-"))

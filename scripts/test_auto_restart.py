@@ -234,6 +234,15 @@ def loaded_iteration(log: bytes) -> int | None:
 # ============================================================================ the harness
 
 
+def sidecar_cli() -> tuple[str, ...]:
+    """The ``autoexp-sidecar`` of this Python (a virtualenv's own first), else the one on PATH."""
+    here = Path(sys.executable).parent / "autoexp-sidecar"
+    if here.is_file() and os.access(here, os.X_OK):
+        return (str(here),)
+    exe = shutil.which("autoexp-sidecar")
+    return (exe,) if exe else (sys.executable, "-m", "sidecar")
+
+
 @dataclass
 class Run:
     """One submitted run and what the test knows about it."""
@@ -295,8 +304,7 @@ class Harness:
             self.run_root = Path(tempfile.mkdtemp(prefix="autoexp-restart-test-"))
             self._own_root = True
         if not self.cli:
-            exe = shutil.which("autoexp-sidecar")
-            self.cli = (exe,) if exe else (sys.executable, "-m", "sidecar")
+            self.cli = sidecar_cli()
 
     # -------------------------------------------------------------- steps (each reports)
 

@@ -153,7 +153,8 @@ def jobs_named(name: str) -> list[tuple[str, str]]:
             parts = line.split("|")
             if len(parts) >= 3 and parts[1] == name:
                 found[parts[0]] = parts[2].split()[0] if parts[2] else "UNKNOWN"
-    res = run_cmd(["squeue", "-h", "-n", name, "-o", "%i|%j|%T"])
+    # squeue -t all also shows jobs that ended recently (MinJobAge), which sacct may not have yet
+    res = run_cmd(["squeue", "-h", "-t", "all", "-n", name, "-o", "%i|%j|%T"])
     if res.returncode == 0:
         for line in res.stdout.splitlines():
             parts = line.split("|")

@@ -163,8 +163,8 @@ class ChainRun:
         # the sidecar and the workload are up once the log shows iterations
         if not wait_for(lambda: log.exists() and b"iteration" in log.read_bytes(), timeout_s, 0.1):
             raise RuntimeError(f"no iteration in {log} within {timeout_s}s")
-        # Inject just after the workload wrote a line: the job's output file is not opened in
-        # append mode, so its next write lands at its own offset and may overwrite our line.
+        # Inject just after the workload wrote a line. (A job whose output file is not opened in
+        # append mode writes at its own offset and may overwrite our line: counted as "lost".)
         size = log.stat().st_size
         wait_for(lambda: log.stat().st_size != size, 5, 0.01)
         marker = self.attempt_file(self.attempt, "marker.json")

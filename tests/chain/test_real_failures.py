@@ -1,0 +1,120 @@
+"""The chain on the real cluster for the failures Slurm itself reports: a wall-time TIMEOUT
+(continues from the checkpoint without using the retry budget) and a NODE_FAIL (restarts on
+another node, excluding the failed one). Both are slow on a real Slurm (the time limit is
+enforced on a ~30 s tick; a dead slurmd is noticed after SlurmdTimeout), so there are just two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from slurm_helpers import read_pid, slurmd_pid_file, wait_until
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "sidecar"]
+
+
+def submit(tmp_path: Path, name: str, *overrides: str) -> tuple[Path, str]:
+    out = subprocess.run(
+        CLI + ["submit", str(REPO / "examples" / "local.yaml"), f"run.root={tmp_path}",
+               f"run.name={name}", "backend.args.train_iters=100000",
+               "backend.args.save_interval=5", *overrides, "--json"],
+        text=True, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    return Path(info["run_dir"]), info["train_job"]
+
+
+def scontrol_field(job: str, key: str) -> str | None:
+    out = subprocess.run(["scontrol", "show", "job", "-o", job], text=True,
+                         capture_output=True).stdout
+    m = re.search(rf"\b{key}=(\S+)", out)
+    return m.group(1) if m else None
+
+
+def decision(run: Path, n: int) -> dict | None:
+    try:
+        return json.loads((run / "attempts" / str(n) / "decision.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def stop(run: Path) -> None:
+    subprocess.run(CLI + ["stop", str(run)], capture_output=True, timeout=60)
+
+
+def first_iteration(log: Path) -> int | None:
+    try:
+        m = re.search(rb"iteration\s+(\d+)/", log.read_bytes())
+    except FileNotFoundError:
+        return None
+    return int(m.group(1)) if m else None
+
+
+def test_wall_time_limit_continues_from_checkpoint_without_budget(tmp_path):
+    run, job = submit(tmp_path, "timeout", "slurm.time=00:01:00")
+    try:
+        # Slurm enforces limits on a ~30 s tick: a 1-minute job ends at +60..+90 s.
+        wait_until(lambda: decision(run, 1), timeout_s=200, what="the watchdog's decision")
+        d = decision(run, 1)
+        assert d["state"] == "TIMEOUT"
+        assert d["action"] == "restart" and not d["counts_against_budget"], d
+        assert d["error_type"] == "timeout"
+        wait_until(lambda: (run / "attempts" / "2" / "train_job").exists(), timeout_s=30)
+        job2 = (run / "attempts" / "2" / "train_job").read_text().strip()
+        ckpt = int((run / "checkpoints" / "latest_checkpointed_iteration.txt").read_text())
+        wait_until(lambda: first_iteration(run / "logs" / f"train-{job2}.out"), timeout_s=60)
+        assert first_iteration(run / "logs" / f"train-{job2}.out") == ckpt + 1
+        st = json.loads(subprocess.run(CLI + ["inspect", str(run), "--json"], text=True,
+                                       capture_output=True).stdout)
+        assert st["budget_used"] == 0
+    finally:
+        stop(run)
+
+
+def test_node_failure_restarts_elsewhere_excluding_the_node(tmp_path):
+    run, job = submit(tmp_path, "nodefail")
+    node = None
+    try:
+        wait_until(lambda: scontrol_field(job, "JobState") == "RUNNING", timeout_s=60)
+        node = scontrol_field(job, "NodeList")
+        assert node in ("n1", "n2", "n3")
+        pid = read_pid(slurmd_pid_file(node))
+        assert pid, f"no slurmd pid for {node}"
+        os.kill(pid, signal.SIGKILL)
+        # SlurmdTimeout=10 in the local cluster; NODE_FAIL follows within ~25 s.
+        wait_until(lambda: decision(run, 1), timeout_s=120, what="the watchdog's decision")
+        d = decision(run, 1)
+        assert d["state"] == "NODE_FAIL", d
+        assert d["action"] == "restart" and d["error_type"] == "node_fail"
+        assert node in d["exclude_nodes"]
+        wait_until(lambda: (run / "attempts" / "2" / "train_job").exists(), timeout_s=30)
+        job2 = (run / "attempts" / "2" / "train_job").read_text().strip()
+        wait_until(lambda: scontrol_field(job2, "JobState") == "RUNNING", timeout_s=60)
+        assert scontrol_field(job2, "NodeList") != node
+        assert node in (scontrol_field(job2, "ExcNodeList") or "")
+    finally:
+        stop(run)
+        if node:
+            subprocess.run(["slurmd", "-N", node], capture_output=True)
+            wait_until(lambda: read_pid(slurmd_pid_file(node)), timeout_s=30)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"],
+                               capture_output=True)
+                st = subprocess.run(["sinfo", "-h", "-n", node, "-o", "%T"], text=True,
+                                    capture_output=True).stdout.strip()
+                if st in ("idle", "mixed", "allocated"):
+                    break
+                time.sleep(1)

@@ -67,6 +67,15 @@ def classify_tail(paths: RunPaths, job_id: str, monitoring: Any) -> tuple[Cause 
     return Cause(root.error_type, str(fc), verdict.node or root.node, root.line[:500], "log"), verdict
 
 
+def epilog_exit_code(ending: Any) -> int | None:
+    """The exit code the optional epilog hook recorded (its ``exit_code2`` is "exit:signal")."""
+    if not isinstance(ending, dict):
+        return None
+    text = str(ending.get("exit_code2") or "")
+    head = text.split(":", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
 def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
@@ -92,6 +101,8 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
     if last_it is None and verdict is not None:
         last_it = _int(getattr(verdict, "last_iteration", None))
     exit_code = info.exit_code if info.exit_code is not None else _int(end.get("exit_code"))
+    if exit_code is None and train_job:
+        exit_code = epilog_exit_code(read_json(paths.ending(train_job)))
     return AttemptFacts(
         attempt=attempt, job_id=train_job, state=info.state, exit_code=exit_code,
         signal=info.signal, nodes=info.nodes, marker=marker, log_cause=log_cause,

@@ -251,3 +251,14 @@ def test_inspect_text_lists_attempts(run):
     text = render_text(build_status(paths, client, 3))
     assert "Transient failure detected (error_type=hang)" in text
     assert "budget:   1/3" in text
+
+
+def test_epilog_record_supplies_the_exit_code_when_nothing_else_does(run):
+    from sidecar.facts import epilog_exit_code, gather
+
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED)  # Slurm gave no exit code, the trap never ran
+    atomic_write_json(paths.ending(sub.train_job), {"exit_code2": "3:0", "source": "epilog"})
+    assert gather(paths, 1, sub.train_job, client, cfg.monitoring, wait_s=0).exit_code == 3
+    assert epilog_exit_code({"exit_code2": "garbage"}) is None
+    assert epilog_exit_code(None) is None

@@ -84,6 +84,7 @@ class Case:
     detect: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lost: int = 0  # injected lines overwritten by the job's own output before detection
+    phases: dict[str, list[float]] = field(default_factory=dict)  # step -> seconds after the line
 
 
 # ============================================================================ the floor
@@ -136,6 +137,7 @@ class ChainRun:
         self.dir: Path | None = None
         self.attempt = 1
         self.job: str | None = None
+        self.t0_wall = 0.0
 
     def submit(self) -> None:
         res = run_cmd([*self.cli, "submit", str(self.config), f"run.root={self.root}",
@@ -152,6 +154,29 @@ class ChainRun:
     def log(self, job: str) -> Path:
         assert self.dir is not None
         return self.dir / "logs" / f"train-{job}.out"
+
+    def phases(self, attempt: int, t0_wall: float) -> dict[str, float]:
+        """Seconds after the error line at which the run's history shows each step."""
+        assert self.dir is not None
+        out: dict[str, float] = {}
+        try:
+            lines = (self.dir / "events.jsonl").read_text().splitlines()
+        except OSError:
+            return out
+        for raw in lines:
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            kind, n, t = ev.get("event"), ev.get("attempt"), ev.get("time")
+            if not isinstance(t, (int, float)):
+                continue
+            key = {("marker", attempt): "marker event", ("ended", attempt): "job ended (record)",
+                   ("decided", attempt): "watchdog decided",
+                   ("submitted", attempt + 1): "next job submitted"}.get((kind, n))
+            if key and key not in out:
+                out[key] = t - t0_wall
+        return out
 
     def rep(self, i: int, timeout_s: float, poll_s: float) -> tuple[float, float | None]:
         """Inject into the running attempt; (seconds to the next job RUNNING, to the marker)."""
@@ -171,6 +196,7 @@ class ChainRun:
         next_job_file = self.attempt_file(self.attempt + 1, "train_job")
         line = LINES[i % len(LINES)]
         t0 = time.monotonic()
+        self.t0_wall = time.time()
         with open(log, "a") as fh:
             fh.write(line + "\n")
         t_marker: float | None = None
@@ -226,6 +252,9 @@ def chain_case(case: Case, key: str, cli: Sequence[str], config: Path, root: Pat
             else:
                 raise RuntimeError("the injected line was lost 3 times in a row")
             case.latencies.append(t)
+            for k, v in run.phases(run.attempt - 1, run.t0_wall).items():
+                case.phases.setdefault(k, []).append(v)
+            case.phases.setdefault("next job RUNNING", []).append(t)
             if tm is not None:
                 case.detect.append(tm)
             log(f"{case.name} rep {i + 1}/{reps}: {t:.2f} s (marker {tm if tm is None else f'{tm:.2f}'} s)")
@@ -324,6 +353,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"restart latency: error line appended (floor: job A fails) -> replacement job RUNNING; "
           f"{args.reps} reps; squeue polled every {args.poll_s:g} s; total {time.monotonic() - t_start:.0f} s")
     print(table(cases, floor))
+    chain = [c for c in cases if c.phases]
+    if chain:
+        steps = ["marker event", "job ended (record)", "watchdog decided", "next job submitted",
+                 "next job RUNNING"]
+        print("\nwhere the time goes (median seconds after the error line; from events.jsonl)")
+        rows = [("step", *[c.name for c in chain])]
+        for st in steps:
+            rows.append((st, *[f"{statistics.median(c.phases[st]):.2f}" if c.phases.get(st) else "-"
+                               for c in chain]))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
     for c in cases:
         for e in c.errors:
             print(f"error in {c.name}: {e}")

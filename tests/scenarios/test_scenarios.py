@@ -233,9 +233,9 @@ def test_stop_and_resume(harness):
     res = cli(harness, "stop", str(run.dir))
     assert res.returncode == 0, res.stderr
     assert wait_ended(run.job) == "CANCELLED"
-    d = T.wait_for(lambda: run.decision(1), 60)
-    if d is not None:  # the watchdog ran (CANCELLED starts it) and recorded the stop
-        assert d["action"] == "stop", d
+    d = T.wait_for(lambda: run.decision(1), 60)  # CANCELLED starts the watchdog; it sees STOP
+    assert d is not None, "the watchdog recorded no decision after the stop"
+    assert d["action"] == "stop" and d["reason"].startswith("Stop requested"), d
     assert T.wait_for(lambda: run.train_job(2), 8) is None, "a stopped run was restarted"
     assert [s for _, s in train_jobs(run) if s in T.ACTIVE] == []
     assert inspect(harness, run)["state"] == "stopped"

@@ -275,8 +275,12 @@ def test_real_submit_info_cancel(tmp_path):
         info = _wait_state(c, job, {JobState.RUNNING})
         assert info.state is JobState.RUNNING and info.name == name and info.comment == f"{name}-c"
         assert info.nodes and info.work_dir == str(tmp_path)
-        time.sleep(1)
-        assert (tmp_path / f"{job}.out").read_text().startswith("X=[a,b 'c']")
+        # RUNNING is set by slurmctld before slurmd has started the script: wait for its output
+        out = tmp_path / f"{job}.out"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+            time.sleep(0.1)
+        assert out.read_text().startswith("X=[a,b 'c']")
         assert [j.job_id for j in c.find_jobs(name=name, comment=f"{name}-c")] == [job]
         assert [j.job_id for j in c.find_jobs(name=name, active_only=True)] == [job]
         assert c.find_jobs(name=name, comment="other") == []

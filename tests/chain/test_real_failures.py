@@ -118,3 +118,37 @@ def test_node_failure_restarts_elsewhere_excluding_the_node(tmp_path):
                 if st in ("idle", "mixed", "allocated"):
                     break
                 time.sleep(1)
+
+
+def test_silent_hang_is_detected_by_pace_and_restarted(tmp_path):
+    """A training process that stops mid-run (SIGSTOP: no crash, no output, like a hung
+    collective) with 0.2 s iterations: the sidecar calls it hung within seconds, not after a
+    fixed 300 s timeout, and the run restarts from its checkpoint."""
+    run, job = submit(tmp_path, "silent-hang")
+    try:
+        log = run / "logs" / f"train-{job}.out"
+        wait_until(lambda: b"successfully saved checkpoint" in (log.read_bytes() if log.exists()
+                                                                else b""), timeout_s=90)
+        pids = subprocess.run(["pgrep", "-f", f"megatron_sim.*{run}"], text=True,
+                              capture_output=True).stdout.split()
+        assert pids, "the workload process was not found"
+        stalled_at = time.monotonic()
+        for pid in pids:
+            os.kill(int(pid), signal.SIGSTOP)
+        marker = run / "attempts" / "1" / "marker.json"
+        wait_until(marker.exists, timeout_s=60, what="the hang marker")
+        detected_s = time.monotonic() - stalled_at
+        m = json.loads(marker.read_text())
+        assert m["error_type"] == "hang" and m["source"] == "hang", m
+        assert detected_s < 10, f"hang detected after {detected_s:.1f} s"
+        wait_until(lambda: decision(run, 1), timeout_s=60, what="the watchdog's decision")
+        assert decision(run, 1)["reason"] == "Transient failure detected (error_type=hang)"
+        wait_until(lambda: (run / "attempts" / "2" / "train_job").exists(), timeout_s=30)
+    finally:
+        for pid in subprocess.run(["pgrep", "-f", f"megatron_sim.*{run}"], text=True,
+                                  capture_output=True).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        stop(run)

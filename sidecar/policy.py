@@ -30,6 +30,7 @@ class RestartSettings(Protocol):
     timeouts_use_budget: bool
     max_timeout_restarts: int
     exclude_failed_nodes: bool
+    max_excluded_nodes: int
     stop_on_repeat_without_progress: bool
     restart_on_unknown: bool
     restart_on_cancel: bool
@@ -139,6 +140,17 @@ def _cause(f: AttemptFacts) -> Cause:
     return Cause("unknown", "transient", source="slurm")
 
 
+def _recent_nodes(nodes: Sequence[str], cap: int) -> tuple[str, ...]:
+    """The last ``cap`` distinct nodes (most recent failures win), sorted."""
+    seen: dict[str, None] = {}
+    for n in reversed(nodes):
+        if n not in seen:
+            seen[n] = None
+        if len(seen) >= cap:
+            break
+    return tuple(sorted(seen)) if cap > 0 else ()
+
+
 def _backoff(settings: RestartSettings, failures: int) -> float:
     if settings.backoff_s <= 0:
         return 0.0
@@ -172,7 +184,9 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
         return Decision(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
                         budget_used=used_before, **base)
 
-    prior_excluded: tuple[str, ...] = tuple(sorted({n for p in history for n in p.excluded_nodes}))
+    cap = getattr(settings, "max_excluded_nodes", 8)
+    # each decision carries the run's whole exclusion list, so the last one is the current list
+    prior_excluded = _recent_nodes(history[-1].excluded_nodes if history else (), cap)
 
     if fc == "terminal":
         # Wall time or preemption: the run was healthy; continue from the checkpoint.
@@ -217,12 +231,13 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
         return Decision(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
                         counts_against_budget=True, budget_used=used, **base)
 
-    exclude = set(prior_excluded)
+    new_nodes: list[str] = []
     if settings.exclude_failed_nodes:
         if cause.node:
-            exclude.add(cause.node)
+            new_nodes.append(cause.node)
         if facts.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL):
-            exclude.update(facts.nodes)
+            new_nodes.extend(facts.nodes)
+    exclude = _recent_nodes([*prior_excluded, *new_nodes], cap)
     if et == "scancel":
         reason = "Cancelled without a recorded failure (error_type=scancel)"
     elif et == "unknown":

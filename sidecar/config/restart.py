@@ -31,6 +31,8 @@ class RestartPolicy:
                                       "a safety net against a job that never makes progress")
     exclude_failed_nodes: bool = field(True, help="resubmit with --exclude of the node(s) that "
                                        "failed (NODE_FAIL, a GPU/ECC error on a named node)")
+    max_excluded_nodes: int = field(8, min=0, help="how many failed nodes a run keeps excluding "
+                                    "(the most recent ones): a small partition must stay schedulable")
     stop_on_repeat_without_progress: bool = field(
         True, help="stop early when the same failure repeats with no training progress between")
     restart_on_unknown: bool = field(True, help="restart (within budget) a failure nothing classified")

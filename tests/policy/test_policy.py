@@ -16,6 +16,7 @@ class Settings:
     timeouts_use_budget: bool = False
     max_timeout_restarts: int = 100
     exclude_failed_nodes: bool = True
+    max_excluded_nodes: int = 8
     stop_on_repeat_without_progress: bool = True
     restart_on_unknown: bool = True
     restart_on_cancel: bool = True
@@ -200,3 +201,17 @@ def test_decision_for_verdict():
         last_iteration = None
 
     assert decision_for_verdict(V(), S).action is Action.STOP
+
+
+def test_excluded_nodes_are_capped_keeping_the_newest():
+    from dataclasses import replace as dc_replace
+    s = dc_replace(S, max_excluded_nodes=2)
+    hist = [PastAttempt(1, "gpu_hw", True, False, 10, ("n1", "n2"))]
+    d = decide(facts(attempt=2, marker=marker("gpu_hw", node="n3"), last_iteration=20), hist, s, 0)
+    assert len(d.exclude_nodes) == 2 and "n3" in d.exclude_nodes
+
+
+def test_max_excluded_nodes_zero_excludes_nothing():
+    from dataclasses import replace as dc_replace
+    d = decide(facts(JobState.NODE_FAIL, nodes=("n3",)), [], dc_replace(S, max_excluded_nodes=0), 0)
+    assert d.exclude_nodes == ()

@@ -43,9 +43,9 @@ def wait_for(what: str, check, timeout_s: float, poll_s: float = 0.2):
 
 
 def job_state(job: str) -> str:
-    out = sh(["scontrol", "show", "job", "-o", job]).stdout
-    m = re.search(r"\bJobState=(\S+)", out)
-    return m.group(1) if m else "UNKNOWN"
+    from sidecar.slurm import get_client
+
+    return get_client("cli").job_info(job).state.value
 
 
 def read(p: Path) -> str:

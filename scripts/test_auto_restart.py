@@ -40,6 +40,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 REPO = Path(__file__).resolve().parent.parent
+try:
+    import sidecar  # noqa: F401
+except ImportError:  # run from a checkout with a Python that has not installed the package
+    sys.path.insert(0, str(REPO))
+from sidecar.errors import SlurmError  # noqa: E402
+from sidecar.slurm.cli_client import CliSlurmClient  # noqa: E402
+from sidecar.slurm.parse import parse_squeue, split_scontrol_fields  # noqa: E402
+from sidecar.slurm.runner import make_runner  # noqa: E402
+from sidecar.slurm.types import ACTIVE_STATES, TERMINAL_STATES  # noqa: E402
 DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
 
 # Overrides that make the CPU workload of examples/local.yaml quick: an iteration every 0.2 s,
@@ -115,28 +124,34 @@ def run_cmd(argv: Sequence[str], timeout_s: float = SLURM_CMD_TIMEOUT_S) -> subp
         return subprocess.CompletedProcess(list(argv), 124, exc.stdout or "", f"timed out after {timeout_s}s")
 
 
-def job_state(job_id: str) -> str:
-    """Slurm's state of a job (RUNNING, PENDING, CANCELLED, ...), or UNKNOWN.
+# The project's own Slurm access layer (scontrol, then sacct; one parser for each), with short
+# retries: a poll loop must not sit in a 2-minute retry window while its own timeout runs out.
+_CLIENT = None
 
-    ``scontrol show job`` first (live and recently ended jobs), then ``sacct``."""
-    res = run_cmd(["scontrol", "show", "job", "-o", str(job_id)])
-    if res.returncode == 0:
-        m = re.search(r"\bJobState=(\S+)", res.stdout)
-        if m:
-            return m.group(1).split("+")[0]
-    res = run_cmd(["sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "State"])
-    if res.returncode == 0:
-        for line in res.stdout.splitlines():
-            if line.strip():
-                return line.split()[0].split("+")[0]
-    return "UNKNOWN"
+
+def client():
+    global _CLIENT
+    if _CLIENT is None:
+        _CLIENT = CliSlurmClient(runner=make_runner(timeout_s=SLURM_CMD_TIMEOUT_S,
+                                                    retry_window_s=10))
+    return _CLIENT
+
+
+def job_state(job_id: str) -> str:
+    """Slurm's state of a job (RUNNING, PENDING, CANCELLED, ...), or UNKNOWN."""
+    try:
+        return client().job_info(str(job_id)).state.value
+    except SlurmError:
+        return "UNKNOWN"
 
 
 def job_field(job_id: str, key: str) -> str | None:
-    """One ``Key=Value`` field of ``scontrol show job -o``."""
-    res = run_cmd(["scontrol", "show", "job", "-o", str(job_id)])
-    m = re.search(rf"(?:^|\s){re.escape(key)}=(\S*)", res.stdout) if res.returncode == 0 else None
-    return m.group(1) if m else None
+    """One ``Key=Value`` field of ``scontrol show job -o`` (e.g. Dependency, ExcNodeList)."""
+    try:
+        out = client().query_scontrol_show_job(str(job_id))
+    except SlurmError:
+        return None
+    return split_scontrol_fields(out.strip().splitlines()[0]).get(key) if out.strip() else None
 
 
 def cancel_job(job_id: str) -> subprocess.CompletedProcess[str]:
@@ -144,40 +159,27 @@ def cancel_job(job_id: str) -> subprocess.CompletedProcess[str]:
 
 
 def jobs_named(name: str) -> list[tuple[str, str]]:
-    """(job id, state) of every job with this exact name that Slurm knows (sacct + squeue)."""
-    found: dict[str, str] = {}
-    res = run_cmd(["sacct", "-X", "-n", "-P", "--name", name, "-S", "now-1days",
-                   "-o", "JobID,JobName,State"])
-    if res.returncode == 0:
-        for line in res.stdout.splitlines():
-            parts = line.split("|")
-            if len(parts) >= 3 and parts[1] == name:
-                found[parts[0]] = parts[2].split()[0] if parts[2] else "UNKNOWN"
-    # squeue -t all also shows jobs that ended recently (MinJobAge), which sacct may not have yet
-    res = run_cmd(["squeue", "-h", "-t", "all", "-n", name, "-o", "%i|%j|%T"])
-    if res.returncode == 0:
-        for line in res.stdout.splitlines():
-            parts = line.split("|")
-            if len(parts) >= 3 and parts[1] == name:
-                found[parts[0]] = parts[2]
-    return sorted(found.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0)
+    """(job id, state) of every job with this exact name that Slurm knows (squeue -t all, then
+    sacct: a job that ended moments ago may not be in sacct yet)."""
+    try:
+        return [(j.job_id, j.state.value) for j in client().find_jobs(name=name)]
+    except SlurmError:
+        return []
 
 
 def active_jobs(ids: Sequence[str]) -> list[str]:
-    """Those of ``ids`` that squeue still shows (pending, running, completing...)."""
+    """Those of ``ids`` that squeue still shows as active (pending, running, completing...)."""
     if not ids:
         return []
-    res = run_cmd(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i|%T"])
-    if res.returncode != 0:  # e.g. all ids purged: "Invalid job id specified"
+    try:
+        out = client().query_squeue(job_ids=list(ids))
+    except SlurmError:  # e.g. all ids purged: "Invalid job id specified"
         return []
-    return [line.split("|")[0] for line in res.stdout.splitlines()
-            if "|" in line and line.split("|")[1] in ACTIVE]
+    return [j.job_id for j in parse_squeue(out) if j.state.is_active]
 
 
-ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
-          "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
-ENDED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-         "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
+ACTIVE = frozenset(st.value for st in ACTIVE_STATES)
+ENDED = frozenset(st.value for st in TERMINAL_STATES)
 
 
 # ============================================================================ waiting

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.slurm.cli_client import CliSlurmClient
+from sidecar.slurm.parse import split_scontrol_fields
 from slurm_helpers import read_pid, slurmd_pid_file, wait_until
 
 pytestmark = pytest.mark.slurm
@@ -37,10 +39,8 @@ def submit(tmp_path: Path, name: str, *overrides: str) -> tuple[Path, str]:
 
 
 def scontrol_field(job: str, key: str) -> str | None:
-    out = subprocess.run(["scontrol", "show", "job", "-o", job], text=True,
-                         capture_output=True).stdout
-    m = re.search(rf"\b{key}=(\S+)", out)
-    return m.group(1) if m else None
+    out = CliSlurmClient().query_scontrol_show_job(job).strip()
+    return split_scontrol_fields(out.splitlines()[0]).get(key) if out else None
 
 
 def decision(run: Path, n: int) -> dict | None:

@@ -87,6 +87,24 @@ def test_scenario(harness, scenario):
     assert passed, f"scenario {scenario} failed:\n{_transcript(harness)}"
 
 
+@pytest.mark.pyslurm_real
+@pytest.mark.parametrize("scenario", list(T.SCENARIOS))
+def test_scenario_pyslurm(real_pyslurm, tmp_path, scenario):
+    """The same scenario with the chain (submit, watchdog, record) driving Slurm via pyslurm."""
+    h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
+                  sets=(*T.LOCAL_SETS, "slurm.client=pyslurm"), iterations=1,
+                  start_timeout_s=120, restart_timeout_s=120)
+    try:
+        passed = T.run_scenario(h, scenario)
+        assert passed, f"scenario {scenario} with pyslurm failed:\n{_transcript(h)}"
+        # slurm.client=pyslurm has no fallback: had pyslurm failed in submit, the watchdog or
+        # the job's exit path, the chain would have broken and the scenario failed
+        for r in h.runs:
+            assert yaml.safe_load((r.dir / "run.yaml").read_text())["slurm"]["client"] == "pyslurm"
+    finally:
+        h.close()
+
+
 # ============================================================================ at most one restart
 
 

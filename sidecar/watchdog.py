@@ -13,6 +13,7 @@ from loguru import logger
 from sidecar.errors import SidecarError
 from sidecar.facts import gather
 from sidecar.launch import submit_attempt
+from sidecar.notify import make_notice, NoticeKind, notices_for_decision, send
 from sidecar.policy import Action, Decision, decide, history_from_events
 from sidecar.rundir import RunPaths, atomic_write_json, exclusive_create
 from sidecar.slurm.types import SlurmClient
@@ -44,6 +45,7 @@ def handle_attempt(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
     paths.append_event("decided", attempt=attempt, train_job=train_job, state=facts.state.value,
                        exit_code=facts.exit_code, last_iteration=facts.last_iteration,
                        decision=decision.to_dict())
+    next_job = None
     if decision.action is Action.RESTART:
         nxt = decision.next_attempt or attempt + 1
         if not paths.claim_attempt(nxt):
@@ -55,7 +57,12 @@ def handle_attempt(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
             except SidecarError as exc:
                 paths.append_event("submit_failed", attempt=nxt, error=exc.message, tip=exc.tip)
                 write_state(paths)
+                send(cfg.notify, [make_notice(
+                    NoticeKind.STOP, paths.run_id, str(paths.root), nxt, exc.message,
+                    f"the restart after training job {train_job} could not be submitted; "
+                    "fix the cause, then `autoexp-sidecar resume`")])
                 raise
+            next_job = sub.train_job
             logger.info("submitted attempt {}: training job {}, watchdog {}", nxt,
                         sub.train_job, sub.watchdog_job)
     elif decision.action is Action.STOP:
@@ -63,4 +70,7 @@ def handle_attempt(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
     elif decision.action is Action.FINISHED:
         paths.append_event("finished", attempt=attempt, reason=decision.reason)
     write_state(paths)
+    # after the restart is submitted: a slow or failing notification delays nothing
+    send(cfg.notify, notices_for_decision(paths.run_id, str(paths.root), attempt, train_job,
+                                          decision, next_job))
     return decision

@@ -48,4 +48,14 @@ def run(args: argparse.Namespace) -> int:
             except SidecarError as exc:
                 logger.warning("could not cancel watchdog {}: {}", wd, exc.message)
     write_state(paths)
+    if ok:
+        from sidecar.cli.common import load_run_config
+        from sidecar.notify import finish_notice, send
+
+        try:
+            notify = load_run_config(paths).notify
+        except SidecarError as exc:
+            logger.warning("no finish notification: {}", exc.message)
+        else:
+            send(notify, [finish_notice(paths.run_id, str(paths.root), args.attempt, args.job)])
     return 0

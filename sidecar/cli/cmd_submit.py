@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     from sidecar.cli.common import client_for
     from sidecar.config import load_config
+    from sidecar.errors import ConfigError
     from sidecar.launch import submit_attempt
+    from sidecar.notify import unusable_urls
     from sidecar.render import render_train_script, render_watchdog_script
     from sidecar.rundir import RunPaths, atomic_write_text
     from sidecar.status import write_state
@@ -52,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"# ---- {paths.train_script.name}\n{train}")
         print(f"# ---- {paths.watchdog_script.name}\n{watchdog}")
         return 0
+    bad = unusable_urls(cfg.notify.urls)
+    if bad:
+        raise ConfigError(f"notify.urls: apprise does not understand {bad[0].split(':', 1)[0]}:// "
+                          f"({len(bad)} of {len(cfg.notify.urls)} URLs)",
+                          "see https://github.com/caronc/apprise/wiki for the URL of each service")
     client = None if args.render_only else client_for(cfg)
     paths.create(run_id=cfg.run.name)
     atomic_write_text(paths.config, frozen)

@@ -27,12 +27,15 @@ from typing import Any, Mapping, Sequence
 from sidecar.config.presets import read_preset
 from sidecar.config.restart import RestartPolicy
 from sidecar.config.schema import (
-    ARG_NAME, IDENTIFIER, SBATCH_OPTION, BackendConfig, ResolvedConfig, RunConfig, SlurmConfig,
+    ARG_NAME, IDENTIFIER, SBATCH_OPTION, BackendConfig, NotifyConfig, ResolvedConfig, RunConfig,
+    SlurmConfig,
 )
 from sidecar.config.validate import build, load_yaml, to_plain, unknown_key
 from sidecar.errors import ConfigError
 
-TOP_KEYS = ("run", "slurm", "backend", "monitoring", "restart")
+TOP_KEYS = ("run", "slurm", "backend", "monitoring", "restart", "notify")
+# run.yaml of runs submitted before ``notify`` existed lacks it
+OPTIONAL_FROZEN_KEYS = frozenset({"notify"})
 # ``monitoring_overrides:`` is accepted as another spelling of ``monitoring.<key>`` overrides
 ALIASES = ("monitoring_overrides",)
 PRESET_GROUPS = ("slurm", "backend", "monitoring", "restart")
@@ -235,6 +238,9 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), now: dat
     for text in overrides:
         key, value = parse_override(text)
         _set(tree, key.split("."), value, key)
+    if isinstance(tree.get("notify"), (str, list)):  # `notify: <url>` / `notify: [urls]`
+        urls = tree["notify"]
+        tree["notify"] = {"urls": [urls] if isinstance(urls, str) else urls}
     for group in TOP_KEYS:
         if group in tree and not isinstance(tree[group], (dict, str)):
             raise ConfigError(f"{group}: must be a preset name or a mapping, got {tree[group]!r}")
@@ -244,7 +250,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), now: dat
         raise ConfigError("slurm.gpus_per_node: megatron_torchrun starts one process per GPU and "
                           "needs it (torchrun --nproc-per-node)", "e.g. slurm.gpus_per_node=4")
     cfg = ResolvedConfig(run=_run(tree, path, now, env), slurm=slurm, backend=backend,
-                         monitoring=_monitoring(tree), restart=_restart(tree))
+                         monitoring=_monitoring(tree), restart=_restart(tree),
+                         notify=build(NotifyConfig, tree.get("notify") or {}, "notify"))
     _check_placeholders(cfg)
     return cfg
 
@@ -258,7 +265,7 @@ def load_frozen(path: str | Path) -> ResolvedConfig:
         raise ConfigError(f"cannot read the run's config {p}: {exc.strerror or exc}") from None
     except Exception as exc:
         raise ConfigError(f"the run's config {p} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or set(data) != set(TOP_KEYS):
+    if not isinstance(data, dict) or not set(TOP_KEYS) - OPTIONAL_FROZEN_KEYS <= set(data) <= set(TOP_KEYS):
         raise ConfigError(f"{p} is not a frozen run config (keys {', '.join(TOP_KEYS)})",
                           "run.yaml is written by `autoexp-sidecar submit`; do not edit it by hand")
     monitoring: Any = data["monitoring"]
@@ -275,4 +282,5 @@ def load_frozen(path: str | Path) -> ResolvedConfig:
         backend=build(BackendConfig, data["backend"], "backend"),
         monitoring=monitoring if not isinstance(monitoring, dict) else to_plain(monitoring),
         restart=build(RestartPolicy, data["restart"], "restart"),
+        notify=build(NotifyConfig, data.get("notify") or {}, "notify"),
     )

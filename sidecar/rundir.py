@@ -219,3 +219,15 @@ class RunPaths:
                     continue
                 if isinstance(ev, dict) and "event" in ev:
                     yield ev
+
+
+def find_runs(root: str | os.PathLike[str]) -> list[RunPaths]:
+    """The run directories directly under ``root`` (and ``root`` itself if it is one), by name."""
+    base = Path(root).expanduser().resolve()
+    found = [base] if (base / RUN_MARKER).is_file() else []
+    try:
+        children = sorted(base.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        children = []
+    found += [p for p in children if (p / RUN_MARKER).is_file()]
+    return [RunPaths(p) for p in found]

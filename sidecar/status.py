@@ -42,6 +42,7 @@ class AttemptView:
     decision_reason: str | None = None
     last_iteration: int | None = None
     first_iteration: int | None = None
+    last_checkpoint: int | None = None
 
 
 @dataclass
@@ -165,6 +166,7 @@ def collect_attempts(paths: RunPaths, events: Sequence[Mapping[str, Any]]) -> li
         if isinstance(prog, dict):
             v.last_iteration = prog.get("last_iteration")
             v.first_iteration = prog.get("first_iteration")
+            v.last_checkpoint = prog.get("last_checkpoint")
     return [views[k] for k in sorted(views)]
 
 

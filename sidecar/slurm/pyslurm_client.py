@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from sidecar.errors import SlurmError
 from sidecar.slurm.cli_client import PERMANENT_SBATCH_ERRORS
@@ -175,6 +175,26 @@ class PyslurmClient:
             if str(getattr(job, "id", "")) == str(job_id):
                 return job_info_from_pyslurm(job, source="pyslurm.db")
         return JobInfo(job_id=str(job_id), state=JobState.UNKNOWN, source="none")
+
+    def jobs_info(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """slurmctld's job list once, then the accounting db once for the jobs it forgot."""
+        ids = {str(j) for j in job_ids}
+        if not ids:
+            return {}
+        found = {i.job_id: i for i in map(job_info_from_pyslurm,
+                                          _values(self._rpc("list jobs", self.pyslurm.Jobs.load)))
+                 if i.job_id in ids}
+        missing = sorted(int(j) for j in ids - set(found) if j.isdigit())
+        if missing:
+            try:
+                db = self.pyslurm.db
+                for job in _values(db.Jobs.load(db.JobFilter(ids=missing))):
+                    info = job_info_from_pyslurm(job, source="pyslurm.db")
+                    if info.job_id in ids:
+                        found.setdefault(info.job_id, info)
+            except self.pyslurm.RPCError:
+                pass  # no accounting: those jobs stay unknown
+        return found
 
     def cancel(self, job_id: str, signal: str | None = None) -> None:
         job = self.pyslurm.Job(int(job_id))

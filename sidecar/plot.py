@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Mapping
@@ -70,6 +70,21 @@ def _outcome(decision: str | None, train_state: str | None, is_last: bool) -> st
     return "unknown"
 
 
+def spread_within_second(points: list[training_log.Point]) -> list[training_log.Point]:
+    """Log times have whole seconds; several iterations in one second would draw a staircase.
+    Spread each second's points evenly over it (display only)."""
+    out: list[training_log.Point] = []
+    i = 0
+    while i < len(points):
+        j = i
+        while j < len(points) and points[j].time == points[i].time:
+            j += 1
+        n = j - i
+        out.extend(replace(p, time=p.time + k / n) for k, p in enumerate(points[i:j]))
+        i = j
+    return out
+
+
 def build_model(report: Report, logs: Mapping[int, training_log.AttemptLog], now: float) -> PlotModel:
     """What to draw: pure function of the report, the parsed logs and the time."""
     st = report.status
@@ -80,7 +95,7 @@ def build_model(report: Report, logs: Mapping[int, training_log.AttemptLog], now
                         + (f", {tl.gpu_hours:.2f} GPU-h" if tl.gpu_hours is not None else ""))
     failed_at = {a.attempt: a for a in tl.attempts}
     for i, a in enumerate(st.attempts):
-        pts = logs.get(a.attempt, training_log.AttemptLog([], None)).points
+        pts = spread_within_second(logs.get(a.attempt, training_log.AttemptLog([], None)).points)
         m.series[a.attempt] = pts
         start = report.starts.get(a.attempt) or (pts[0].time if pts else None)
         end = report.ends.get(a.attempt) or (pts[-1].time if pts else None)

@@ -97,3 +97,11 @@ def test_plot_png_and_html_render(report, tmp_path):
     page = write_plot(paths, rep, str(tmp_path / "run.html")).read_text()
     assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
     assert "attempt 1 -&gt; 2: 30s" in page
+
+
+def test_iterations_in_one_logged_second_are_spread_over_it():
+    from sidecar.plot import spread_within_second
+
+    pts = [training_log.Point(10.0, 1, None), training_log.Point(10.0, 2, None),
+           training_log.Point(11.0, 3, None)]
+    assert [p.time for p in spread_within_second(pts)] == [10.0, 10.5, 11.0]

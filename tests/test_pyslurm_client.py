@@ -282,3 +282,6 @@ def test_real_pyslurm_roundtrip(tmp_path, real_pyslurm):
     info = c.job_info(failing)
     assert (info.state, info.exit_code) == (JobState.FAILED, 3)
     assert c.job_info("999999999").state is JobState.UNKNOWN
+    batch = c.jobs_info([held, failing, "999999999"])
+    assert (batch[held].state, batch[failing].state) == (JobState.CANCELLED, JobState.FAILED)
+    assert "999999999" not in batch

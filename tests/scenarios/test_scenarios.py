@@ -41,8 +41,10 @@ pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
 @pytest.fixture
 def harness(tmp_path):
+    # the Slurm commands here; test_scenario_pyslurm runs the same scenarios through pyslurm
     h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
-                  iterations=1, start_timeout_s=120, restart_timeout_s=120)
+                  sets=(*T.LOCAL_SETS, "slurm.client=cli"), iterations=1,
+                  start_timeout_s=120, restart_timeout_s=120)
     yield h
     h.close()
 

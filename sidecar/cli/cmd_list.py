@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = []
     for paths in find_runs(root):
         try:
-            cfg = load_run_config(paths)
+            cfg = load_run_config(paths, compile_monitoring=False)  # list needs no classifier
         except SidecarError as exc:
             logger.warning("skipping {}: {}", paths.root, exc.message)
             continue

@@ -23,10 +23,10 @@ def resolve_run(arg: str):
     return RunPaths.of(p).require()
 
 
-def load_run_config(paths):
+def load_run_config(paths, compile_monitoring: bool = True):
     from sidecar.config import load_frozen
 
-    return load_frozen(paths.config)
+    return load_frozen(paths.config, compile_monitoring)
 
 
 def client_for(cfg):

@@ -256,8 +256,10 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), now: dat
     return cfg
 
 
-def load_frozen(path: str | Path) -> ResolvedConfig:
-    """Reload a run's run.yaml (``ResolvedConfig.to_dict()``) as written; no presets are read."""
+def load_frozen(path: str | Path, compile_monitoring: bool = True) -> ResolvedConfig:
+    """Reload a run's run.yaml (``ResolvedConfig.to_dict()``) as written; no presets are read.
+    ``compile_monitoring=False`` leaves ``monitoring`` as its plain mapping: compiling the
+    signal patterns is most of the cost (~15 ms a run), and ``list`` reads hundreds of runs."""
     p = Path(path)
     try:
         data = load_yaml(p.read_text(encoding="utf-8"))
@@ -275,7 +277,8 @@ def load_frozen(path: str | Path) -> ResolvedConfig:
         if not (exc.name or "").startswith("sidecar.classify"):
             raise
     else:
-        monitoring = load_monitoring(monitoring, "monitoring")
+        if compile_monitoring:
+            monitoring = load_monitoring(monitoring, "monitoring")
     return ResolvedConfig(
         run=build(RunConfig, data["run"], "run"),
         slurm=build(SlurmConfig, data["slurm"], "slurm"),

@@ -194,13 +194,23 @@ def read_logs(paths: RunPaths, report: Report) -> dict[int, training_log.Attempt
     return logs
 
 
+def plot_format(target: str) -> str:
+    """The picture format a file name asks for (checked before any work is done)."""
+    suffix = Path(target).suffix.lower().lstrip(".") or "png"
+    suffix = "html" if suffix == "htm" else suffix
+    if suffix not in ("png", "svg", "pdf", "html"):
+        raise SidecarError(f"--plot {target}: unknown picture format .{suffix}",
+                           "use a file name ending in .png, .svg, .pdf or .html")
+    return suffix
+
+
 def write_plot(paths: RunPaths, report: Report, target: str, now: float | None = None) -> Path:
     import time
 
     out = Path(target).expanduser()
+    suffix = plot_format(target)
     model = build_model(report, read_logs(paths, report), time.time() if now is None else now)
-    suffix = out.suffix.lower().lstrip(".") or "png"
-    if suffix in ("html", "htm"):
+    if suffix == "html":
         buf = io.BytesIO()
         draw(model, buf, "png")
         img = base64.b64encode(buf.getvalue()).decode()
@@ -212,8 +222,5 @@ def write_plot(paths: RunPaths, report: Report, target: str, now: float | None =
             f"<pre>{html.escape(render_text(report.status, report.time_lost))}</pre>\n",
             encoding="utf-8")
         return out
-    if suffix not in ("png", "svg", "pdf"):
-        raise SidecarError(f"--plot {target}: unknown picture format .{suffix}",
-                           "use a file name ending in .png, .svg, .pdf or .html")
     draw(model, str(out), suffix)
     return out

@@ -27,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from sidecar.cli.common import client_for, load_run_config, resolve_run
     from sidecar.run_report import build_report, render_text
 
+    if args.plot:
+        from sidecar.plot import plot_format
+
+        plot_format(args.plot)
     paths = resolve_run(args.run)
     cfg = load_run_config(paths)
     client = None if args.no_slurm else client_for(cfg)

@@ -111,6 +111,19 @@ class LineClassifier:
                     return found
         return None
 
+    def why_silent(self, line: str | bytes) -> str:
+        """Why a line that does not fire is silent (for ``classify --explain``)."""
+        data = _to_bytes(line).rstrip(b"\r\n")
+        if self._set.Match(data) and self.ignored(data):
+            return "a signal matches, but an ignore pattern of the preset marks the line benign"
+        if self.families is None:
+            return "no signal matches (the family layer is off)"
+        if not self._prefilter.search(data):
+            return "no signal matches and the line has no error-looking word (the family layer's prefilter)"
+        if self.families.benign(data):
+            return "no signal matches; the family layer reads it as benign (a log level below error, a retry, advice, a traceback frame or shutdown chatter)"
+        return "no signal matches and no failure family recognises it"
+
     def node_of(self, data: bytes) -> str | None:
         for pat in self._nodes:
             m = pat.search(data)

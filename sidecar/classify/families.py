@@ -262,9 +262,10 @@ PREFILTER = (
     r"|[Tt]imed out|[Tt]imeout|refused|reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|Errno|denied"
     r"|not found|No such file|[Uu]nable to|[Cc]annot|can't|[Ii]nvalid|mismatch|[Cc]orrupt|[Aa]bort|lost|[Ss]tale"
     r"|[Qq]uota|No space|out of memory|oom|OOM|bad_alloc|unreachable|not available|exceeded|violates|not allowed"
-    r"|loss(?: value)?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|[Nn]a[Nn]\b|\bInf\b|not finite|non-finite"
-    r"|[Ll]oss scale|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|down\b"
-    r"|checkpoint|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|unknown"
+    r"|loss(?: value)?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
+    r"|not finite|non-finite|nan loss|minimum loss scale|loss scale (?:already )?at minimum|decrease (?:loss )?scale"
+    r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
+    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|NCCL WARN|nccl\w*Error|NODE FAIL|Node failure|credential"
     r"|Zero Bytes|[Cc]ommunicator"
 )
@@ -287,6 +288,9 @@ class FamilyLayer:
         self._beats_ignore = tuple(i for i, r in enumerate(self.rules) if r.beats_ignore)
         self._benign = re2.compile(BENIGN, options) if options is not None else re2.compile(BENIGN)
         self.exceptions_enabled = "python.exception" not in disabled
+
+    def benign(self, data: bytes) -> bool:
+        return self._benign.search(data) is not None
 
     def match(self, data: bytes, ignored: bool) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
         """(rule, error_type, class, role, confidence, tip) for ``data``, or None."""

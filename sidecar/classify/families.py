@@ -177,6 +177,7 @@ RULES: tuple[FamilyRule, ...] = (
                "data_missing", P, CAUSE, LOW, "the training data is not where the config says"),
 )
 
+EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 # The last line of a Python traceback: an exception type at the start of the line (after rank
 # and launcher prefixes), then its message. Its type decides when its message names no family.
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
@@ -295,30 +296,28 @@ class FamilyLayer:
         self._set.Compile()
         self._beats_ignore = tuple(i for i, r in enumerate(self.rules) if r.beats_ignore)
         self._benign = re2.compile(BENIGN, options) if options is not None else re2.compile(BENIGN)
-        self.exceptions_enabled = "python.exception" not in disabled
+        self.exceptions_enabled = EXCEPTION_RULE not in disabled
 
     def benign(self, data: bytes) -> bool:
         return self._benign.search(data) is not None
 
-    def match(self, data: bytes, ignored: bool) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
-        """(rule, error_type, class, role, confidence, tip) for ``data``, or None."""
+    def match(self, data: bytes, ignored: bool) -> FamilyRule | None:
+        """The rule that reads ``data`` (``ignored``: an ignore pattern of the preset matched)."""
         found = self._set.Match(data) or ()
         # training health is read in progress lines, which presets ignore and log at INFO
         health = [i for i in found if i in self._beats_ignore]
         if health:
-            r = self.rules[min(health)]
-            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
+            return self.rules[min(health)]
         if ignored or self._benign.search(data):
             return None
         if found:
-            r = self.rules[min(found)]
-            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
+            return self.rules[min(found)]
         if self.exceptions_enabled:
             return exception_family(data.decode("utf-8", "replace"))
         return None
 
 
-def exception_family(text: str) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
+def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
     m = _EXC_HEAD.match(_strip_prefix(text).rstrip())
     if m is None:
@@ -335,10 +334,11 @@ def exception_family(text: str) -> tuple[str, str, FailureClass, Role, Confidenc
         if value is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise
             value, confidence = ("code_error", P, CAUSE), LOW
     error_type, klass, role = value
-    return "python.exception", error_type, klass, role, confidence, _TIPS.get(error_type, "")
+    return FamilyRule(EXCEPTION_RULE, _EXC_HEAD.pattern, error_type, klass, role, confidence,
+                      _TIPS.get(error_type, ""))
 
 
-def family_hit(layer_match: tuple, line_no: int, text: str, node: str | None) -> SignalHit:
-    rule, error_type, klass, role, confidence, tip = layer_match
-    return SignalHit(line_no=line_no, line=text, signal=rule, error_type=error_type, failure_class=klass,
-                     node=node, role=role, layer=Layer.FAMILY, confidence=confidence, tip=tip)
+def family_hit(rule: FamilyRule, line_no: int, text: str, node: str | None) -> SignalHit:
+    return SignalHit(line_no=line_no, line=text, signal=rule.name, error_type=rule.error_type,
+                     failure_class=rule.failure_class, node=node, role=rule.role, layer=Layer.FAMILY,
+                     confidence=rule.confidence, tip=rule.tip)

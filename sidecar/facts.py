@@ -100,12 +100,19 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         last_it = _int(raw_marker.get("last_iteration"))
     if last_it is None and verdict is not None:
         last_it = _int(getattr(verdict, "last_iteration", None))
+    failed_nodes: tuple[str, ...] = ()
+    if info.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL) and info.nodes:
+        try:
+            failed_nodes = client.failed_nodes(info.nodes)
+        except SlurmError as exc:
+            logger.warning("could not read the state of nodes {}: {}", ",".join(info.nodes),
+                           exc.message)
     exit_code = info.exit_code if info.exit_code is not None else _int(end.get("exit_code"))
     if exit_code is None and train_job:
         exit_code = epilog_exit_code(read_json(paths.ending(train_job)))
     return AttemptFacts(
         attempt=attempt, job_id=train_job, state=info.state, exit_code=exit_code,
-        signal=info.signal, nodes=info.nodes, marker=marker, log_cause=log_cause,
+        signal=info.signal, nodes=info.nodes, failed_nodes=failed_nodes, marker=marker, log_cause=log_cause,
         stop_requested=paths.stop_request.exists(),
         first_iteration=_int(progress.get("first_iteration")), last_iteration=last_it,
         last_checkpoint=_int(progress.get("last_checkpoint")),

@@ -66,7 +66,8 @@ class AttemptFacts:
     state: JobState
     exit_code: int | None = None
     signal: int | None = None
-    nodes: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()  # the allocation
+    failed_nodes: tuple[str, ...] = ()  # of those, the ones Slurm reports down/drained/not responding
     marker: Cause | None = None  # the sidecar's marker, if it wrote one
     log_cause: Cause | None = None  # the log tail classified (used when there is no marker)
     stop_requested: bool = False
@@ -84,7 +85,7 @@ class PastAttempt:
     counted: bool  # it used the failure budget
     timeout: bool
     last_iteration: int | None
-    excluded_nodes: tuple[str, ...] = ()
+    excluded_nodes: tuple[str, ...] = ()  # the run's exclusion list after it, oldest first
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Decision:
     budget_used: int = 0  # failures counted so far, this one included
     budget_max: int = 0
     next_attempt: int | None = None
-    exclude_nodes: tuple[str, ...] = ()
+    exclude_nodes: tuple[str, ...] = ()  # oldest exclusion first, so a cap keeps the newest
     delay_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,14 +142,31 @@ def _cause(f: AttemptFacts) -> Cause:
 
 
 def _recent_nodes(nodes: Sequence[str], cap: int) -> tuple[str, ...]:
-    """The last ``cap`` distinct nodes (most recent failures win), sorted."""
+    """The last ``cap`` distinct nodes of ``nodes`` (oldest first), in the same order: a node
+    excluded again moves to the newest end, and the cap drops the oldest."""
+    if cap <= 0:
+        return ()
     seen: dict[str, None] = {}
     for n in reversed(nodes):
         if n not in seen:
             seen[n] = None
         if len(seen) >= cap:
             break
-    return tuple(sorted(seen)) if cap > 0 else ()
+    return tuple(reversed(seen))
+
+
+def _failed_nodes(facts: AttemptFacts, cause: Cause) -> tuple[str, ...]:
+    """The node(s) to blame: the one the log named, else the ones Slurm reports down, drained
+    or not responding; a one-node allocation that got NODE_FAIL is its own culprit. Never the
+    whole allocation (its healthy nodes would shrink the partition for nothing)."""
+    if cause.node:
+        return (cause.node,)
+    if facts.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL):
+        if facts.failed_nodes:
+            return facts.failed_nodes
+        if len(facts.nodes) == 1:
+            return facts.nodes
+    return ()
 
 
 def _backoff(settings: RestartSettings, failures: int) -> float:
@@ -166,12 +184,13 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     nxt = facts.attempt + 1
     used_before = sum(1 for p in history if p.counted)
     timeouts_before = sum(1 for p in history if p.timeout)
-    if facts.stop_requested:
-        return Decision(Action.STOP, "Stop requested (autoexp-sidecar stop); not restarting",
-                        budget_used=used_before, budget_max=settings.max_retries)
+    # A completed training is finished even when a stop was requested meanwhile.
     if facts.state == JobState.COMPLETED and (facts.exit_code in (0, None)):
         return Decision(Action.FINISHED, "Training job completed", budget_used=used_before,
                         budget_max=settings.max_retries)
+    if facts.stop_requested:
+        return Decision(Action.STOP, "Stop requested (autoexp-sidecar stop); not restarting",
+                        budget_used=used_before, budget_max=settings.max_retries)
     if facts.state.is_active:
         return Decision(Action.NOTHING,
                         f"training job {facts.job_id} is still {facts.state.value}; nothing to do",
@@ -184,29 +203,27 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
         return Decision(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
                         budget_used=used_before, **base)
 
-    cap = getattr(settings, "max_excluded_nodes", 8)
+    cap = settings.max_excluded_nodes
     # each decision carries the run's whole exclusion list, so the last one is the current list
     prior_excluded = _recent_nodes(history[-1].excluded_nodes if history else (), cap)
+    last = history[-1] if history else None
 
-    if fc == "terminal":
+    if fc == "terminal" and not settings.timeouts_use_budget:
         # Wall time or preemption: the run was healthy; continue from the checkpoint.
-        if settings.timeouts_use_budget:
-            pass  # falls through to the budgeted path below
-        elif timeouts_before + 1 > settings.max_timeout_restarts:
+        if timeouts_before + 1 > settings.max_timeout_restarts:
             return Decision(Action.STOP, f"time-limit restarts exhausted "
                             f"({timeouts_before + 1}/{settings.max_timeout_restarts})",
                             budget_used=used_before, **base)
-        else:
-            last = history[-1] if history else None
-            if (last is not None and last.timeout and facts.last_iteration is not None
-                    and last.last_iteration == facts.last_iteration):
-                return Decision(Action.STOP, f"Repeated failure without progress "
-                                f"(error_type={et}, iteration {facts.last_iteration})",
-                                budget_used=used_before, **base)
-            return Decision(Action.RESTART, f"Continuing from checkpoint after {et} "
-                            f"(error_type={et}); does not use the retry budget",
-                            counts_against_budget=False, budget_used=used_before,
-                            next_attempt=nxt, exclude_nodes=prior_excluded, **base)
+        if (settings.stop_on_repeat_without_progress and last is not None and last.timeout
+                and facts.last_iteration is not None
+                and last.last_iteration == facts.last_iteration):
+            return Decision(Action.STOP, f"Repeated failure without progress "
+                            f"(error_type={et}, iteration {facts.last_iteration})",
+                            budget_used=used_before, **base)
+        return Decision(Action.RESTART, f"Continuing from checkpoint after {et} "
+                        f"(error_type={et}); does not use the retry budget",
+                        counts_against_budget=False, budget_used=used_before,
+                        next_attempt=nxt, exclude_nodes=prior_excluded, **base)
 
     if et == "scancel" and not settings.restart_on_cancel:
         return Decision(Action.STOP, "Cancelled without a recorded failure (error_type=scancel); "
@@ -217,10 +234,11 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
                         budget_used=used_before, **base)
 
     # A detected failure that repeats with no training progress in between is deterministic.
-    if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and history:
-        last = history[-1]
-        if (last.error_type == et and not last.timeout
-                and (facts.last_iteration is None or facts.last_iteration == last.last_iteration)):
+    if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and last:
+        # a wall-time end (budgeted here) repeats only with the same known iteration
+        progress_unknown = facts.last_iteration is None and fc != "terminal"
+        if (last.error_type == et and (fc == "terminal" or not last.timeout)
+                and (progress_unknown or facts.last_iteration == last.last_iteration)):
             it = facts.last_iteration if facts.last_iteration is not None else "none"
             return Decision(Action.STOP, f"Repeated failure without progress "
                             f"(error_type={et}, iteration {it})",
@@ -231,21 +249,18 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
         return Decision(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
                         counts_against_budget=True, budget_used=used, **base)
 
-    new_nodes: list[str] = []
-    if settings.exclude_failed_nodes:
-        if cause.node:
-            new_nodes.append(cause.node)
-        if facts.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL):
-            new_nodes.extend(facts.nodes)
+    new_nodes = _failed_nodes(facts, cause) if settings.exclude_failed_nodes else ()
     exclude = _recent_nodes([*prior_excluded, *new_nodes], cap)
     if et == "scancel":
         reason = "Cancelled without a recorded failure (error_type=scancel)"
     elif et == "unknown":
         reason = f"Failure with no known cause (error_type=unknown, exit code {facts.exit_code})"
+    elif fc == "terminal":
+        reason = f"Continuing from checkpoint after {et} (error_type={et}); uses the retry budget"
     else:
         reason = f"Transient failure detected (error_type={et})"
     return Decision(Action.RESTART, reason, counts_against_budget=True, budget_used=used,
-                    next_attempt=nxt, exclude_nodes=tuple(sorted(exclude)),
+                    next_attempt=nxt, exclude_nodes=exclude,
                     delay_s=_backoff(settings, used), **base)
 
 
@@ -263,23 +278,8 @@ def decision_for_verdict(verdict: Any, settings: RestartSettings) -> Decision:
 
 
 def history_from_events(events: Sequence[Mapping[str, Any]]) -> list[PastAttempt]:
-    """Past decisions (``decided`` events, one per attempt: the first wins) in attempt order."""
-    seen: dict[int, PastAttempt] = {}
-    for ev in events:
-        if ev.get("event") != "decided":
-            continue
-        try:
-            n = int(ev["attempt"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if n in seen:
-            continue
-        d = ev.get("decision") or {}
-        seen[n] = PastAttempt(
-            attempt=n, error_type=d.get("error_type"),
-            counted=bool(d.get("counts_against_budget")) and d.get("action") == "restart",
-            timeout=d.get("class") == "terminal" and d.get("action") == "restart",
-            last_iteration=ev.get("last_iteration"),
-            excluded_nodes=tuple(d.get("exclude_nodes") or ()),
-        )
-    return [seen[k] for k in sorted(seen)]
+    """Past decisions in attempt order. Kept for callers of the old name: the history's one
+    reader is ``sidecar.history.History`` (``History.of_records(events).past_attempts()``)."""
+    from sidecar.history import History
+
+    return History.of_records(events).past_attempts()

@@ -6,7 +6,6 @@ Layout (one run, on the shared filesystem)::
     <run>/run.yaml                 frozen, resolved config (what was submitted)
     <run>/train.sbatch             rendered training script; watchdog.sbatch likewise
     <run>/events.jsonl             append-only history (never rewritten)
-    <run>/state.json               current summary, derivable from events (rewritten atomically)
     <run>/STOP                     an intentional stop request (``autoexp-sidecar stop``)
     <run>/logs/train-<job>.out     the training job's log (what the sidecar follows)
     <run>/logs/watchdog-<job>.out  a watchdog's log
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sidecar.errors import RunDirError
+from sidecar.history import EventKind
 
 RUN_MARKER = ".autoexp-run"
 
@@ -104,8 +104,6 @@ class RunPaths:
     def watchdog_script(self) -> Path: return self.root / "watchdog.sbatch"
     @property
     def events(self) -> Path: return self.root / "events.jsonl"
-    @property
-    def state(self) -> Path: return self.root / "state.json"
     @property
     def stop_request(self) -> Path: return self.root / "STOP"
     @property
@@ -192,30 +190,35 @@ class RunPaths:
             return None
         return text if text.isdigit() or "_" in text else None
 
-    # -- history
-    def append_event(self, kind: str, now: float | None = None, **fields: Any) -> dict:
-        """Append one event to events.jsonl: one write of one line, fsynced."""
-        event = {"time": time.time() if now is None else now, "event": kind, **fields}
-        line = json.dumps(event, sort_keys=True, default=str) + "\n"
-        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # -- history (read it with sidecar.history.read_history)
+    def append_event(self, kind: EventKind, now: float | None = None, **fields: Any) -> dict[str, Any]:
+        """Append one event to events.jsonl: one write of one line, fsynced. A short write
+        (a full disk) is cut back off, so the file never keeps half a line."""
+        event = {"time": time.time() if now is None else now, "event": EventKind(kind).value,
+                 **fields}
+        line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode("utf-8")
+        fd = os.open(self.events, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
+            start = os.fstat(fd).st_size
+            # a torn last line (a writer killed mid-write) must not swallow this event
+            if start and os.pread(fd, 1, start - 1) != b"\n":
+                line = b"\n" + line
+            try:
+                written = os.write(fd, line)
+                if written != len(line):
+                    raise OSError(28, "short write to events.jsonl (no space left?)")
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
         finally:
             os.close(fd)
         return event
 
-    def iter_events(self) -> Iterator[dict]:
-        """Events in order; a garbled line (e.g. a torn write) is skipped, not fatal."""
-        try:
-            fh = open(self.events, "rb")
-        except FileNotFoundError:
-            return
-        with fh:
-            for raw in fh:
-                try:
-                    ev = json.loads(raw.decode("utf-8"))
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(ev, dict) and "event" in ev:
-                    yield ev
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        """The raw event records in order (kept for callers of the old name; the typed reader
+        is ``sidecar.history.read_history``). A garbled line is skipped."""
+        from sidecar.history import read_history
+
+        for ev in read_history(self).events:
+            yield dict(ev.data)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Protocol
 from loguru import logger
 
 from sidecar.follow import LogFollower
+from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
@@ -269,7 +270,7 @@ class Scanner:
         self._maybe_write_progress(now, force=True)  # the watchdog reads both; keep them in step
         try:
             self.ctx.paths.append_event(
-                "marker", now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
+                EventKind.MARKER, now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
                 error_type=m["error_type"], **{"class": m["class"]}, signal=m["signal"],
                 source=m["source"], line_no=m["line_no"], node=m["node"],
             )
@@ -339,7 +340,7 @@ class Scanner:
                              self.ctx.job_id, self.cancel_tries, exc)
             return
         try:
-            self.ctx.paths.append_event("sidecar_cancel", now=now, attempt=self.ctx.attempt,
+            self.ctx.paths.append_event(EventKind.SIDECAR_CANCEL, now=now, attempt=self.ctx.attempt,
                                         job_id=self.ctx.job_id, reason=d.reason)
         except OSError as exc:
             self._error(f"cannot append the cancel event: {exc}")

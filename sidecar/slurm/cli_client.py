@@ -280,6 +280,13 @@ class CliSlurmClient:
                 jobs[j.job_id] = j
         return sorted(jobs.values(), key=lambda j: _id_key(j.job_id))
 
+    def failed_nodes(self, nodes: Sequence[str]) -> tuple[str, ...]:
+        if not nodes:
+            return ()
+        text = self.runner([self.commands.scontrol, "show", "node", "-o", ",".join(nodes)]).stdout
+        states = parse.parse_node_states(text)
+        return tuple(n for n in nodes if n in states and parse.node_state_is_bad(states[n]))
+
     def version(self) -> str:
         for cmd in (self.commands.sbatch, self.commands.scontrol):
             try:

@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from sidecar.errors import SlurmError
 from sidecar.slurm.cli_client import PERMANENT_SBATCH_ERRORS
@@ -213,6 +213,18 @@ class PyslurmClient:
                 continue
             out.append(info)
         return sorted(out, key=lambda j: int(j.job_id) if j.job_id.isdigit() else -1)
+
+    def failed_nodes(self, nodes: Sequence[str]) -> tuple[str, ...]:
+        from sidecar.slurm.parse import node_state_is_bad
+
+        out = []
+        for n in nodes:
+            node = self._rpc("node info", self.pyslurm.Node.load, n)
+            state = str(getattr(node, "state", "") or "")
+            flags = "+".join(str(f) for f in (getattr(node, "state_flags", None) or ()))
+            if node_state_is_bad(f"{state}+{flags}" if flags else state):
+                out.append(n)
+        return tuple(out)
 
     def version(self) -> str:
         return str(pyslurm_version(self.pyslurm) or "")

@@ -4,6 +4,7 @@ marker. The decision itself is ``sidecar.policy.decide`` (pure)."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
@@ -36,7 +37,7 @@ def slurm_record(client: SlurmClient, job_id: str, *, wait_s: float = TERMINAL_W
         sleep(0.5)
 
 
-def read_log_tail(path, max_bytes: int = LOG_TAIL_BYTES) -> list[bytes]:
+def read_log_tail(path: str | os.PathLike[str], max_bytes: int = LOG_TAIL_BYTES) -> list[bytes]:
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)

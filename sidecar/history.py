@@ -11,9 +11,12 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from sidecar.policy import PastAttempt
+
+if TYPE_CHECKING:
+    from sidecar.rundir import RunPaths
 
 
 class EventKind(str, enum.Enum):
@@ -166,7 +169,7 @@ class History:
         return failed
 
 
-def read_history(paths: Any) -> History:
+def read_history(paths: "RunPaths") -> History:
     """The run's history from ``paths.events`` (a missing file is an empty history)."""
     try:
         with open(paths.events, "rb") as fh:

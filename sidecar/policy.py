@@ -25,17 +25,28 @@ class Action(enum.Enum):
 class RestartSettings(Protocol):
     """What the policy reads of the restart config (sidecar.config.restart.RestartPolicy)."""
 
-    max_retries: int
-    exclude_error_types: Sequence[str]
-    timeouts_use_budget: bool
-    max_timeout_restarts: int
-    exclude_failed_nodes: bool
-    max_excluded_nodes: int
-    stop_on_repeat_without_progress: bool
-    restart_on_unknown: bool
-    restart_on_cancel: bool
-    backoff_s: float
-    backoff_max_s: float
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def exclude_error_types(self) -> Sequence[str]: ...
+    @property
+    def timeouts_use_budget(self) -> bool: ...
+    @property
+    def max_timeout_restarts(self) -> int: ...
+    @property
+    def exclude_failed_nodes(self) -> bool: ...
+    @property
+    def max_excluded_nodes(self) -> int: ...
+    @property
+    def stop_on_repeat_without_progress(self) -> bool: ...
+    @property
+    def restart_on_unknown(self) -> bool: ...
+    @property
+    def restart_on_cancel(self) -> bool: ...
+    @property
+    def backoff_s(self) -> float: ...
+    @property
+    def backoff_max_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -198,10 +209,14 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
 
     cause = _cause(facts)
     et, fc = cause.error_type, cause.failure_class
-    base = dict(error_type=et, failure_class=fc, budget_max=settings.max_retries)
+
+    def made(action: Action, reason: str, **rest: Any) -> Decision:
+        return Decision(action, reason, error_type=et, failure_class=fc,
+                        budget_max=settings.max_retries, **rest)
+
     if fc == "permanent" or et in settings.exclude_error_types:
-        return Decision(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
-                        budget_used=used_before, **base)
+        return made(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
+                        budget_used=used_before)
 
     cap = settings.max_excluded_nodes
     # each decision carries the run's whole exclusion list, so the last one is the current list
@@ -211,27 +226,27 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     if fc == "terminal" and not settings.timeouts_use_budget:
         # Wall time or preemption: the run was healthy; continue from the checkpoint.
         if timeouts_before + 1 > settings.max_timeout_restarts:
-            return Decision(Action.STOP, f"time-limit restarts exhausted "
+            return made(Action.STOP, f"time-limit restarts exhausted "
                             f"({timeouts_before + 1}/{settings.max_timeout_restarts})",
-                            budget_used=used_before, **base)
+                            budget_used=used_before)
         if (settings.stop_on_repeat_without_progress and last is not None and last.timeout
                 and facts.last_iteration is not None
                 and last.last_iteration == facts.last_iteration):
-            return Decision(Action.STOP, f"Repeated failure without progress "
+            return made(Action.STOP, f"Repeated failure without progress "
                             f"(error_type={et}, iteration {facts.last_iteration})",
-                            budget_used=used_before, **base)
-        return Decision(Action.RESTART, f"Continuing from checkpoint after {et} "
+                            budget_used=used_before)
+        return made(Action.RESTART, f"Continuing from checkpoint after {et} "
                         f"(error_type={et}); does not use the retry budget",
                         counts_against_budget=False, budget_used=used_before,
-                        next_attempt=nxt, exclude_nodes=prior_excluded, **base)
+                        next_attempt=nxt, exclude_nodes=prior_excluded)
 
     if et == "scancel" and not settings.restart_on_cancel:
-        return Decision(Action.STOP, "Cancelled without a recorded failure (error_type=scancel); "
-                        "restart_on_cancel is off", budget_used=used_before, **base)
+        return made(Action.STOP, "Cancelled without a recorded failure (error_type=scancel); "
+                        "restart_on_cancel is off", budget_used=used_before)
     if et == "unknown" and not settings.restart_on_unknown:
-        return Decision(Action.STOP, f"Failure with no known cause (exit code "
+        return made(Action.STOP, f"Failure with no known cause (exit code "
                         f"{facts.exit_code}); restart_on_unknown is off",
-                        budget_used=used_before, **base)
+                        budget_used=used_before)
 
     # A detected failure that repeats with no training progress in between is deterministic.
     if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and last:
@@ -240,14 +255,14 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
         if (last.error_type == et and (fc == "terminal" or not last.timeout)
                 and (progress_unknown or facts.last_iteration == last.last_iteration)):
             it = facts.last_iteration if facts.last_iteration is not None else "none"
-            return Decision(Action.STOP, f"Repeated failure without progress "
+            return made(Action.STOP, f"Repeated failure without progress "
                             f"(error_type={et}, iteration {it})",
-                            budget_used=used_before, **base)
+                            budget_used=used_before)
 
     used = used_before + 1
     if used > settings.max_retries:
-        return Decision(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
-                        counts_against_budget=True, budget_used=used, **base)
+        return made(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
+                        counts_against_budget=True, budget_used=used)
 
     new_nodes = _failed_nodes(facts, cause) if settings.exclude_failed_nodes else ()
     exclude = _recent_nodes([*prior_excluded, *new_nodes], cap)
@@ -259,9 +274,9 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
         reason = f"Continuing from checkpoint after {et} (error_type={et}); uses the retry budget"
     else:
         reason = f"Transient failure detected (error_type={et})"
-    return Decision(Action.RESTART, reason, counts_against_budget=True, budget_used=used,
+    return made(Action.RESTART, reason, counts_against_budget=True, budget_used=used,
                     next_attempt=nxt, exclude_nodes=exclude,
-                    delay_s=_backoff(settings, used), **base)
+                    delay_s=_backoff(settings, used))
 
 
 def decision_for_verdict(verdict: Any, settings: RestartSettings) -> Decision:

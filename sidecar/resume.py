@@ -8,6 +8,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar.config.schema import ResolvedConfig
 from sidecar.history import EventKind, read_history
 from sidecar.launch import arm_watchdog, submit_attempt
 from sidecar.rundir import RunPaths, exclusive_create
@@ -68,13 +69,13 @@ def plan_resume(st: RunStatus, *, force: bool, stop_requested: bool) -> ResumePl
                       "intact, nothing to do")
 
 
-def resume(paths: RunPaths, cfg: Any, client: SlurmClient, *, force: bool = False) -> str:
+def resume(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, *, force: bool = False) -> str:
     st = build_status(paths, client, cfg.restart.max_retries)
     plan = plan_resume(st, force=force, stop_requested=paths.stop_request.exists())
     return execute(plan, paths, cfg, client)
 
 
-def execute(plan: ResumePlan, paths: RunPaths, cfg: Any, client: SlurmClient) -> str:
+def execute(plan: ResumePlan, paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient) -> str:
     name = cfg.run.name
     n = plan.attempt
     if plan.step is Step.NOTHING:

@@ -33,6 +33,12 @@ from sidecar.errors import RunDirError
 from sidecar.history import EventKind
 
 RUN_MARKER = ".autoexp-run"
+# Paths relative to the run directory that are also spelled in shell (the training script gets
+# them from here through sidecar.render): {attempt} and {job} are filled by the caller.
+ATTEMPT_DIR = "attempts/{attempt}"
+TRAIN_LOG = "logs/train-{job}.out"
+WATCHDOG_LOG = "logs/watchdog-{job}.out"
+SIDECAR_LOG = ATTEMPT_DIR + "/sidecar.log"
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -117,23 +123,23 @@ class RunPaths:
 
     # -- logs (Slurm expands %j itself; we pass these patterns to sbatch --output)
     @property
-    def train_log_pattern(self) -> Path: return self.logs / "train-%j.out"
+    def train_log_pattern(self) -> Path: return self.root / TRAIN_LOG.format(job="%j")
     @property
-    def watchdog_log_pattern(self) -> Path: return self.logs / "watchdog-%j.out"
+    def watchdog_log_pattern(self) -> Path: return self.root / WATCHDOG_LOG.format(job="%j")
 
-    def train_log(self, job_id: str) -> Path: return self.logs / f"train-{job_id}.out"
-    def watchdog_log(self, job_id: str) -> Path: return self.logs / f"watchdog-{job_id}.out"
+    def train_log(self, job_id: str) -> Path: return self.root / TRAIN_LOG.format(job=job_id)
+    def watchdog_log(self, job_id: str) -> Path: return self.root / WATCHDOG_LOG.format(job=job_id)
     def ending(self, job_id: str) -> Path: return self.endings / f"{job_id}.json"
 
     # -- per attempt
-    def attempt_dir(self, n: int) -> Path: return self.attempts / str(n)
+    def attempt_dir(self, n: int) -> Path: return self.root / ATTEMPT_DIR.format(attempt=n)
     def train_job_file(self, n: int) -> Path: return self.attempt_dir(n) / "train_job"
     def watchdog_job_file(self, n: int) -> Path: return self.attempt_dir(n) / "watchdog_job"
     def marker(self, n: int) -> Path: return self.attempt_dir(n) / "marker.json"
     def end_record(self, n: int) -> Path: return self.attempt_dir(n) / "end.json"
     def progress(self, n: int) -> Path: return self.attempt_dir(n) / "progress.json"
     def decision(self, n: int) -> Path: return self.attempt_dir(n) / "decision.json"
-    def sidecar_log(self, n: int) -> Path: return self.attempt_dir(n) / "sidecar.log"
+    def sidecar_log(self, n: int) -> Path: return self.root / SIDECAR_LOG.format(attempt=n)
     def decide_claim(self, n: int) -> Path: return self.attempt_dir(n) / "decide.claim"
 
     # -- operations

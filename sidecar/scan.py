@@ -87,8 +87,8 @@ def build_marker(
     first_iteration: int | None,
     last_iteration: int | None,
     last_checkpoint: int | None,
-    evidence: list[dict] | None = None,
-) -> dict:
+    evidence: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The marker.json content. Pure; the keys are the interface read by the watchdog."""
     return {
         "error_type": error_type,
@@ -109,7 +109,7 @@ def build_marker(
     }
 
 
-def evidence_entry(hit: Any, line: str | bytes) -> dict:
+def evidence_entry(hit: Any, line: str | bytes) -> dict[str, Any]:
     return {
         "line_no": hit.line_no,
         "line": line_text(line),
@@ -132,7 +132,7 @@ class CancelDecision:
 
 
 def decide_cancel(
-    marker: dict | None, detected_at: float | None, now: float, grace_s: float,
+    marker: dict[str, Any] | None, detected_at: float | None, now: float, grace_s: float,
     *, cancelled: bool, next_try_at: float | None = None,
 ) -> CancelDecision:
     """Whether to end the job now. Pure. Called only while the job is still running."""
@@ -154,7 +154,7 @@ def decide_cancel(
     )
 
 
-def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict:
+def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict[str, Any]:
     return {
         "first_iteration": getattr(progress, "first_iteration", None),
         "last_iteration": getattr(progress, "last_iteration", None),
@@ -184,7 +184,7 @@ class Scanner:
     classifier: Any  # LineClassifier
     roots: Any  # RootCauseTracker
     progress: Any  # ProgressTracker
-    marker: dict | None = None
+    marker: dict[str, Any] | None = None
     detected_at: float | None = None
     cancelled: bool = False
     cancel_tries: int = 0
@@ -195,7 +195,7 @@ class Scanner:
     pre_root_hits: int = 0
     _marker_dirty: bool = False
     _progress_written_at: float | None = None
-    _progress_last: dict | None = field(default=None, repr=False)
+    _progress_last: dict[str, Any] | None = field(default=None, repr=False)
     _checkpoint_seen: Any = None
 
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 
 from loguru import logger
 
+from sidecar.config.schema import ResolvedConfig
 from sidecar.errors import SidecarError
 from sidecar.facts import gather
 from sidecar.history import EventKind, read_history
@@ -23,7 +24,7 @@ def _who() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
-def _decide(paths: RunPaths, cfg: Any, facts: AttemptFacts, now: float | None) -> Decision:
+def _decide(paths: RunPaths, cfg: ResolvedConfig, facts: AttemptFacts, now: float | None) -> Decision:
     history = read_history(paths)
     for w in history.warnings:
         logger.warning("{}: {}", paths.events, w)
@@ -47,7 +48,7 @@ def _record(paths: RunPaths, facts: AttemptFacts, decision: Decision) -> None:
         paths.append_event(EventKind.FINISHED, attempt=facts.attempt, reason=decision.reason)
 
 
-def handle_attempt(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
+def handle_attempt(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, attempt: int,
                    train_job: str | None, *, now: float | None = None,
                    wait_s: float = 30.0) -> Decision | None:
     """Decide what follows ``attempt`` and act on it. None when another watchdog owns it."""
@@ -79,7 +80,7 @@ def handle_attempt(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
     return decision
 
 
-def record_completion(paths: RunPaths, cfg: Any, attempt: int, train_job: str,
+def record_completion(paths: RunPaths, cfg: ResolvedConfig, attempt: int, train_job: str,
                       *, now: float | None = None) -> Decision | None:
     """The training script exited 0: the policy decides (finished) at once, so the run does not
     wait for Slurm's COMPLETED (no watchdog runs after a success). None when already decided."""

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"run directory: {paths.root}")
         print(f"submit it with: sbatch {paths.train_script}")
         return 0
+    assert client is not None  # only --render-only has none, and it returned above
     paths.claim_attempt(1)
     sub = submit_attempt(client, paths, cfg.run.name, 1, reason="")
     if args.json:

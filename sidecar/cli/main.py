@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 from typing import Sequence
 
 from sidecar import __version__
@@ -30,7 +31,7 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def _load(name: str):
+def _load(name: str) -> ModuleType:
     return importlib.import_module(f"sidecar.cli.cmd_{name}")
 
 

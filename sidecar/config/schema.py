@@ -129,7 +129,7 @@ class ResolvedConfig:
 def monitoring_to_dict(monitoring: Any) -> dict[str, Any]:
     """A MonitoringConfig in the preset format that ``sidecar.classify.load_monitoring`` reads."""
     if isinstance(monitoring, dict):
-        return to_plain(monitoring)
+        return dict(to_plain(monitoring))
     signals = []
     for s in monitoring.signals:
         sig = {"name": s.name, "pattern": s.pattern, "error_type": s.error_type,

@@ -107,7 +107,9 @@ def expand_nodelist(text: str | None) -> tuple[str, ...]:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas that are not inside brackets."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "[":
             depth += 1
@@ -194,7 +196,7 @@ def split_scontrol_fields(line: str) -> dict[str, str]:
     key: str | None = None
     for token in line.strip().split(" "):
         m = _TOKEN_KEY.match(token)
-        starts_new = bool(m) and (
+        starts_new = m is not None and (
             m.group(1) in _KNOWN_KEYS or key is None or key not in _FREE_TEXT_KEYS
         )
         if m and starts_new:

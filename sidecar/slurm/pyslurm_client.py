@@ -116,7 +116,7 @@ class PyslurmClient:
         self._sleep = sleep
         self._clock = clock
 
-    def _rpc(self, what: str, fn, *args, **kwargs):
+    def _rpc(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except self.pyslurm.RPCError as exc:
@@ -138,7 +138,7 @@ class PyslurmClient:
         except UnsupportedByPyslurm:
             if self.fallback is None:
                 raise
-            return self.fallback.submit(req)
+            return str(self.fallback.submit(req))
         deadline = self._clock() + self.submit_window_s
         look_first, delay_s = False, 1.0
         while True:
@@ -249,7 +249,7 @@ def _values(collection: Any) -> list[Any]:
         vals = list(collection.values())
     else:
         vals = list(collection or [])
-    out = []
+    out: list[Any] = []
     for v in vals:
         if isinstance(v, Mapping):
             out.extend(v.values())

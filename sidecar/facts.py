@@ -23,17 +23,20 @@ LOG_TAIL_BYTES = 512 * 1024
 
 def slurm_record(client: SlurmClient, job_id: str, *, wait_s: float = TERMINAL_WAIT_S,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> JobInfo:
-    """Slurm's record of ``job_id`` once it is terminal (or the last seen record after wait_s)."""
+                 clock: Callable[[], float] = time.monotonic) -> tuple[JobInfo, bool]:
+    """Slurm's record of ``job_id`` once it is terminal (or the last seen record after wait_s),
+    and whether Slurm could be read at all."""
     deadline = clock() + wait_s
     info = JobInfo(job_id=job_id, state=JobState.UNKNOWN)
+    read = False
     while True:
         try:
             info = client.job_info(job_id)
+            read = True
         except SlurmError as exc:
             logger.warning("could not read Slurm's record of job {}: {}", job_id, exc.message)
         if info.state.is_terminal or clock() >= deadline:
-            return info
+            return info, read
         sleep(0.5)
 
 
@@ -83,8 +86,8 @@ def _int(v: Any) -> int | None:
 
 def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
            monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S) -> AttemptFacts:
-    info = (slurm_record(client, train_job, wait_s=wait_s) if train_job
-            else JobInfo(job_id="", state=JobState.UNKNOWN))
+    info, read = (slurm_record(client, train_job, wait_s=wait_s) if train_job
+                  else (JobInfo(job_id="", state=JobState.UNKNOWN), True))
     raw_marker = read_json(paths.marker(attempt))
     marker = Cause.from_marker(raw_marker) if isinstance(raw_marker, dict) else None
     progress = read_json(paths.progress(attempt)) or {}
@@ -114,7 +117,7 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
     return AttemptFacts(
         attempt=attempt, job_id=train_job, state=info.state, exit_code=exit_code,
         signal=info.signal, nodes=info.nodes, failed_nodes=failed_nodes, marker=marker, log_cause=log_cause,
-        stop_requested=paths.stop_request.exists(),
+        stop_requested=paths.stop_request.exists(), slurm_unreadable=not read,
         first_iteration=_int(progress.get("first_iteration")), last_iteration=last_it,
         last_checkpoint=_int(progress.get("last_checkpoint")),
     )

@@ -33,6 +33,7 @@ class EventKind(str, enum.Enum):
     SIDECAR_CANCEL = "sidecar_cancel"  # the sidecar ended its job
     ENDED = "ended"  # the training script recorded its exit
     DECIDED = "decided"  # the policy's decision on an ended attempt (first per attempt wins)
+    DEFERRED = "deferred"  # a watchdog could not read Slurm and left the decision to resume
     STOP_REQUESTED = "stop_requested"
     STOPPED = "stopped"
     FINISHED = "finished"

@@ -20,6 +20,7 @@ class Action(enum.Enum):
     STOP = "stop"  # the run ends here, with a reason
     FINISHED = "finished"  # training completed
     NOTHING = "nothing"  # not ours to act on (e.g. the job is still active)
+    DEFER = "defer"  # cannot be decided right now (Slurm unreadable): decide later, never guess
 
 
 class RestartSettings(Protocol):
@@ -82,6 +83,7 @@ class AttemptFacts:
     marker: Cause | None = None  # the sidecar's marker, if it wrote one
     log_cause: Cause | None = None  # the log tail classified (used when there is no marker)
     stop_requested: bool = False
+    slurm_unreadable: bool = False  # Slurm's record could not be read (controller/dbd down)
     first_iteration: int | None = None
     last_iteration: int | None = None
     last_checkpoint: int | None = None
@@ -202,6 +204,11 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     if facts.stop_requested:
         return Decision(Action.STOP, "Stop requested (autoexp-sidecar stop); not restarting",
                         budget_used=used_before, budget_max=settings.max_retries)
+    if facts.slurm_unreadable and facts.marker is None:
+        # Without Slurm's end state or a marker, a guess could restart a job that still runs.
+        return Decision(Action.DEFER, f"Slurm's record of training job {facts.job_id} could not "
+                        "be read; deciding when it can be", budget_used=used_before,
+                        budget_max=settings.max_retries)
     if facts.state.is_active:
         return Decision(Action.NOTHING,
                         f"training job {facts.job_id} is still {facts.state.value}; nothing to do",

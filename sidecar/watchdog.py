@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from typing import Callable
 
 from loguru import logger
 
@@ -18,6 +18,11 @@ from sidecar.launch import submit_attempt
 from sidecar.policy import Action, AttemptFacts, Decision, decide
 from sidecar.rundir import RunPaths, atomic_write_json, exclusive_create
 from sidecar.slurm.types import JobState, SlurmClient
+
+
+# While Slurm cannot be read, the watchdog asks again this often (each ask itself retries the
+# Slurm command for up to its runner's retry window).
+DEFER_RETRY_S = 10.0
 
 
 def _who() -> str:
@@ -49,19 +54,30 @@ def _record(paths: RunPaths, facts: AttemptFacts, decision: Decision) -> None:
 
 
 def handle_attempt(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, attempt: int,
-                   train_job: str | None, *, now: float | None = None,
-                   wait_s: float = 30.0) -> Decision | None:
-    """Decide what follows ``attempt`` and act on it. None when another watchdog owns it."""
+                   train_job: str | None, *, now: float | None = None, wait_s: float = 30.0,
+                   defer_s: float = 0.0,
+                   sleep: Callable[[float], None] = time.sleep) -> Decision | None:
+    """Decide what follows ``attempt`` and act on it. None when another watchdog owns it.
+    While Slurm cannot be read the decision is retried for ``defer_s``, then left to resume."""
     if not exclusive_create(paths.decide_claim(attempt), _who() + "\n"):
         logger.info("attempt {} is already handled by another watchdog; nothing to do", attempt)
         return None
-    facts = gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s)
-    decision = _decide(paths, cfg, facts, now)
-    logger.info("attempt {} (job {}, {}): {} - {}", attempt, train_job, facts.state.value,
-                decision.action.value, decision.reason)
-    if decision.action is Action.NOTHING:
-        # Not decided: let the watchdog that runs when this job really ends take it.
+    deadline = time.monotonic() + defer_s
+    while True:
+        facts = gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s)
+        decision = _decide(paths, cfg, facts, now)
+        logger.info("attempt {} (job {}, {}): {} - {}", attempt, train_job, facts.state.value,
+                    decision.action.value, decision.reason)
+        if decision.action is not Action.DEFER or time.monotonic() >= deadline:
+            break
+        sleep(DEFER_RETRY_S)
+    if decision.action in (Action.NOTHING, Action.DEFER):
+        # Not decided: the watchdog that runs when this job really ends (NOTHING), or
+        # `autoexp-sidecar resume` once Slurm answers (DEFER), takes it.
         paths.decide_claim(attempt).unlink(missing_ok=True)
+        if decision.action is Action.DEFER:
+            paths.append_event(EventKind.DEFERRED, attempt=attempt, train_job=train_job,
+                               reason=decision.reason)
         return decision
     _record(paths, facts, decision)
     if decision.action is Action.RESTART:

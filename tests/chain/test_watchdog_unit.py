@@ -374,3 +374,26 @@ def test_success_is_finished_by_the_policy(run):
     assert h.decisions()[1]["action"] == "finished"
     assert h.outcome() is not None and h.outcome().kind is EventKind.FINISHED
     assert record_completion(paths, cfg, 1, sub.train_job) is None  # decided once
+
+
+def test_unreadable_slurm_defers_and_resume_decides_later(run):
+    from sidecar.history import EventKind, read_history
+    paths, cfg, client, sub = run
+    real_job_info = client.job_info
+
+    def down(job_id):
+        raise SlurmError("scontrol: error: Unable to contact slurm controller", "wait")
+    client.job_info = down
+    sleeps = []
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0, defer_s=0.05,
+                       sleep=sleeps.append)
+    assert d.action is Action.DEFER and sleeps  # it asked again before giving up
+    assert not paths.decide_claim(1).exists() and not paths.decision(1).exists()
+    assert len(_trains(client)) == 1  # nothing guessed, nothing submitted
+    assert read_history(paths).of_kind(EventKind.DEFERRED)
+    client.job_info = real_job_info
+    client.set(sub.train_job, JobState.CANCELLED)
+    client.set(sub.watchdog_job, JobState.COMPLETED)
+    assert build_status(paths, client, 3).state is RunState.BROKEN
+    assert "decided attempt 1: restart" in resume(paths, cfg, client)
+    assert len(_trains(client)) == 2

@@ -314,3 +314,13 @@ def test_preempted_continues_without_budget():
 def test_completed_with_a_stop_request_is_finished():
     d = decide(facts(JobState.COMPLETED, exit_code=0, stop_requested=True), [], S, 0)
     assert d.action is Action.FINISHED
+
+
+def test_unreadable_slurm_without_a_marker_defers():
+    d = decide(facts(JobState.UNKNOWN, slurm_unreadable=True), [], S, 0)
+    assert d.action is Action.DEFER and "could not be read" in d.reason
+
+
+def test_unreadable_slurm_with_a_marker_decides_by_the_marker():
+    d = decide(facts(JobState.UNKNOWN, slurm_unreadable=True, marker=marker("nccl")), [], S, 0)
+    assert d.action is Action.RESTART and d.error_type == "nccl"

@@ -88,8 +88,15 @@ def build_marker(
     last_iteration: int | None,
     last_checkpoint: int | None,
     evidence: list[dict[str, Any]] | None = None,
+    layer: str = "curated",
+    confidence: str = "high",
+    role: str = "cause",
+    tip: str = "",
+    superseded: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The marker.json content. Pure; the keys are the interface read by the watchdog."""
+    """The marker.json content. Pure; the keys are the interface read by the watchdog.
+    ``layer``/``confidence``/``role`` say which classifier layer decided and how sure it is;
+    ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause)."""
     return {
         "error_type": error_type,
         "class": failure_class,
@@ -106,7 +113,21 @@ def build_marker(
         "first_iteration": first_iteration,
         "last_iteration": last_iteration,
         "last_checkpoint": last_checkpoint,
+        "layer": layer,
+        "confidence": confidence,
+        "role": role,
+        "tip": tip,
+        "superseded": list(superseded or []),
     }
+
+
+def enum_value(value: Any, default: str) -> str:
+    return str(getattr(value, "value", value)) if value is not None else default
+
+
+def evidence_entry_from_marker(marker: dict[str, Any]) -> dict[str, Any]:
+    """A replaced root, kept in the marker's ``superseded`` list."""
+    return {k: marker.get(k) for k in ("line_no", "line", "signal", "error_type", "class", "role", "layer")}
 
 
 def evidence_entry(hit: Any, line: str | bytes) -> dict[str, Any]:
@@ -225,6 +246,11 @@ class Scanner:
             is_root = self.marker is None and not getattr(hit, "cascade", False)
         if self.marker is None and is_root:
             self._write_first_marker(hit, raw, now)
+        elif self.marker is not None and is_root:
+            # a cause or a process death after a symptom (a survivor's connection error
+            # printed before the launcher's report of the dead rank): the marker names it now
+            replaced = evidence_entry_from_marker(self.marker)
+            self._write_first_marker(hit, raw, now, keep=self.marker, replaced=replaced)
         elif self.marker is not None:
             if len(self.marker["evidence"]) < MAX_EVIDENCE:
                 self.marker["evidence"].append(evidence_entry(hit, raw))
@@ -236,7 +262,8 @@ class Scanner:
                 logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
                             line_no, hit.signal, hit.error_type)
 
-    def _write_first_marker(self, hit: Any, raw: bytes, now: float) -> None:
+    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict | None = None,
+                            replaced: dict | None = None) -> None:
         p = self.progress
         self.marker = build_marker(
             error_type=hit.error_type, failure_class=class_value(hit.failure_class),
@@ -245,7 +272,15 @@ class Scanner:
             first_iteration=getattr(p, "first_iteration", None),
             last_iteration=getattr(p, "last_iteration", None),
             last_checkpoint=getattr(p, "last_checkpoint", None),
+            layer=enum_value(getattr(hit, "layer", None), "curated"),
+            confidence=enum_value(getattr(hit, "confidence", None), "high"),
+            role=enum_value(getattr(hit, "role", None), "cause"),
+            tip=getattr(hit, "tip", "") or "",
+            evidence=keep["evidence"] if keep else None,
+            superseded=[*(keep or {}).get("superseded", []), replaced] if replaced else None,
         )
+        if keep is not None and self.detected_at is not None:
+            now = self.detected_at  # the kill grace keeps counting from the first detection
         self._publish_marker(now)
 
     def _write_hang_marker(self, reason: str, now: float) -> None:

@@ -68,6 +68,7 @@ class Run:
     dir: Path
     faults: Counter[str] = dataclasses.field(default_factory=Counter)
     resume_at: float | None = None  # a `stop` was injected: `resume --force` is due then
+    left_going: str | None = None  # its state when the settle time ran out (the soak stopped it)
 
     @property
     def paths(self) -> RunPaths:
@@ -256,7 +257,9 @@ class Soak:
                     os.kill(pid, signal.SIGCONT)
                 except OSError:
                     pass
-            if self.status(run)["state"] not in ("finished", "stopped"):
+            st = self.status(run)
+            if st["state"] not in ("finished", "stopped"):
+                run.left_going = f"{st['state']} - {st.get('detail')}"
                 sh([*CLI, "stop", str(run.dir)])
 
     def accounting(self, run: Run) -> list[JobInfo]:
@@ -287,7 +290,10 @@ def check_run(soak: Soak, run: Run, st: dict, checks: dict[str, Check]) -> dict[
     history = read_history(paths)
     ours = {n: paths.read_job_id(paths.train_job_file(n)) for n in paths.attempt_numbers()}
     ours = {n: j for n, j in ours.items() if j}
-    if st.get("state") not in ("finished", "stopped") or not st.get("detail"):
+    if run.left_going is not None:
+        checks["ended"].violations.append(f"{run.name}: still {run.left_going} when the settle "
+                                          "time ran out (the soak stopped it)")
+    elif st.get("state") not in ("finished", "stopped") or not st.get("detail"):
         checks["ended"].violations.append(f"{run.name}: {st.get('state')} - {st.get('detail')}")
 
     acct = soak.accounting(run)

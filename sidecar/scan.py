@@ -152,6 +152,9 @@ class CancelDecision:
     reason: str
 
 
+SYMPTOM_GRACE_S = 10.0
+
+
 def decide_cancel(
     marker: dict[str, Any] | None, detected_at: float | None, now: float, grace_s: float,
     *, cancelled: bool, next_try_at: float | None = None,
@@ -163,6 +166,11 @@ def decide_cancel(
         return CancelDecision(Action.NONE, f"terminal ({marker.get('error_type')}): Slurm is already ending the job")
     if cancelled:
         return CancelDecision(Action.NONE, "job already cancelled")
+    if marker.get("role") == "symptom":
+        # a survivor's connection error comes first; torch elastic reports the dead rank only at
+        # its next monitor round (1.9 s after the gloo error in a real kill -9 of a rank):
+        # cancelling sooner would lose the line that names the cause
+        grace_s = max(grace_s, SYMPTOM_GRACE_S)
     left = detected_at + grace_s - now
     if left > 0:
         return CancelDecision(Action.WAIT, f"grace: {left:.1f} s left")

@@ -32,6 +32,7 @@ CASES = {
     "juwels_megatron": ["slurm=juwels", "slurm.account=myproject", "backend=megatron_torchrun",
                         "backend.megatron=llama1_8b_qkln", "backend.megatron_path=/p/software/Megatron-LM",
                         "slurm.signal_before_timeout_s=600", "run.name=golden-juwels"],
+    "local_torch": ["slurm=local", "backend=local", "slurm.nodes=2", "run.name=golden-local-torch"],
 }
 
 
@@ -69,7 +70,7 @@ def test_training_script_has_the_chain_pieces():
                    "#SBATCH --chdir=/scratch/runs/golden-juwels", "#SBATCH --account=myproject",
                    "#SBATCH --gpus-per-node=4", "#SBATCH --signal=B:USR1@600",
                    "-m sidecar arm --run", "-m sidecar scan --run", "-m sidecar record --run",
-                   "srun --kill-on-bad-exit=1 torchrun", "--nproc-per-node=4", "--rdzv-backend=c10d",
+                   "srun --kill-on-bad-exit=1 --label torchrun", "--nproc-per-node=4", "--rdzv-backend=c10d", "--tee 3",
                    "/p/software/Megatron-LM/pretrain_gpt.py", "--num-layers 32", "--qk-layernorm",
                    '--save "$AUTOEXP_RUN_DIR/checkpoints"', '--load "$AUTOEXP_RUN_DIR/checkpoints"',
                    "module load"):

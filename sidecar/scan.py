@@ -33,6 +33,7 @@ from typing import Any, Callable, Protocol
 from loguru import logger
 
 from sidecar.follow import LogFollower
+from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
@@ -86,13 +87,13 @@ def build_marker(
     first_iteration: int | None,
     last_iteration: int | None,
     last_checkpoint: int | None,
-    evidence: list[dict] | None = None,
+    evidence: list[dict[str, Any]] | None = None,
     layer: str = "curated",
     confidence: str = "high",
     role: str = "cause",
     tip: str = "",
-    superseded: list[dict] | None = None,
-) -> dict:
+    superseded: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The marker.json content. Pure; the keys are the interface read by the watchdog.
     ``layer``/``confidence``/``role`` say which classifier layer decided and how sure it is;
     ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause)."""
@@ -124,12 +125,12 @@ def enum_value(value: Any, default: str) -> str:
     return str(getattr(value, "value", value)) if value is not None else default
 
 
-def evidence_entry_from_marker(marker: dict) -> dict:
+def evidence_entry_from_marker(marker: dict[str, Any]) -> dict[str, Any]:
     """A replaced root, kept in the marker's ``superseded`` list."""
     return {k: marker.get(k) for k in ("line_no", "line", "signal", "error_type", "class", "role", "layer")}
 
 
-def evidence_entry(hit: Any, line: str | bytes) -> dict:
+def evidence_entry(hit: Any, line: str | bytes) -> dict[str, Any]:
     return {
         "line_no": hit.line_no,
         "line": line_text(line),
@@ -151,8 +152,11 @@ class CancelDecision:
     reason: str
 
 
+SYMPTOM_GRACE_S = 10.0
+
+
 def decide_cancel(
-    marker: dict | None, detected_at: float | None, now: float, grace_s: float,
+    marker: dict[str, Any] | None, detected_at: float | None, now: float, grace_s: float,
     *, cancelled: bool, next_try_at: float | None = None,
 ) -> CancelDecision:
     """Whether to end the job now. Pure. Called only while the job is still running."""
@@ -162,6 +166,11 @@ def decide_cancel(
         return CancelDecision(Action.NONE, f"terminal ({marker.get('error_type')}): Slurm is already ending the job")
     if cancelled:
         return CancelDecision(Action.NONE, "job already cancelled")
+    if marker.get("role") == "symptom":
+        # a survivor's connection error comes first; torch elastic reports the dead rank only at
+        # its next monitor round (1.9 s after the gloo error in a real kill -9 of a rank):
+        # cancelling sooner would lose the line that names the cause
+        grace_s = max(grace_s, SYMPTOM_GRACE_S)
     left = detected_at + grace_s - now
     if left > 0:
         return CancelDecision(Action.WAIT, f"grace: {left:.1f} s left")
@@ -174,7 +183,7 @@ def decide_cancel(
     )
 
 
-def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict:
+def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict[str, Any]:
     return {
         "first_iteration": getattr(progress, "first_iteration", None),
         "last_iteration": getattr(progress, "last_iteration", None),
@@ -204,7 +213,7 @@ class Scanner:
     classifier: Any  # LineClassifier
     roots: Any  # RootCauseTracker
     progress: Any  # ProgressTracker
-    marker: dict | None = None
+    marker: dict[str, Any] | None = None
     detected_at: float | None = None
     cancelled: bool = False
     cancel_tries: int = 0
@@ -215,7 +224,7 @@ class Scanner:
     pre_root_hits: int = 0
     _marker_dirty: bool = False
     _progress_written_at: float | None = None
-    _progress_last: dict | None = field(default=None, repr=False)
+    _progress_last: dict[str, Any] | None = field(default=None, repr=False)
     _checkpoint_seen: Any = None
 
     @classmethod
@@ -261,8 +270,8 @@ class Scanner:
                 logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
                             line_no, hit.signal, hit.error_type)
 
-    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict | None = None,
-                            replaced: dict | None = None) -> None:
+    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict[str, Any] | None = None,
+                            replaced: dict[str, Any] | None = None) -> None:
         p = self.progress
         self.marker = build_marker(
             error_type=hit.error_type, failure_class=class_value(hit.failure_class),
@@ -304,7 +313,7 @@ class Scanner:
         self._maybe_write_progress(now, force=True)  # the watchdog reads both; keep them in step
         try:
             self.ctx.paths.append_event(
-                "marker", now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
+                EventKind.MARKER, now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
                 error_type=m["error_type"], **{"class": m["class"]}, signal=m["signal"],
                 source=m["source"], line_no=m["line_no"], node=m["node"],
             )
@@ -374,7 +383,7 @@ class Scanner:
                              self.ctx.job_id, self.cancel_tries, exc)
             return
         try:
-            self.ctx.paths.append_event("sidecar_cancel", now=now, attempt=self.ctx.attempt,
+            self.ctx.paths.append_event(EventKind.SIDECAR_CANCEL, now=now, attempt=self.ctx.attempt,
                                         job_id=self.ctx.job_id, reason=d.reason)
         except OSError as exc:
             self._error(f"cannot append the cancel event: {exc}")

@@ -102,7 +102,7 @@ class LineClassifier:
         return self._ignore is not None and self._ignore.search(data) is not None
 
     def _family(self, data: bytes) -> FamilyRule | None:
-        if self.families is None:
+        if self.families is None or self._prefilter is None:
             return None
         for piece in self._pieces(data):
             if self._prefilter.search(piece):
@@ -116,7 +116,7 @@ class LineClassifier:
         data = _to_bytes(line).rstrip(b"\r\n")
         if self._set.Match(data) and self.ignored(data):
             return "a signal matches, but an ignore pattern of the preset marks the line benign"
-        if self.families is None:
+        if self.families is None or self._prefilter is None:
             return "no signal matches (the family layer is off)"
         if not self._prefilter.search(data):
             return "no signal matches and the line has no error-looking word (the family layer's prefilter)"
@@ -153,6 +153,7 @@ class LineClassifier:
             text = text[: MAX_KEPT_LINE // 2] + " ... " + text[-MAX_KEPT_LINE // 2 :]
         if fam is not None:
             return family_hit(fam, line_no, text, self.node_of(head))
+        assert idx is not None  # no family hit: a signal matched
         sig = self.cfg.signals[idx]
         return SignalHit(
             line_no=line_no,

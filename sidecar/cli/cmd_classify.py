@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import json
 import os
 import sys
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--line", metavar="TEXT", help="with --explain: explain this one line instead of a log")
 
 
-def _restart_settings(name: str):
+def _restart_settings(name: str) -> Any:
     """The restart settings for the decision (as ``submit`` builds them), or None when the
     config package is not available (then the class-based outcome is shown)."""
     try:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def _report(args: argparse.Namespace, cfg, report) -> int:
+def _report(args: argparse.Namespace, cfg: Any, report: Any) -> int:
     from sidecar.errors import SidecarError
 
     if args.lines:

@@ -37,7 +37,9 @@ from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
-MAX_LINE_BYTES = 4096
+# How much of a line the marker and its evidence keep (the classifier looks at more: its own
+# MAX_LINE_BYTES; the follower buffers more: follow.MAX_BUFFERED_LINE_BYTES).
+MARKER_LINE_BYTES = 4096
 PROGRESS_INTERVAL_S = 2.0
 # A failed scancel (controller busy) is retried; after this many tries the job is left to end
 # by itself and the marker still tells the watchdog what happened.
@@ -51,7 +53,7 @@ class Canceller(Protocol):
 
 
 # -- pure helpers -----------------------------------------------------------------------------
-def line_text(line: str | bytes, limit: int = MAX_LINE_BYTES) -> str:
+def line_text(line: str | bytes, limit: int = MARKER_LINE_BYTES) -> str:
     """A log line as text for the marker: bytes decoded with errors=replace, cut to ``limit``."""
     if isinstance(line, str):
         line = line.encode("utf-8", "replace")

@@ -64,7 +64,8 @@ def handle_attempt(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, at
         return None
     deadline = time.monotonic() + defer_s
     while True:
-        facts = gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s)
+        facts = gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s,
+                       checkpoint_dir=cfg.backend.checkpoint_dir or paths.checkpoints)
         decision = _decide(paths, cfg, facts, now)
         logger.info("attempt {} (job {}, {}): {} - {}", attempt, train_job, facts.state.value,
                     decision.action.value, decision.reason)

@@ -18,6 +18,8 @@ GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are
     rank_stopped SIGSTOP of such a rank: called hung by the job's pace, ended, restarted
     code_error   an exception in one rank (a token outside the vocabulary): permanent stop
     nan          a huge learning rate makes the loss NaN: permanent stop
+    timeout      a 2-minute time limit: USR1 before it, the ranks save and exit, the run continues
+                 without using the budget
 
 Every restart is also checked to have resumed from the checkpoint: before the failure the test
 waits for a successful checkpoint save; the restarted job's log must show loading that
@@ -816,6 +818,32 @@ def scenario_nan(h: Harness) -> bool:
     return True
 
 
+REASON_TIMEOUT = "Continuing from checkpoint after timeout (error_type=timeout); does not use the retry budget"
+EXIT_ON_SIGNAL = b"exiting program after receiving SIGUSR1"
+
+
+def scenario_timeout(h: Harness) -> bool:
+    """A 2-minute time limit with sbatch's USR1 90 s before it: the ranks save and exit
+    (Megatron's --exit-signal-handler), the run continues without using the budget."""
+    run = h.submit("timeout", ["slurm.time=00:02:00", "slurm.signal_before_timeout_s=90"])
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    h.reporter.info("Waiting for the time limit's warning (USR1) and the save on it...")
+    if not wait_for(lambda: EXIT_ON_SIGNAL in read_bytes(run.log(run.job)), 180):
+        h.reporter.fail("The workload did not save and exit on the time limit's warning within 180s")
+        raise ScenarioFailed("timeout")
+    h.reporter.ok(f"Saved at iteration {saved_iterations(read_bytes(run.log(run.job)))[-1]} and exited on USR1")
+    new = h.expect_restart(run, run.attempt, run.job, reason=REASON_TIMEOUT)
+    d = run.decision(run.attempt) or {}
+    if d.get("counts_against_budget") is not False:
+        h.reporter.fail(f"The time limit used the retry budget: {d}")
+        raise ScenarioFailed("budget")
+    h.reporter.ok("The retry budget is untouched")
+    h.verify_resume(run, run.job, new)
+    h.reporter.ok("Test passed: a time limit continues from the checkpoint!")
+    return True
+
+
 SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "scancel": scenario_scancel,
     "hang": scenario_hang,
@@ -826,6 +854,7 @@ SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "rank_stopped": scenario_rank_stopped,
     "code_error": scenario_code_error,
     "nan": scenario_nan,
+    "timeout": scenario_timeout,
 }
 SEED_SCENARIOS = ("scancel", "hang", "nccl", "oom", "max_retries")
 # what each workload runs for --scenario all, and its settings for the local cluster
@@ -833,7 +862,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "sim": {"config": DEFAULT_CONFIG, "sets": LOCAL_SETS, "oom_error_type": "oom",
             "scenarios": SEED_SCENARIOS},
     "torch": {"config": TORCH_CONFIG, "sets": TORCH_SETS, "oom_error_type": "host_oom",
-              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan")},
+              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan", "timeout")},
 }
 
 

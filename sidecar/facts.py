@@ -87,9 +87,11 @@ def _int(v: Any) -> int | None:
 
 def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
            monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S,
-           checkpoint_dir: str | os.PathLike[str] | None = None) -> AttemptFacts:
+           checkpoint_dir: str | os.PathLike[str] | None = None,
+           timeout_signal: str | None = None) -> AttemptFacts:
     """What is known about ``attempt``. ``checkpoint_dir``: where training saves; its tracker
-    file, not the last save line seen in the log, gives the last checkpoint."""
+    file, not the last save line seen in the log, gives the last checkpoint. ``timeout_signal``:
+    the signal sbatch sends before the time limit (None: none configured)."""
     info, read = (slurm_record(client, train_job, wait_s=wait_s) if train_job
                   else (JobInfo(job_id="", state=JobState.UNKNOWN), True))
     raw_marker = read_json(paths.marker(attempt))
@@ -124,6 +126,7 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         stop_requested=paths.stop_request.exists(), slurm_unreadable=not read,
         first_iteration=_int(progress.get("first_iteration")), last_iteration=last_it,
         last_checkpoint=_last_checkpoint(checkpoint_dir, progress),
+        warned_before_timeout=timeout_signal is not None and end.get("signal") == timeout_signal,
     )
 
 

@@ -136,6 +136,8 @@ class History:
                 timeout=d.get("class") == "terminal" and restart,
                 last_iteration=_int(e.get("last_iteration")),
                 excluded_nodes=tuple(str(x) for x in (d.get("exclude_nodes") or ())),
+                node=d.get("node") if isinstance(d.get("node"), str) else None,
+                nodes=tuple(str(x) for x in (d.get("nodes") or ())),
             ))
         return out
 

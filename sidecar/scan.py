@@ -270,8 +270,8 @@ class Scanner:
                 logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
                             line_no, hit.signal, hit.error_type)
 
-    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict | None = None,
-                            replaced: dict | None = None) -> None:
+    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict[str, Any] | None = None,
+                            replaced: dict[str, Any] | None = None) -> None:
         p = self.progress
         self.marker = build_marker(
             error_type=hit.error_type, failure_class=class_value(hit.failure_class),

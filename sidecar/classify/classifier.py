@@ -102,7 +102,7 @@ class LineClassifier:
         return self._ignore is not None and self._ignore.search(data) is not None
 
     def _family(self, data: bytes) -> tuple | None:
-        if self.families is None:
+        if self.families is None or self._prefilter is None:
             return None
         for piece in self._pieces(data):
             if self._prefilter.search(piece):
@@ -110,6 +110,19 @@ class LineClassifier:
                 if found is not None:
                     return found
         return None
+
+    def why_silent(self, line: str | bytes) -> str:
+        """Why a line that does not fire is silent (for ``classify --explain``)."""
+        data = _to_bytes(line).rstrip(b"\r\n")
+        if self._set.Match(data) and self.ignored(data):
+            return "a signal matches, but an ignore pattern of the preset marks the line benign"
+        if self.families is None or self._prefilter is None:
+            return "no signal matches (the family layer is off)"
+        if not self._prefilter.search(data):
+            return "no signal matches and the line has no error-looking word (the family layer's prefilter)"
+        if self.families.benign(data):
+            return "no signal matches; the family layer reads it as benign (a log level below error, a retry, advice, a traceback frame or shutdown chatter)"
+        return "no signal matches and no failure family recognises it"
 
     def node_of(self, data: bytes) -> str | None:
         for pat in self._nodes:
@@ -140,6 +153,7 @@ class LineClassifier:
             text = text[: MAX_KEPT_LINE // 2] + " ... " + text[-MAX_KEPT_LINE // 2 :]
         if fam is not None:
             return family_hit(fam, line_no, text, self.node_of(head))
+        assert idx is not None  # no family hit: a signal matched
         sig = self.cfg.signals[idx]
         return SignalHit(
             line_no=line_no,

@@ -18,6 +18,12 @@ GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are
     rank_stopped SIGSTOP of such a rank: called hung by the job's pace, ended, restarted
     code_error   an exception in one rank (a token outside the vocabulary): permanent stop
     nan          a huge learning rate makes the loss NaN: permanent stop
+    timeout      a 2-minute time limit: USR1 before it, the ranks save and exit, the run continues
+                 without using the budget
+    node_fail    the slurmd of a node other than the batch host killed: NODE_FAIL, restarted with
+                 exactly that node excluded (then scripts/local-slurm up restarts the slurmd)
+
+The rank and node faults act on processes of this machine: they need the local cluster.
 
 Every restart is also checked to have resumed from the checkpoint: before the failure the test
 waits for a successful checkpoint save; the restarted job's log must show loading that
@@ -816,6 +822,81 @@ def scenario_nan(h: Harness) -> bool:
     return True
 
 
+REASON_TIMEOUT = "Continuing from checkpoint after timeout (error_type=timeout); does not use the retry budget"
+EXIT_ON_SIGNAL = b"exiting program after receiving SIGUSR1"
+
+
+def scenario_timeout(h: Harness) -> bool:
+    """A 2-minute time limit with sbatch's USR1 90 s before it: the ranks save and exit
+    (Megatron's --exit-signal-handler), the run continues without using the budget."""
+    run = h.submit("timeout", ["slurm.time=00:02:00", "slurm.signal_before_timeout_s=90"])
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    h.reporter.info("Waiting for the time limit's warning (USR1) and the save on it...")
+    if not wait_for(lambda: EXIT_ON_SIGNAL in read_bytes(run.log(run.job)), 180):
+        h.reporter.fail("The workload did not save and exit on the time limit's warning within 180s")
+        raise ScenarioFailed("timeout")
+    h.reporter.ok(f"Saved at iteration {saved_iterations(read_bytes(run.log(run.job)))[-1]} and exited on USR1")
+    new = h.expect_restart(run, run.attempt, run.job, reason=REASON_TIMEOUT)
+    d = run.decision(run.attempt) or {}
+    if d.get("counts_against_budget") is not False:
+        h.reporter.fail(f"The time limit used the retry budget: {d}")
+        raise ScenarioFailed("budget")
+    h.reporter.ok("The retry budget is untouched")
+    h.verify_resume(run, run.job, new)
+    h.reporter.ok("Test passed: a time limit continues from the checkpoint!")
+    return True
+
+
+LOCAL_SLURM = REPO / "scripts" / "local-slurm"
+
+
+def _slurmd_pid(node: str) -> int | None:
+    """The pid of the local cluster's slurmd for ``node`` (scripts/local-slurm's pid file)."""
+    lab = Path(os.environ.get("AUTOEXP_SLURM_LAB") or "/var/tmp/autoexp-slurm")
+    try:
+        pid = int((lab / "run" / f"slurmd-{node}.pid").read_text().strip())
+        return pid if Path(f"/proc/{pid}/comm").read_text().strip() == "slurmd" else None
+    except (OSError, ValueError):
+        return None
+
+
+def scenario_node_fail(h: Harness) -> bool:
+    """The slurmd of a node that is not the batch host is killed: the job ends NODE_FAIL and
+    restarts with exactly that node excluded (local cluster; the slurmd is restarted after)."""
+    run = h.submit("node_fail")
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    batch = job_field(run.job, "BatchHost") or ""
+    res = run_cmd(["scontrol", "show", "hostnames", job_field(run.job, "NodeList") or ""])
+    node = next((n for n in res.stdout.split() if n != batch), None)
+    pid = _slurmd_pid(node) if node else None
+    if pid is None:
+        h.reporter.fail(f"No slurmd of a node other than the batch host {batch!r} to kill ({res.stdout.split()})")
+        raise ScenarioFailed("node_fail")
+    h.reporter.info(f"Killing the slurmd of {node} (pid {pid}); the batch host is {batch}")
+    os.kill(pid, signal.SIGKILL)
+    try:
+        new = h.expect_restart(run, run.attempt, run.job, reason_contains="error_type=node_fail")
+        d = run.decision(run.attempt) or {}
+        if d.get("state") != "NODE_FAIL" or d.get("exclude_nodes") != [node]:
+            h.reporter.fail(f"Expected NODE_FAIL excluding exactly [{node}]: state {d.get('state')}, "
+                            f"excluded {d.get('exclude_nodes')}")
+            raise ScenarioFailed("node_fail")
+        excluded = job_field(new, "ExcNodeList") or ""
+        if node not in excluded:
+            h.reporter.fail(f"Job {new} does not exclude {node} (ExcNodeList={excluded!r})")
+            raise ScenarioFailed("node_fail")
+        h.reporter.ok(f"Job ended NODE_FAIL; job {new} excludes exactly {node}")
+        h.verify_resume(run, run.job, new)
+    finally:
+        up = run_cmd([str(LOCAL_SLURM), "up"], timeout_s=180)
+        (h.reporter.ok if up.returncode == 0 else h.reporter.warn)(
+            f"scripts/local-slurm up (restarts the slurmd of {node}): exit {up.returncode}")
+    h.reporter.ok("Test passed: a node failure restarts elsewhere!")
+    return True
+
+
 SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "scancel": scenario_scancel,
     "hang": scenario_hang,
@@ -826,6 +907,8 @@ SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "rank_stopped": scenario_rank_stopped,
     "code_error": scenario_code_error,
     "nan": scenario_nan,
+    "timeout": scenario_timeout,
+    "node_fail": scenario_node_fail,
 }
 SEED_SCENARIOS = ("scancel", "hang", "nccl", "oom", "max_retries")
 # what each workload runs for --scenario all, and its settings for the local cluster
@@ -833,7 +916,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "sim": {"config": DEFAULT_CONFIG, "sets": LOCAL_SETS, "oom_error_type": "oom",
             "scenarios": SEED_SCENARIOS},
     "torch": {"config": TORCH_CONFIG, "sets": TORCH_SETS, "oom_error_type": "host_oom",
-              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan")},
+              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan", "timeout", "node_fail")},
 }
 
 

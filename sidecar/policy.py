@@ -91,6 +91,9 @@ class AttemptFacts:
     first_iteration: int | None = None
     last_iteration: int | None = None
     last_checkpoint: int | None = None
+    # the batch shell got the time limit's warning signal (sbatch --signal=B:USR1@N) and the
+    # training ended by itself after it (saved and exited, Megatron's --exit-signal-handler)
+    warned_before_timeout: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,10 @@ def _cause(f: AttemptFacts) -> Cause:
         base = _SLURM_CAUSES[f.state]
         node = f.marker.node if f.marker and f.marker.node else None
         return Cause(base.error_type, base.failure_class, node, None, "slurm")
+    if f.warned_before_timeout and f.state in (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED):
+        # ended on the time limit's warning: what the launcher printed on the way out (torchrun's
+        # SignalException) is not a failure; continue from the checkpoint it saved
+        return _SLURM_CAUSES[JobState.TIMEOUT]
     if f.marker is not None:
         if f.state == JobState.OUT_OF_MEMORY and f.marker.role in ("death", "symptom"):
             # "a rank was SIGKILLed" (or a survivor's connection error) is what an OOM kill

@@ -99,6 +99,9 @@ def render_args(args: Mapping[str, Any]) -> list[str]:
     return words
 
 
+# the signal sbatch sends the batch shell before the time limit (it forwards it to training)
+TIMEOUT_SIGNAL = "USR1"
+
 _SHELL_WORD = "\0checkpoint-dir\0"  # stands for the default checkpoint dir until quoting
 
 
@@ -180,7 +183,7 @@ def render_train_script(cfg: ResolvedConfig, paths: RunPaths, python: str) -> st
     import sbatch_templates
 
     s = cfg.slurm
-    signal = f"B:USR1@{s.signal_before_timeout_s}" if s.signal_before_timeout_s else None
+    signal = f"B:{TIMEOUT_SIGNAL}@{s.signal_before_timeout_s}" if s.signal_before_timeout_s else None
     options = [
         ("partition", s.partition), ("account", s.account), ("qos", s.qos), ("nodes", s.nodes),
         ("ntasks-per-node", s.ntasks_per_node), ("gpus-per-node", s.gpus_per_node or None),

@@ -16,6 +16,7 @@ from sidecar.facts import gather
 from sidecar.history import EventKind, read_history
 from sidecar.launch import submit_attempt
 from sidecar.policy import Action, AttemptFacts, Decision, decide
+from sidecar.render import TIMEOUT_SIGNAL
 from sidecar.rundir import RunPaths, atomic_write_json, exclusive_create
 from sidecar.slurm.types import JobState, SlurmClient
 
@@ -64,7 +65,9 @@ def handle_attempt(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, at
         return None
     deadline = time.monotonic() + defer_s
     while True:
-        facts = gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s)
+        facts = gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s,
+                       checkpoint_dir=cfg.backend.checkpoint_dir or paths.checkpoints,
+                       timeout_signal=TIMEOUT_SIGNAL if cfg.slurm.signal_before_timeout_s else None)
         decision = _decide(paths, cfg, facts, now)
         logger.info("attempt {} (job {}, {}): {} - {}", attempt, train_job, facts.state.value,
                     decision.action.value, decision.reason)

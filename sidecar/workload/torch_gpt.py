@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-TRACKER = "latest_checkpointed_iteration.txt"
+from sidecar.checkpoints import TRACKER, read_tracker
+
 MiB = 1 << 20
 
 
@@ -132,15 +133,6 @@ def lr_at(iteration: int, a: argparse.Namespace) -> float:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def read_tracker(load: str | None) -> int | None:
-    if not load:
-        return None
-    try:
-        text = (Path(load) / TRACKER).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
 
 def iter_dir(root: str, iteration: int) -> Path:
     return Path(root) / f"iter_{iteration:07d}"

@@ -81,7 +81,7 @@ def test_sigusr1_saves_and_exits(tmp_path):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # torchrun ends its workers (their own sessions) on TERM
             proc.wait(timeout=60)
-    assert proc.returncode == 0, out[-3000:]
+    # torchrun itself exits non-zero after a handled signal (SignalException); the ranks saved
     assert "exiting program after receiving SIGUSR1." in out, out[-3000:]
     saved = [int(x) for x in SAVED.findall(out)]
     assert saved and saved[-1] >= 7
@@ -100,8 +100,8 @@ def test_huge_lr_prints_nan_or_stops_with_the_check(tmp_path):
 def test_memory_grows_with_the_micro_batch_until_the_allocator_refuses(tmp_path):
     """Under an address-space limit torch's own CPU allocator says it cannot allocate: the text
     the user sees when micro_batch_size=16 does not fit."""
-    limit = "ulimit -v 3000000; "  # ~2.9 GiB of address space per process
-    base = " ".join([*TORCHRUN, *WORKLOAD, "--train-iters", "3", "--activation-mb-per-sample", "120"])
+    limit = "ulimit -v 2200000; "  # ~2.1 GiB of address space per process
+    base = " ".join([*TORCHRUN, *WORKLOAD, "--train-iters", "3", "--activation-mb-per-sample", "150"])
     ok = subprocess.run(["bash", "-c", limit + base + " --micro-batch-size 4"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
     oom = subprocess.run(["bash", "-c", limit + base + " --micro-batch-size 16"], capture_output=True, text=True, timeout=120)

@@ -130,6 +130,7 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
     )
 
 
-def _last_checkpoint(checkpoint_dir: str | os.PathLike[str] | None, progress: dict) -> int | None:
+def _last_checkpoint(checkpoint_dir: str | os.PathLike[str] | None,
+                     progress: dict[str, Any]) -> int | None:
     on_disk = read_tracker(checkpoint_dir)
     return on_disk if on_disk is not None else _int(progress.get("last_checkpoint"))

@@ -34,6 +34,7 @@ from sidecar.run_report import job_ids, list_row, report_from  # noqa: E402
 from sidecar.rundir import RunPaths, atomic_write_text, find_runs  # noqa: E402
 from sidecar.slurm import get_client  # noqa: E402
 from sidecar.slurm.runner import run as run_command  # noqa: E402
+from sidecar.history import read_history  # noqa: E402
 from sidecar.status import collect_attempts  # noqa: E402
 
 
@@ -73,8 +74,8 @@ def loaded(root: Path):
 
     out = []
     for p in find_runs(root):
-        ev = list(p.iter_events())
-        out.append((p, load_frozen(p.config, compile_monitoring=False), ev, collect_attempts(p, ev)))
+        h = read_history(p)
+        out.append((p, load_frozen(p.config, compile_monitoring=False), h, collect_attempts(p, h)))
     return out
 
 
@@ -87,13 +88,13 @@ def bench(kind: str, root: Path) -> None:
     counter.calls = 0  # not the version check of get_client
     t0 = time.perf_counter()
     infos = client.jobs_info(ids)
-    rows = [list_row(report_from(p, c, e, v, infos)) for p, c, e, v in loaded(root)]
+    rows = [list_row(report_from(p, c, e, v, infos, time.time())) for p, c, e, v in loaded(root)]
     batched_s, batched_calls = time.perf_counter() - t0, counter.calls
 
     counter.calls = 0
     t0 = time.perf_counter()
     one_by_one = {j: client.job_info(j) for j in ids}
-    rows2 = [list_row(report_from(p, c, e, v, one_by_one)) for p, c, e, v in loaded(root)]
+    rows2 = [list_row(report_from(p, c, e, v, one_by_one, time.time())) for p, c, e, v in loaded(root)]
     single_s, single_calls = time.perf_counter() - t0, counter.calls
 
     same = [r["status"] for r in rows] == [r["status"] for r in rows2]

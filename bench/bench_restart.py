@@ -38,6 +38,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from sidecar.history import read_history  # noqa: E402  (the run dir's one history reader)
+from sidecar.rundir import RunPaths  # noqa: E402  (and its one layout)
 DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
 LOCAL_SETS = ("backend.args.train_iters=100000", "backend.args.iter_time_s=0.2",
               "backend.args.save_interval=10")
@@ -149,28 +153,18 @@ class ChainRun:
 
     def attempt_file(self, n: int, name: str) -> Path:
         assert self.dir is not None
-        return self.dir / "attempts" / str(n) / name
+        return RunPaths(self.dir).attempt_dir(n) / name
 
     def log(self, job: str) -> Path:
         assert self.dir is not None
-        return self.dir / "logs" / f"train-{job}.out"
+        return RunPaths(self.dir).train_log(job)
 
     def phases(self, attempt: int, t0_wall: float) -> dict[str, float]:
         """Seconds after the error line at which the run's history shows each step."""
         assert self.dir is not None
         out: dict[str, float] = {}
-        try:
-            lines = (self.dir / "events.jsonl").read_text().splitlines()
-        except OSError:
-            return out
-        for raw in lines:
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
-            kind, n, t = ev.get("event"), ev.get("attempt"), ev.get("time")
-            if not isinstance(t, (int, float)):
-                continue
+        for ev in read_history(RunPaths(self.dir)).events:
+            kind, n, t = ev.kind.value, ev.attempt, ev.time
             key = {("marker", attempt): "marker event", ("ended", attempt): "job ended (record)",
                    ("decided", attempt): "watchdog decided",
                    ("submitted", attempt + 1): "next job submitted"}.get((kind, n))

@@ -19,7 +19,9 @@ import re
 import shlex
 from typing import Any, Iterable, Mapping
 
+from sidecar.config.schema import ResolvedConfig
 from sidecar.errors import ConfigError
+from sidecar import rundir
 from sidecar.rundir import RunPaths
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_]+)\s*)?\}\}")
@@ -47,7 +49,7 @@ def render(template_text: str, values: Mapping[str, str | int]) -> str:
                           "this is a bug in autoexp-sidecar or a hand-edited template")
     text = _EMPTY_RAW_LINE.sub(lambda m: "" if str(values[m.group(1)]) == "" else m.group(0), template_text)
 
-    def fill(m: re.Match) -> str:
+    def fill(m: re.Match[str]) -> str:
         name, filt = m.group(1), m.group(2)
         value = str(values[name])
         if filt is None:
@@ -97,6 +99,9 @@ def render_args(args: Mapping[str, Any]) -> list[str]:
     return words
 
 
+# the signal sbatch sends the batch shell before the time limit (it forwards it to training)
+TIMEOUT_SIGNAL = "USR1"
+
 _SHELL_WORD = "\0checkpoint-dir\0"  # stands for the default checkpoint dir until quoting
 
 
@@ -104,7 +109,7 @@ def _quote_words(words: Iterable[str]) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def train_command(cfg: Any, paths: RunPaths, python: str) -> str:
+def train_command(cfg: ResolvedConfig, paths: RunPaths, python: str) -> str:
     """The training command as shell text (run by ``bash -c`` inside the job)."""
     backend = cfg.backend
     args = dict(backend.args)
@@ -116,31 +121,51 @@ def train_command(cfg: Any, paths: RunPaths, python: str) -> str:
     args.setdefault("load", ckpt)
     arg_text = " ".join(default_ckpt if w == _SHELL_WORD else shlex.quote(w) for w in render_args(args))
     if backend.kind == "megatron_torchrun":
+        nproc = int(backend.nproc_per_node or cfg.slurm.gpus_per_node or 1)
+        script = (["-m", backend.module] if backend.module
+                  else [f"{str(backend.megatron_path).rstrip('/')}/pretrain_gpt.py"])
+        # srun --label: every line starts with its task number, i.e. its node (one torchrun per
+        # node): the rank torchrun prints is the rendezvous' join order, not the node
         launch = " ".join([
-            "exec srun --kill-on-bad-exit=1 torchrun",
+            "exec srun --kill-on-bad-exit=1 --label",
+            backend.torchrun.replace("{python}", shlex.quote(python)),
             '--nnodes="$SLURM_NNODES"',
-            f"--nproc-per-node={int(cfg.slurm.gpus_per_node)}",
+            f"--nproc-per-node={nproc}",
             "--rdzv-backend=c10d",
+            '--rdzv-id="$SLURM_JOB_ID"',
             '--rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT"',
-            shlex.quote(f"{str(backend.megatron_path).rstrip('/')}/pretrain_gpt.py"),
+            _quote_words(backend.torchrun_args),
+            _quote_words(script),
         ])
     elif isinstance(backend.command, str):  # shell text, as the user wrote it
         launch = backend.command.replace("{python}", shlex.quote(python))
-    else:
+    elif backend.command is not None:
         launch = "exec " + _quote_words(w.replace("{python}", python) for w in backend.command)
+    else:  # validation requires a command for this backend; say so rather than render "exec"
+        raise ConfigError("backend.command is not set", "set backend.command, or use "
+                          "backend: megatron_torchrun")
     return f"{launch} {arg_text}".strip()
 
 
-def launch_setup(cfg: Any) -> str:
+def launch_setup(cfg: ResolvedConfig) -> str:
     """Shell lines run before the training command (torchrun's rendezvous address)."""
     if cfg.backend.kind != "megatron_torchrun":
         return ""
     return "\n".join([
-        "# torchrun rendezvous: the first node of the allocation",
-        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-        f"MASTER_PORT={int(cfg.backend.master_port)}",
+        "# torchrun rendezvous on the first node of the allocation, by its address: a node's name",
+        "# need not resolve on the nodes (a cluster's internal names, the local cluster's n1..n3)",
+        'MASTER_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        'MASTER_ADDR=$(scontrol show node "$MASTER_NODE" 2>/dev/null | sed -n \'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p\' | head -n 1)',
+        'MASTER_ADDR=${MASTER_ADDR:-$MASTER_NODE}',
+        f"MASTER_PORT=$(({int(cfg.backend.master_port)} + SLURM_JOB_ID % 1000))",
         "export MASTER_ADDR MASTER_PORT",
     ])
+
+
+def _in_run_dir(layout: str, **shell_vars: str) -> str:
+    """A run-dir path of ``sidecar.rundir``'s layout as one double-quoted shell word, its
+    {placeholders} filled with shell variables (``"$AUTOEXP_RUN_DIR/logs/train-$SLURM_JOB_ID.out"``)."""
+    return f'"$AUTOEXP_RUN_DIR/{layout.format(**{k: "$" + v for k, v in shell_vars.items()})}"'
 
 
 def _check_run_dir(paths: RunPaths) -> str:
@@ -152,13 +177,13 @@ def _check_run_dir(paths: RunPaths) -> str:
 
 
 # ----------------------------------------------------------------------------- scripts
-def render_train_script(cfg: Any, paths: RunPaths, python: str) -> str:
+def render_train_script(cfg: ResolvedConfig, paths: RunPaths, python: str) -> str:
     """The training job's script for run config ``cfg`` in run directory ``paths``;
     ``python`` is the interpreter that has this package (sys.executable at submit)."""
     import sbatch_templates
 
     s = cfg.slurm
-    signal = f"B:USR1@{s.signal_before_timeout_s}" if s.signal_before_timeout_s else None
+    signal = f"B:{TIMEOUT_SIGNAL}@{s.signal_before_timeout_s}" if s.signal_before_timeout_s else None
     options = [
         ("partition", s.partition), ("account", s.account), ("qos", s.qos), ("nodes", s.nodes),
         ("ntasks-per-node", s.ntasks_per_node), ("gpus-per-node", s.gpus_per_node or None),
@@ -178,10 +203,13 @@ def render_train_script(cfg: Any, paths: RunPaths, python: str) -> str:
         "env_exports": "\n".join(x for x in (exports, setup) if x),
         "workdir": cfg.backend.workdir or str(paths.root),
         "train_command": train_command(cfg, paths, python),
+        "attempt_dir": _in_run_dir(rundir.ATTEMPT_DIR, attempt="AUTOEXP_ATTEMPT"),
+        "train_log": _in_run_dir(rundir.TRAIN_LOG, job="SLURM_JOB_ID"),
+        "sidecar_log": _in_run_dir(rundir.SIDECAR_LOG, attempt="AUTOEXP_ATTEMPT"),
     })
 
 
-def render_watchdog_script(cfg: Any, paths: RunPaths, python: str) -> str:
+def render_watchdog_script(cfg: ResolvedConfig, paths: RunPaths, python: str) -> str:
     """The watchdog job's script: small, short, on the watchdog's own partition/account/qos."""
     import sbatch_templates
 

@@ -33,10 +33,13 @@ from typing import Any, Callable, Protocol
 from loguru import logger
 
 from sidecar.follow import LogFollower
+from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
-MAX_LINE_BYTES = 4096
+# How much of a line the marker and its evidence keep (the classifier looks at more: its own
+# MAX_LINE_BYTES; the follower buffers more: follow.MAX_BUFFERED_LINE_BYTES).
+MARKER_LINE_BYTES = 4096
 PROGRESS_INTERVAL_S = 2.0
 # A failed scancel (controller busy) is retried; after this many tries the job is left to end
 # by itself and the marker still tells the watchdog what happened.
@@ -50,7 +53,7 @@ class Canceller(Protocol):
 
 
 # -- pure helpers -----------------------------------------------------------------------------
-def line_text(line: str | bytes, limit: int = MAX_LINE_BYTES) -> str:
+def line_text(line: str | bytes, limit: int = MARKER_LINE_BYTES) -> str:
     """A log line as text for the marker: bytes decoded with errors=replace, cut to ``limit``."""
     if isinstance(line, str):
         line = line.encode("utf-8", "replace")
@@ -86,9 +89,16 @@ def build_marker(
     first_iteration: int | None,
     last_iteration: int | None,
     last_checkpoint: int | None,
-    evidence: list[dict] | None = None,
-) -> dict:
-    """The marker.json content. Pure; the keys are the interface read by the watchdog."""
+    evidence: list[dict[str, Any]] | None = None,
+    layer: str = "curated",
+    confidence: str = "high",
+    role: str = "cause",
+    tip: str = "",
+    superseded: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The marker.json content. Pure; the keys are the interface read by the watchdog.
+    ``layer``/``confidence``/``role`` say which classifier layer decided and how sure it is;
+    ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause)."""
     return {
         "error_type": error_type,
         "class": failure_class,
@@ -105,10 +115,24 @@ def build_marker(
         "first_iteration": first_iteration,
         "last_iteration": last_iteration,
         "last_checkpoint": last_checkpoint,
+        "layer": layer,
+        "confidence": confidence,
+        "role": role,
+        "tip": tip,
+        "superseded": list(superseded or []),
     }
 
 
-def evidence_entry(hit: Any, line: str | bytes) -> dict:
+def enum_value(value: Any, default: str) -> str:
+    return str(getattr(value, "value", value)) if value is not None else default
+
+
+def evidence_entry_from_marker(marker: dict[str, Any]) -> dict[str, Any]:
+    """A replaced root, kept in the marker's ``superseded`` list."""
+    return {k: marker.get(k) for k in ("line_no", "line", "signal", "error_type", "class", "role", "layer")}
+
+
+def evidence_entry(hit: Any, line: str | bytes) -> dict[str, Any]:
     return {
         "line_no": hit.line_no,
         "line": line_text(line),
@@ -130,8 +154,11 @@ class CancelDecision:
     reason: str
 
 
+SYMPTOM_GRACE_S = 10.0
+
+
 def decide_cancel(
-    marker: dict | None, detected_at: float | None, now: float, grace_s: float,
+    marker: dict[str, Any] | None, detected_at: float | None, now: float, grace_s: float,
     *, cancelled: bool, next_try_at: float | None = None,
 ) -> CancelDecision:
     """Whether to end the job now. Pure. Called only while the job is still running."""
@@ -141,6 +168,11 @@ def decide_cancel(
         return CancelDecision(Action.NONE, f"terminal ({marker.get('error_type')}): Slurm is already ending the job")
     if cancelled:
         return CancelDecision(Action.NONE, "job already cancelled")
+    if marker.get("role") == "symptom":
+        # a survivor's connection error comes first; torch elastic reports the dead rank only at
+        # its next monitor round (1.9 s after the gloo error in a real kill -9 of a rank):
+        # cancelling sooner would lose the line that names the cause
+        grace_s = max(grace_s, SYMPTOM_GRACE_S)
     left = detected_at + grace_s - now
     if left > 0:
         return CancelDecision(Action.WAIT, f"grace: {left:.1f} s left")
@@ -153,7 +185,7 @@ def decide_cancel(
     )
 
 
-def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict:
+def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict[str, Any]:
     return {
         "first_iteration": getattr(progress, "first_iteration", None),
         "last_iteration": getattr(progress, "last_iteration", None),
@@ -183,7 +215,7 @@ class Scanner:
     classifier: Any  # LineClassifier
     roots: Any  # RootCauseTracker
     progress: Any  # ProgressTracker
-    marker: dict | None = None
+    marker: dict[str, Any] | None = None
     detected_at: float | None = None
     cancelled: bool = False
     cancel_tries: int = 0
@@ -194,7 +226,7 @@ class Scanner:
     pre_root_hits: int = 0
     _marker_dirty: bool = False
     _progress_written_at: float | None = None
-    _progress_last: dict | None = field(default=None, repr=False)
+    _progress_last: dict[str, Any] | None = field(default=None, repr=False)
     _checkpoint_seen: Any = None
 
     @classmethod
@@ -224,6 +256,11 @@ class Scanner:
             is_root = self.marker is None and not getattr(hit, "cascade", False)
         if self.marker is None and is_root:
             self._write_first_marker(hit, raw, now)
+        elif self.marker is not None and is_root:
+            # a cause or a process death after a symptom (a survivor's connection error
+            # printed before the launcher's report of the dead rank): the marker names it now
+            replaced = evidence_entry_from_marker(self.marker)
+            self._write_first_marker(hit, raw, now, keep=self.marker, replaced=replaced)
         elif self.marker is not None:
             if len(self.marker["evidence"]) < MAX_EVIDENCE:
                 self.marker["evidence"].append(evidence_entry(hit, raw))
@@ -235,7 +272,8 @@ class Scanner:
                 logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
                             line_no, hit.signal, hit.error_type)
 
-    def _write_first_marker(self, hit: Any, raw: bytes, now: float) -> None:
+    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict[str, Any] | None = None,
+                            replaced: dict[str, Any] | None = None) -> None:
         p = self.progress
         self.marker = build_marker(
             error_type=hit.error_type, failure_class=class_value(hit.failure_class),
@@ -244,7 +282,15 @@ class Scanner:
             first_iteration=getattr(p, "first_iteration", None),
             last_iteration=getattr(p, "last_iteration", None),
             last_checkpoint=getattr(p, "last_checkpoint", None),
+            layer=enum_value(getattr(hit, "layer", None), "curated"),
+            confidence=enum_value(getattr(hit, "confidence", None), "high"),
+            role=enum_value(getattr(hit, "role", None), "cause"),
+            tip=getattr(hit, "tip", "") or "",
+            evidence=keep["evidence"] if keep else None,
+            superseded=[*(keep or {}).get("superseded", []), replaced] if replaced else None,
         )
+        if keep is not None and self.detected_at is not None:
+            now = self.detected_at  # the kill grace keeps counting from the first detection
         self._publish_marker(now)
 
     def _write_hang_marker(self, reason: str, now: float) -> None:
@@ -269,7 +315,7 @@ class Scanner:
         self._maybe_write_progress(now, force=True)  # the watchdog reads both; keep them in step
         try:
             self.ctx.paths.append_event(
-                "marker", now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
+                EventKind.MARKER, now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
                 error_type=m["error_type"], **{"class": m["class"]}, signal=m["signal"],
                 source=m["source"], line_no=m["line_no"], node=m["node"],
             )
@@ -339,7 +385,7 @@ class Scanner:
                              self.ctx.job_id, self.cancel_tries, exc)
             return
         try:
-            self.ctx.paths.append_event("sidecar_cancel", now=now, attempt=self.ctx.attempt,
+            self.ctx.paths.append_event(EventKind.SIDECAR_CANCEL, now=now, attempt=self.ctx.attempt,
                                         job_id=self.ctx.job_id, reason=d.reason)
         except OSError as exc:
             self._error(f"cannot append the cancel event: {exc}")

@@ -1,7 +1,7 @@
 """Time lost to failures: per failed attempt, the time from the failure to the next attempt
 running, the iterations redone since the last checkpoint, and totals with GPU-hours.
 
-Pure: the history (events), the attempt views and the Slurm start/end times come in as values;
+Pure: the typed history, the attempt views and the Slurm start/end times come in as values;
 ``sidecar.run_report`` gathers them.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
+from sidecar.history import EventKind, History
 from sidecar.status import AttemptView
 
 
@@ -34,26 +35,25 @@ class TimeLost:
         return asdict(self)
 
 
-def failure_times(events: Sequence[Mapping[str, Any]]) -> dict[int, float]:
+def failure_times(history: History) -> dict[int, float]:
     """attempt -> when its failure was first known: the sidecar's marker, else the end record."""
     marker: dict[int, float] = {}
     ended: dict[int, float] = {}
-    for ev in events:
-        n, t = ev.get("attempt"), ev.get("time")
-        if not isinstance(n, int) or not isinstance(t, (int, float)):
+    for ev in history.of_kind(EventKind.MARKER, EventKind.ENDED):
+        if ev.attempt is None or not ev.time:
             continue
-        if ev.get("event") == "marker":
-            marker.setdefault(n, float(t))
-        elif ev.get("event") == "ended" and (ev.get("exit_code") != 0 or ev.get("signal")):
-            ended.setdefault(n, float(t))
+        if ev.kind is EventKind.MARKER:
+            marker.setdefault(ev.attempt, ev.time)
+        elif ev.get("exit_code") != 0 or ev.get("signal"):
+            ended.setdefault(ev.attempt, ev.time)
     return {**ended, **marker}
 
 
-def compute(views: Sequence[AttemptView], events: Sequence[Mapping[str, Any]],
+def compute(views: Sequence[AttemptView], history: History,
             starts: Mapping[int, float | None], ends: Mapping[int, float | None],
             gpus: int | None) -> TimeLost:
     """``starts``/``ends``: attempt -> epoch seconds its training job started / ended (Slurm)."""
-    failed = failure_times(events)
+    failed = failure_times(history)
     by_n = {v.attempt: v for v in views}
     out: list[AttemptLoss] = []
     for v in views:

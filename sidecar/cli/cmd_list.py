@@ -21,11 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import time
 
     from loguru import logger
 
     from sidecar.cli.common import client_for, default_run_root, load_run_config, setup_logging
     from sidecar.errors import SidecarError
+    from sidecar.history import read_history
     from sidecar.run_report import job_ids, list_row, query_jobs, render_list, report_from
     from sidecar.rundir import find_runs
     from sidecar.status import collect_attempts
@@ -39,13 +41,14 @@ def run(args: argparse.Namespace) -> int:
         except SidecarError as exc:
             logger.warning("skipping {}: {}", paths.root, exc.message)
             continue
-        events = list(paths.iter_events())
-        loaded.append((paths, cfg, events, collect_attempts(paths, events)))
+        history = read_history(paths)
+        loaded.append((paths, cfg, history, collect_attempts(paths, history)))
     infos = None
     if loaded and not args.no_slurm:
         # one query for every job of every run (a client of the first run's kind)
         infos = query_jobs(client_for(loaded[0][1]), [j for *_, v in loaded for j in job_ids(v)])
-    rows = [list_row(report_from(p, c, e, v, infos)) for p, c, e, v in loaded]
+    now = time.time()
+    rows = [list_row(report_from(p, c, h, v, infos, now)) for p, c, h, v in loaded]
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:

@@ -20,10 +20,11 @@ def run(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
-    from sidecar.cli.common import setup_logging
+    from sidecar.cli.common import client_for, load_run_config, setup_logging
     from sidecar.errors import SidecarError
+    from sidecar.history import EventKind
     from sidecar.rundir import RunPaths, atomic_write_json
-    from sidecar.status import write_state
+    from sidecar.watchdog import record_completion
 
     setup_logging()
     paths = RunPaths.of(args.run).require()
@@ -32,30 +33,18 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(paths.end_record(args.attempt), {
         "attempt": args.attempt, "job_id": args.job, "exit_code": args.exit_code,
         "signal": signal, "time": now})
-    ok = args.exit_code == 0 and signal is None
-    paths.append_event("ended", now=now, attempt=args.attempt, train_job=args.job,
+    paths.append_event(EventKind.ENDED, now=now, attempt=args.attempt, train_job=args.job,
                        exit_code=args.exit_code, signal=signal)
-    if ok:
-        paths.append_event("finished", attempt=args.attempt, reason="Training job completed")
+    if args.exit_code == 0 and signal is None:
+        cfg = load_run_config(paths)
+        record_completion(paths, cfg, args.attempt, args.job, now=now)
         wd = paths.read_job_id(paths.watchdog_job_file(args.attempt))
         if wd:
             # --kill-on-invalid-dep=yes would also end it; cancelling says so in the history.
             try:
-                from sidecar.cli.common import client_for, load_run_config
-
-                client_for(load_run_config(paths)).cancel(wd)
-                paths.append_event("watchdog_cancelled", attempt=args.attempt, watchdog_job=wd)
+                client_for(cfg).cancel(wd)
+                paths.append_event(EventKind.WATCHDOG_CANCELLED, attempt=args.attempt,
+                                   watchdog_job=wd)
             except SidecarError as exc:
                 logger.warning("could not cancel watchdog {}: {}", wd, exc.message)
-    write_state(paths)
-    if ok:
-        from sidecar.cli.common import load_run_config
-        from sidecar.notify import finish_notice, send
-
-        try:
-            notify = load_run_config(paths).notify
-        except SidecarError as exc:
-            logger.warning("no finish notification: {}", exc.message)
-        else:
-            send(notify, [finish_notice(paths.run_id, str(paths.root), args.attempt, args.job)])
     return 0

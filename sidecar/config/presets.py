@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 from sidecar.config.validate import did_you_mean, load_yaml
 from sidecar.errors import ConfigError
 
-GROUPS = ("slurm", "backend", "megatron", "restart", "monitoring")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 # what the user writes to choose a preset of each group
 _KEY = {"megatron": "backend.megatron"}
 
 
-def _dir(group: str):
-    return resources.files("sidecar").joinpath("presets", group)
+def _dir(group: str) -> Traversable:
+    # one joinpath argument each: Traversable.joinpath takes several only from Python 3.11
+    return resources.files("sidecar").joinpath("presets").joinpath(group)
 
 
 def preset_names(group: str) -> list[str]:

@@ -93,6 +93,14 @@ class BackendConfig:
     megatron: str | None = field(None, help="a Megatron model preset (sidecar/presets/megatron/) "
                                  "whose arguments are added to args")
     megatron_path: str | None = field(None, help="the Megatron-LM checkout holding pretrain_gpt.py")
+    module: str | None = field(None, help="megatron_torchrun: run this Python module (torchrun -m) "
+                               "instead of <megatron_path>/pretrain_gpt.py")
+    torchrun: str = field("torchrun", help="megatron_torchrun: the torchrun command (shell text; "
+                          "{python} stands for the submitting Python interpreter)")
+    torchrun_args: tuple[str, ...] = field(("--tee", "3"), help="megatron_torchrun: more torchrun "
+                                           "options (--tee 3: every line carries its rank)")
+    nproc_per_node: int | None = field(None, min=1, help="megatron_torchrun: processes per node "
+                                       "(default: slurm.gpus_per_node)")
     command: tuple[str, ...] | str | None = field(
         None, help="command backend: a list of argv words (each quoted), or a string of shell "
         "text used as written; {python} stands for the submitting Python interpreter")
@@ -102,7 +110,9 @@ class BackendConfig:
                                        "(--save and --load); default: the run directory's checkpoints/")
     workdir: str | None = field(None, help="directory the training command runs in (default: the run directory)")
     env: dict[str, str] = field(default_factory=dict, help="environment variables exported for training")
-    master_port: int = field(29500, min=1, help="megatron_torchrun: the rendezvous port on the first node")
+    master_port: int = field(29500, min=1, help="megatron_torchrun: the rendezvous port on "
+                             "the first node is this + the job id modulo 1000 (two jobs on one node "
+                             "must not share it)")
 
 
 NOTIFY_EVENTS = ("restart", "stop", "finish", "failure")
@@ -149,13 +159,7 @@ class ResolvedConfig:
 def monitoring_to_dict(monitoring: Any) -> dict[str, Any]:
     """A MonitoringConfig in the preset format that ``sidecar.classify.load_monitoring`` reads."""
     if isinstance(monitoring, dict):
-        return to_plain(monitoring)
-    signals = []
-    for s in monitoring.signals:
-        sig = {"name": s.name, "pattern": s.pattern, "error_type": s.error_type,
-               "class": to_plain(s.failure_class), "cascade": s.cascade}
-        if s.description:
-            sig["description"] = s.description
-        signals.append(sig)
-    return {"name": monitoring.name, "signals": signals, "ignore": list(monitoring.ignore),
-            "hang": to_plain(monitoring.hang), "kill_grace_s": monitoring.kill_grace_s}
+        return dict(to_plain(monitoring))
+    from sidecar.classify.config import dump_monitoring
+
+    return dump_monitoring(monitoring)

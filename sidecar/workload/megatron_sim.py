@@ -26,7 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-TRACKER = "latest_checkpointed_iteration.txt"
+from sidecar.checkpoints import TRACKER, read_tracker
+
 GiB = 1 << 30
 
 
@@ -66,7 +67,7 @@ def memory_needed_bytes(a: argparse.Namespace) -> float:
     params = 12 * a.num_layers * a.hidden_size ** 2 + 2 * a.vocab_size * a.hidden_size
     state = 6.0 * params
     activations = 14.0 * a.seq_length * a.micro_batch_size * a.hidden_size * a.num_layers
-    return state + activations
+    return float(state + activations)
 
 
 def loss_at(iteration: int) -> float:
@@ -77,21 +78,12 @@ def loss_at(iteration: int) -> float:
 def lr_at(iteration: int, a: argparse.Namespace) -> float:
     warmup = 10
     if iteration <= warmup:
-        return a.lr * iteration / warmup
+        return float(a.lr * iteration / warmup)
     frac = (iteration - warmup) / max(1, a.train_iters - warmup)
-    return a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+    return float(a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))))
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def read_tracker(load: str | None) -> int | None:
-    if not load:
-        return None
-    try:
-        text = (Path(load) / TRACKER).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
 
 def save_checkpoint(save: str, iteration: int, consumed: int) -> None:
     """Megatron's layout; the iteration dir and then the tracker are each replaced atomically,

@@ -18,6 +18,7 @@ from sidecar import training_log  # noqa: E402
 from sidecar.config import load_config, load_frozen  # noqa: E402
 from sidecar.plot import build_model, read_logs, write_plot  # noqa: E402
 from sidecar.run_report import job_ids, list_row, render_list, render_text, report_from  # noqa: E402
+from sidecar.history import read_history  # noqa: E402
 from sidecar.status import collect_attempts  # noqa: E402
 
 
@@ -26,10 +27,10 @@ def report(tmp_path):
     cfg = load_config(None, ["slurm.nodes=2", "slurm.gpus_per_node=4"], now=datetime(2026, 12, 1))
     paths, infos = make_run(tmp_path, yaml.safe_dump(cfg.to_dict()))
     cfg = load_frozen(paths.config)
-    events = list(paths.iter_events())
-    views = collect_attempts(paths, events)
+    history = read_history(paths)
+    views = collect_attempts(paths, history)
     assert sorted(job_ids(views)) == sorted(["11", "111", "12", "112", "13", "113"])
-    return paths, report_from(paths, cfg, events, views, infos)
+    return paths, report_from(paths, cfg, history, views, infos, now=T0.timestamp() + 1000)
 
 
 def test_time_lost_per_attempt_and_totals(report):

@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 from loguru import logger
 
+from sidecar.config.schema import NotifyConfig
 from sidecar.policy import Action, Decision
 
 BODY_MAX = 1500  # chat services cut long messages anyway (Slack ~4000, ntfy 4096 bytes)
@@ -104,12 +105,12 @@ def _apprise_deliver(urls: Sequence[str], notice: Notice) -> bool:
                           body_format=apprise.NotifyFormat.TEXT))
 
 
-def send(notify_cfg, notices: Sequence[Notice], deliver: Deliver | None = None) -> int:
+def send(notify_cfg: NotifyConfig, notices: Sequence[Notice], deliver: Deliver | None = None) -> int:
     """Send the notices ``notify_cfg.on`` asks for to ``notify_cfg.urls``. Returns how many
     were delivered. Never raises; gives up after ``timeout_s`` (the send goes on in a daemon
     thread that dies with the job)."""
-    urls = tuple(getattr(notify_cfg, "urls", ()) or ())
-    todo = wanted(getattr(notify_cfg, "on", ()), notices)
+    urls = tuple(notify_cfg.urls)
+    todo = wanted(notify_cfg.on, notices)
     if not urls or not todo:
         return 0
     if deliver is None:

@@ -14,7 +14,7 @@ import io
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping
+from typing import IO, Mapping
 
 from sidecar import training_log
 from sidecar.errors import SidecarError
@@ -119,7 +119,7 @@ def build_model(report: Report, logs: Mapping[int, training_log.AttemptLog], now
     return m
 
 
-def draw(model: PlotModel, out: io.BufferedIOBase | str, fmt: str = "png") -> None:
+def draw(model: PlotModel, out: IO[bytes] | str, fmt: str = "png") -> None:
     try:
         import matplotlib
     except ImportError:
@@ -129,8 +129,9 @@ def draw(model: PlotModel, out: io.BufferedIOBase | str, fmt: str = "png") -> No
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    def dt(t: float) -> datetime:
-        return datetime.fromtimestamp(t)
+    def dt(t: float) -> float:
+        # matplotlib's date numbers: days since its epoch (1970-01-01), for the local wall time
+        return float(mdates.date2num(datetime.fromtimestamp(t)))  # type: ignore[no-untyped-call]
 
     fig, ax = plt.subplots(figsize=(12, 5.5), dpi=110)
     for b in model.bands:
@@ -159,7 +160,8 @@ def draw(model: PlotModel, out: io.BufferedIOBase | str, fmt: str = "png") -> No
                          alpha=0.8, label="lm loss" if loss_ax.get_legend_handles_labels()[0] == [] else None)
     ax.set_ylabel("iteration")
     ax.set_xlabel("wall time")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
+    ax.xaxis_date()
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))  # type: ignore[no-untyped-call]
     if loss_ax is not None:
         loss_ax.set_ylabel("lm loss", color="#8e44ad")
     handles, labels = ax.get_legend_handles_labels()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sidecar.config.schema import ResolvedConfig
 
 HELP = "create a run directory and submit the training job with its watchdog"
 DESCRIPTION = (
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submit_one(cfg, args: argparse.Namespace) -> int:
+def _submit_one(cfg: "ResolvedConfig", args: argparse.Namespace) -> int:
     import json
     import sys
     from pathlib import Path

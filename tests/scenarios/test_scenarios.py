@@ -90,11 +90,11 @@ def test_scenario(harness, scenario):
 
 
 @pytest.mark.pyslurm_real
-@pytest.mark.parametrize("scenario", list(T.SCENARIOS))
+@pytest.mark.parametrize("scenario", list(T.WORKLOADS["sim"]["scenarios"]))
 def test_scenario_pyslurm(real_pyslurm, tmp_path, scenario):
-    """The same scenario with the chain (submit, watchdog, record) driving Slurm via pyslurm."""
+    """The user's scenarios with the chain (submit, watchdog, record) driving Slurm via pyslurm."""
     h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
-                  sets=(*T.LOCAL_SETS, "slurm.client=pyslurm"), iterations=1,
+                  sets=(*T.WORKLOADS["sim"]["sets"], "slurm.client=pyslurm"), iterations=1,
                   start_timeout_s=120, restart_timeout_s=120)
     try:
         passed = T.run_scenario(h, scenario)

@@ -22,6 +22,7 @@ from sidecar.errors import SlurmError
 from sidecar.slurm.cli_client import PERMANENT_SBATCH_ERRORS
 from sidecar.slurm.pyslurm_convert import (  # noqa: F401 - re-exported
     UnsupportedByPyslurm,
+    is_job_variable,
     minutes,
     parse_sbatch_directives,
     submit_kwargs,
@@ -287,7 +288,7 @@ def _without_job_environment() -> Iterator[None]:
     pyslurm's submit, which reads them from this process even when given an explicit
     environment: the next training job got SLURM_NTASKS=1 and srun ran one rank on its 2 nodes
     ("can't run 1 processes on 2 nodes"). sbatch does not carry them over. SLURM_CONF stays."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("SLURM_") and k != "SLURM_CONF"}
+    saved = {k: v for k, v in os.environ.items() if is_job_variable(k)}
     for k in saved:
         del os.environ[k]
     try:

@@ -187,4 +187,9 @@ def inherited_environment(env: Mapping[str, str]) -> dict[str, str]:
     watchdog's SLURM_NTASKS=1 gets "srun: Warning: can't run 1 processes on 2 nodes" and one
     rank on a 2-node allocation (seen with the 2-node torch workload). SLURM_CONF stays: it
     tells the job's own Slurm commands where the cluster is."""
-    return {k: v for k, v in env.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+    return {k: v for k, v in env.items() if not is_job_variable(k)}
+
+
+def is_job_variable(name: str) -> bool:
+    """A variable Slurm sets for the job this process runs in (SLURM_CONF is configuration)."""
+    return name.startswith("SLURM_") and name != "SLURM_CONF"

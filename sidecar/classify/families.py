@@ -116,9 +116,9 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure)",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
-    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential",
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
-    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
+    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|can ?not be satisfied|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
 
     # --- launch environment -------------------------------------------------------------------
@@ -283,7 +283,7 @@ PREFILTER = (
     r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|NCCL WARN|nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE"
+    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 
 

@@ -80,10 +80,17 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
-           monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S) -> AttemptFacts:
-    info = (slurm_record(client, train_job, wait_s=wait_s) if train_job
-            else JobInfo(job_id="", state=JobState.UNKNOWN))
+def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient | None,
+           monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S,
+           known: JobInfo | None = None) -> AttemptFacts:
+    """``known``: the job's end as the job itself knows it (the fast path, before Slurm has
+    it); otherwise Slurm's record is asked for."""
+    if known is not None:
+        info = known
+    elif train_job and client is not None:
+        info = slurm_record(client, train_job, wait_s=wait_s)
+    else:
+        info = JobInfo(job_id="", state=JobState.UNKNOWN)
     raw_marker = read_json(paths.marker(attempt))
     marker = Cause.from_marker(raw_marker) if isinstance(raw_marker, dict) else None
     progress = read_json(paths.progress(attempt)) or {}

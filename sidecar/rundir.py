@@ -11,7 +11,8 @@ Layout (one run, on the shared filesystem)::
     <run>/logs/train-<job>.out     the training job's log (what the sidecar follows)
     <run>/logs/watchdog-<job>.out  a watchdog's log
     <run>/attempts/<n>/            per attempt: train_job, watchdog_job, marker.json, end.json,
-                                   progress.json, decision.json, sidecar.log, claims
+                                   progress.json, decision.json, sidecar.log, claims,
+                                   step.pgid (the training's process group)
     <run>/endings/<job>.json       written by the optional epilog hook (hooks/epilog)
     <run>/checkpoints/             default checkpoint dir of the backends
 
@@ -137,6 +138,7 @@ class RunPaths:
     def decision(self, n: int) -> Path: return self.attempt_dir(n) / "decision.json"
     def sidecar_log(self, n: int) -> Path: return self.attempt_dir(n) / "sidecar.log"
     def decide_claim(self, n: int) -> Path: return self.attempt_dir(n) / "decide.claim"
+    def step_pgid(self, n: int) -> Path: return self.attempt_dir(n) / "step.pgid"
 
     # -- operations
     def create(self, run_id: str) -> None:

@@ -37,15 +37,13 @@ def run(args: argparse.Namespace) -> int:
                        exit_code=args.exit_code, signal=signal)
     if ok:
         paths.append_event("finished", attempt=args.attempt, reason="Training job completed")
-        wd = paths.read_job_id(paths.watchdog_job_file(args.attempt))
-        if wd:
-            # --kill-on-invalid-dep=yes would also end it; cancelling says so in the history.
-            try:
-                from sidecar.cli.common import client_for, load_run_config
+        # --kill-on-invalid-dep=yes would also end it; cancelling says so in the history.
+        try:
+            from sidecar.cli.common import client_for, load_run_config
+            from sidecar.launch import cancel_watchdog
 
-                client_for(load_run_config(paths)).cancel(wd)
-                paths.append_event("watchdog_cancelled", attempt=args.attempt, watchdog_job=wd)
-            except SidecarError as exc:
-                logger.warning("could not cancel watchdog {}: {}", wd, exc.message)
+            cancel_watchdog(client_for(load_run_config(paths)), paths, args.attempt, "training completed")
+        except SidecarError as exc:
+            logger.warning("could not cancel the watchdog: {}", exc.message)
     write_state(paths)
     return 0

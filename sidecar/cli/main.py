@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "scan",
     "watchdog",
     "record",
+    "conclude",
     "arm",
 )
 

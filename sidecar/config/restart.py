@@ -38,3 +38,7 @@ class RestartPolicy:
     restart_on_unknown: bool = field(True, help="restart (within budget) a failure nothing classified")
     restart_on_cancel: bool = field(True, help="restart (within budget) a job cancelled by hand "
                                     "(scancel) without a STOP request; `autoexp-sidecar stop` never restarts")
+    fast_path: bool = field(True, help="the dying job decides and submits its successor itself "
+                            "(and cancels its own watchdog) when its batch script is still alive; "
+                            "the watchdog then only handles node death, a scancel of the whole job, "
+                            "a time-limit kill or a killed batch script")

@@ -4,7 +4,9 @@
   non-zero exit). The job decides and submits what follows at once, through the same claim,
   policy and submission as the watchdog (``sidecar.watchdog.handle_attempt``), with the facts it
   knows itself: its exit code, the marker, the progress. Then it cancels its own watchdog, so
-  no idle job waits in the queue. The watchdog stays the guarantee for what a dying job cannot
+  no idle job waits in the queue. With ``restart.in_allocation`` a transient fault not tied to a
+  node is restarted in this allocation instead (sidecar.placement): the next attempt shares the
+  job id and the watchdog, and the batch script starts it. The watchdog stays the guarantee for what a dying job cannot
   do itself (node death, a scancel of the whole job, a time-limit kill, a killed batch script)
   and takes over a claim whose holder died before it submitted (sidecar.claims).
 - ``continue_before_timeout``: Slurm's pre-timeout signal (``--signal=B:USR1@<margin>``)
@@ -38,11 +40,22 @@ def conclude(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int, job: 
     """Decide and act on a failed step from inside the job. None when another party decided."""
     facts = gather(paths, attempt, job, client, cfg.monitoring,
                    known=JobInfo(job_id=job, state=JobState.FAILED, exit_code=exit_code))
-    decision = handle_attempt(paths, cfg, client, attempt, job, facts=facts)
+    decision = handle_attempt(paths, cfg, client, attempt, job, facts=facts,
+                              relaunch_in=job if cfg.restart.in_allocation else None)
     if decision is not None:
         logger.info("fast path: attempt {} {} - {}", attempt, decision.action.value, decision.reason)
-    _hand_over(paths, client, attempt, decision, "decided by the job itself (fast path)")
+    if relaunched_here(paths, attempt, decision, job) is None:
+        # the watchdog stays armed while the next attempt runs in this allocation
+        _hand_over(paths, client, attempt, decision, "decided by the job itself (fast path)")
     return decision
+
+
+def relaunched_here(paths: RunPaths, attempt: int, decision: Decision | None, job: str) -> int | None:
+    """The attempt that follows ``attempt`` inside ``job`` (an in-allocation restart), if any."""
+    if decision is None or decision.action is not Action.RESTART:
+        return None
+    nxt = decision.next_attempt or attempt + 1
+    return nxt if paths.read_job_id(paths.train_job_file(nxt)) == job else None
 
 
 def continue_before_timeout(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,

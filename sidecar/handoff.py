@@ -19,7 +19,7 @@ from loguru import logger
 from sidecar.errors import SidecarError
 from sidecar.launch import adopt_attempt, submit_attempt
 from sidecar.policy import Action, Decision
-from sidecar.rundir import RunPaths, atomic_write_json, read_json
+from sidecar.rundir import RunPaths, atomic_write_json, atomic_write_text, read_json
 from sidecar.slurm.types import SlurmClient
 
 
@@ -95,3 +95,20 @@ def submit_next(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
     logger.info("submitted attempt {}: training job {}, watchdog {}", nxt, sub.train_job,
                 sub.watchdog_job)
     return sub.train_job
+
+
+def relaunch_here(paths: RunPaths, attempt: int, decision: Decision, job: str) -> int | None:
+    """Record the next attempt as running in ``job`` (the caller's allocation): it shares the
+    job id and its watchdog. The batch script starts it. Returns its number (None: taken)."""
+    nxt = decision.next_attempt or attempt + 1
+    if not paths.claim_attempt(nxt):
+        logger.info("attempt {} is already claimed; not relaunching it here", nxt)
+        return None
+    atomic_write_text(paths.train_job_file(nxt), job + "\n")
+    wd = paths.read_job_id(paths.watchdog_job_file(attempt))
+    if wd:
+        atomic_write_text(paths.watchdog_job_file(nxt), wd + "\n")
+    paths.append_event("submitted", attempt=nxt, train_job=job, reason=decision.reason,
+                       in_allocation=True, exclude_nodes=[], delay_s=0.0)
+    logger.info("attempt {} runs in this allocation (job {})", nxt, job)
+    return nxt

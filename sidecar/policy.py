@@ -85,6 +85,7 @@ class PastAttempt:
     timeout: bool
     last_iteration: int | None
     excluded_nodes: tuple[str, ...] = ()
+    in_allocation: bool = False  # its restart ran inside the same allocation
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,8 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     # A detected failure that repeats with no training progress in between is deterministic.
     if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and history:
         last = history[-1]
-        if (last.error_type == et and not last.timeout
+        # (after an in-allocation restart the repeat leaves the allocation first: sidecar.placement)
+        if (last.error_type == et and not last.timeout and not last.in_allocation
                 and (facts.last_iteration is None or facts.last_iteration == last.last_iteration)):
             it = facts.last_iteration if facts.last_iteration is not None else "none"
             return Decision(Action.STOP, f"Repeated failure without progress "
@@ -281,5 +283,6 @@ def history_from_events(events: Sequence[Mapping[str, Any]]) -> list[PastAttempt
             timeout=d.get("class") == "terminal" and d.get("action") == "restart",
             last_iteration=ev.get("last_iteration"),
             excluded_nodes=tuple(d.get("exclude_nodes") or ()),
+            in_allocation=ev.get("placement") == "in_allocation",
         )
     return [seen[k] for k in sorted(seen)]

@@ -9,7 +9,9 @@ DESCRIPTION = (
     "The fast path. With --exit-code: the training step failed while the batch script lives; "
     "decide with the watchdog's policy and claim, submit the next attempt (or stop), and cancel "
     "this attempt's watchdog. With --before-timeout: Slurm's pre-timeout signal arrived; submit "
-    "the continuation with --dependency=afterany:<job> now. Prints the decision. Does nothing "
+    "the continuation with --dependency=afterany:<job> now. Prints the decision, and "
+    "`relaunch attempt N` when the next attempt runs in this allocation (restart.in_allocation). "
+    "Does nothing "
     "when restart.fast_path is false or another party already decided."
 )
 
@@ -26,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sidecar.cli.common import client_for, load_run_config, setup_logging
-    from sidecar.fastpath import conclude, continue_before_timeout
+    from sidecar.fastpath import conclude, continue_before_timeout, relaunched_here
     from sidecar.rundir import RunPaths
 
     setup_logging()
@@ -42,4 +44,7 @@ def run(args: argparse.Namespace) -> int:
         decision = conclude(paths, cfg, client, args.attempt, args.job, args.exit_code)
     print("already decided by another party" if decision is None
           else f"{decision.action.value}: {decision.reason}")
+    nxt = None if args.before_timeout else relaunched_here(paths, args.attempt, decision, args.job)
+    if nxt is not None:
+        print(f"relaunch attempt {nxt}")  # train.sbatch starts it in this allocation
     return 0

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attempt", required=True, type=int, metavar="N", help="attempt number")
     parser.add_argument("--job", required=True, metavar="JOBID", help="the training job's id (the one to cancel)")
     parser.add_argument("--log", required=True, metavar="PATH", help="the training job's log file (may not exist yet)")
+    parser.add_argument("--start-offset", type=int, default=0, metavar="BYTES",
+                        help="start reading the log at this byte offset (a step relaunched in the "
+                        "same allocation appends to the same log; default 0)")
     parser.add_argument("--poll-s", type=float, default=0.1, metavar="S", help="seconds between reads of the log (default 0.1)")
     parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
                         help="exit when this process is gone (default: the parent, i.e. the batch shell)")
@@ -113,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         end_step=(lambda: end_step(paths.step_pgid(args.attempt))) if fast_path and client else None,
     )
     scanner = Scanner.for_monitoring(ctx, monitoring)
-    follower = LogFollower(args.log, on_notice=lambda msg: logger.warning(msg))
+    follower = LogFollower(args.log, start_offset=max(0, args.start_offset),
+                           on_notice=lambda msg: logger.warning(msg))
     logger.info("started: pid {}, job {}, attempt {}, log {}, monitoring {}, grace {:g} s, cancel {}, "
                 "watching parent pid {}", os.getpid(), ctx.job_id, ctx.attempt, args.log,
                 getattr(monitoring, "name", "?"), ctx.kill_grace_s,

@@ -42,3 +42,12 @@ class RestartPolicy:
                             "(and cancels its own watchdog) when its batch script is still alive; "
                             "the watchdog then only handles node death, a scancel of the whole job, "
                             "a time-limit kill or a killed batch script")
+    in_allocation: bool = field(False, help="restart a transient fault not tied to a node "
+                                "(in_allocation_error_types) inside the same allocation: the "
+                                "batch script starts the training again after the sidecar ended "
+                                "it, with the same budget and history; node faults and a failure "
+                                "that repeats without progress leave the allocation (a new job)")
+    in_allocation_error_types: tuple[str, ...] = field(
+        ("nccl", "nccl_timeout", "hang", "elastic", "store", "store_timeout", "abort", "unknown"),
+        pattern=ERROR_TYPE, pattern_help="an error type (lower_snake_case)",
+        help="error types restarted inside the allocation when in_allocation is on")

@@ -105,10 +105,16 @@ case "$2" in
       # the script stops the sidecar right after record: let the background one start first
       record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan.call" ] && break; sleep 0.05; done; exit 0 ;;
       arm) echo 7; exit 0 ;;
+      # FAKE_RELAUNCH=N: the first conclude restarts in this allocation as attempt N
+      conclude) cp "$FAKE_LOG/conclude.call" "$FAKE_LOG/conclude-$7.call"
+        if [ -n "${FAKE_RELAUNCH:-}" ] && [ "$7" != "$FAKE_RELAUNCH" ]; then
+          echo "restart: Transient failure detected (error_type=nccl)"; echo "relaunch attempt $FAKE_RELAUNCH"
+        fi; exit 0 ;;
       *) exit 0 ;;
     esac ;;
   sidecar.workload.megatron_sim)
     echo "attempt=$AUTOEXP_ATTEMPT reason=$AUTOEXP_RESTART_REASON" > "$FAKE_LOG/train.env"
+    echo "attempt=$AUTOEXP_ATTEMPT reason=$AUTOEXP_RESTART_REASON" >> "$FAKE_LOG/steps"
     [ -n "${FAKE_SLEEP:-}" ] && { sleep "$FAKE_SLEEP" & wait $!; }
     exit "${FAKE_RC:-0}" ;;
 esac
@@ -150,9 +156,12 @@ def test_awkward_paths_survive_and_the_script_calls_arm_scan_train_record(tmp_pa
     root = str(paths.root)
     assert by_role["arm"][1:] == ["-m", "sidecar", "arm", "--run", root, "--job", "41"]
     assert by_role["scan"][1:] == ["-m", "sidecar", "scan", "--run", root, "--attempt", "7", "--job", "41",
-                                   "--log", f"{root}/logs/train-41.out"]
+                                   "--log", f"{root}/logs/train-41.out", "--start-offset", "0"]
     assert by_role["record"][1:] == ["-m", "sidecar", "record", "--run", root, "--attempt", "7",
                                      "--job", "41", "--exit-code", "3"]
+    # the step failed and the batch shell was not signalled: the fast path decides
+    assert by_role["conclude"][1:] == ["-m", "sidecar", "conclude", "--run", root, "--attempt", "7",
+                                       "--job", "41", "--exit-code", "3"]
     train = by_role["train"]
     assert train[0] == root  # ran in the run directory (the default workdir)
     assert train[1:3] == ["-m", "sidecar.workload.megatron_sim"]
@@ -163,6 +172,29 @@ def test_awkward_paths_survive_and_the_script_calls_arm_scan_train_record(tmp_pa
     text = script.read_text(encoding="utf-8")
     chdir = next(line for line in text.splitlines() if line.startswith("#SBATCH --chdir="))
     assert chdir == f'#SBATCH --chdir="{root}"'
+
+
+def test_a_relaunch_in_the_allocation_runs_the_next_attempt_in_the_same_job(tmp_path):
+    paths, python, script, log, env = _setup(tmp_path)
+    paths.logs.mkdir(exist_ok=True)
+    (paths.logs / "train-41.out").write_text("old step output\n")
+    res = subprocess.run(["bash", str(script)], env={**env, "FAKE_RC": "3", "FAKE_RELAUNCH": "8"},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 3, res.stderr
+    assert (log / "steps").read_text().splitlines() == [
+        "attempt=7 reason=", "attempt=8 reason=Transient failure detected (error_type=nccl)"]
+    assert (log / "conclude-7.call").exists() and (log / "conclude-8.call").exists()
+    # the relaunched step's sidecar starts past what the old step wrote
+    scan = _calls(log)["scan"]
+    assert scan[scan.index("--attempt") + 1] == "8"
+    assert int(scan[scan.index("--start-offset") + 1]) > 0
+
+
+def test_a_successful_step_calls_no_conclude(tmp_path):
+    paths, python, script, log, env = _setup(tmp_path)
+    res = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "conclude" not in _calls(log)
 
 
 def test_attempt_and_reason_from_the_environment_pass_through(tmp_path):

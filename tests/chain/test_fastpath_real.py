@@ -195,3 +195,63 @@ def test_continuation_is_queued_before_the_time_limit(tmp_path):
         assert train_jobs_of(run, 2) == [job2]
     finally:
         cancel_all(run)
+
+
+def test_in_allocation_restart_then_a_node_fault_leaves_the_allocation(tmp_path):
+    """restart=megatron_inplace: an NCCL error restarts the training inside the same job (the
+    attempts share the job id and the watchdog); an NCCL error naming the node then leaves the
+    allocation through a new job that excludes the node."""
+    run, job = submit(tmp_path, "inplace", "restart=megatron_inplace")
+    try:
+        log = run / "logs" / f"train-{job}.out"
+        wait_until(lambda: saved(log), timeout_s=90, what="a checkpoint")
+        t_fault = time.time()
+        with open(log, "a") as fh:
+            fh.write(NCCL_LINE)
+        banner = b"autoexp-sidecar: attempt 2 of run"
+        wait_until(lambda: banner in log.read_bytes() and first_iteration_after(log, banner),
+                   timeout_s=60, what="the relaunched step's first iteration")
+        assert (run / "attempts" / "2" / "train_job").read_text().strip() == job
+        wd = (run / "attempts" / "1" / "watchdog_job").read_text().strip()
+        assert (run / "attempts" / "2" / "watchdog_job").read_text().strip() == wd
+        assert scontrol_field(wd, "JobState") == "PENDING"  # still guarding the job
+        assert events(run, "decided", 1)[0]["placement"] == "in_allocation"
+        resumed_s = events(run, "submitted", 2)[0]["time"] - t_fault
+        assert resumed_s < 10, resumed_s
+        node = scontrol_field(job, "NodeList")
+        wait_until(lambda: saved_after(log, banner), timeout_s=60, what="a checkpoint of attempt 2")
+        with open(log, "a") as fh:
+            # NCCL's "<host>:<pid>:<tid> [<dev>]" prefix names the node
+            fh.write(f"[default0]:{node}:2345:2390 [0] NCCL ERROR timeout\n")
+        wait_until(lambda: (run / "attempts" / "3" / "train_job").exists(), timeout_s=60)
+        job3 = (run / "attempts" / "3" / "train_job").read_text().strip()
+        assert job3 != job
+        dec = events(run, "decided", 2)[0]
+        assert dec["placement"] == "new_job" and node in dec["placement_reason"], dec
+        assert node in dec["decision"]["exclude_nodes"]
+        wait_until(lambda: scontrol_field(job3, "JobState") == "RUNNING", timeout_s=60)
+        assert scontrol_field(job3, "NodeList") != node
+        st = json.loads(subprocess.run(CLI + ["inspect", str(run), "--json"], text=True,
+                                       capture_output=True, timeout=60).stdout)
+        assert [a["train_job"] for a in st["attempts"]] == [job, job, job3]
+    finally:
+        cancel_all(run)
+
+
+def first_iteration_after(log: Path, banner: bytes) -> int | None:
+    data = log.read_bytes()
+    if banner not in data:
+        return None
+    return first_iteration_of(data.split(banner, 1)[1])
+
+
+def first_iteration_of(data: bytes) -> int | None:
+    import re
+
+    m = re.search(rb"iteration\s+(\d+)/", data)
+    return int(m.group(1)) if m else None
+
+
+def saved_after(log: Path, banner: bytes) -> bool:
+    data = log.read_bytes()
+    return banner in data and b"successfully saved checkpoint" in data.split(banner, 1)[1]

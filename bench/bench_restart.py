@@ -390,7 +390,7 @@ def pretimeout_case(case: Case, run: ChainRun, margin_s: int, timeout_s: float, 
         if sub is None or ended is None:
             raise RuntimeError("the history lacks the continuation's events")
         loss = t_first - t_last
-        case.reps.append(Rep(sub - ended, None, loss, run.gpus * loss))
+        case.reps.append(Rep(ended - sub, None, loss, run.gpus * loss))
         log(f"{case.name} [{case.mode}]: queued {ended - sub:.2f} s before the job ended; "
             f"lost {loss:.2f} s (margin {margin_s} s)")
     except (RuntimeError, ValueError, KeyError, OSError) as exc:

@@ -45,6 +45,7 @@ try:
 except ImportError:  # run from a checkout with a Python that has not installed the package
     sys.path.insert(0, str(REPO))
 from sidecar.errors import SlurmError  # noqa: E402
+from sidecar.rundir import RunPaths  # noqa: E402
 from sidecar.slurm.cli_client import CliSlurmClient  # noqa: E402
 from sidecar.slurm.parse import parse_squeue, split_scontrol_fields  # noqa: E402
 from sidecar.slurm.runner import make_runner  # noqa: E402
@@ -255,27 +256,32 @@ class Run:
     attempt: int
     job: str
 
+    @property
+    def paths(self) -> RunPaths:
+        """The run directory's layout (sidecar.rundir is its one source)."""
+        return RunPaths(self.dir)
+
     def attempt_dir(self, n: int) -> Path:
-        return self.dir / "attempts" / str(n)
+        return self.paths.attempt_dir(n)
 
     def train_job(self, n: int) -> str | None:
-        return read_job_file(self.attempt_dir(n) / "train_job")
+        return read_job_file(self.paths.train_job_file(n))
 
     def watchdog_job(self, n: int) -> str | None:
-        return read_job_file(self.attempt_dir(n) / "watchdog_job")
+        return read_job_file(self.paths.watchdog_job_file(n))
 
     def marker(self, n: int) -> dict | None:
-        return read_json(self.attempt_dir(n) / "marker.json")
+        return read_json(self.paths.marker(n))
 
     def decision(self, n: int) -> dict | None:
-        return read_json(self.attempt_dir(n) / "decision.json")
+        return read_json(self.paths.decision(n))
 
     def log(self, job_id: str) -> Path:
-        return self.dir / "logs" / f"train-{job_id}.out"
+        return self.paths.train_log(job_id)
 
     def job_ids(self) -> tuple[list[str], list[str]]:
         """(watchdog job ids, training job ids) of every attempt, from the run directory."""
-        nums = sorted(int(p.name) for p in (self.dir / "attempts").glob("*") if p.name.isdigit())
+        nums = self.paths.attempt_numbers()
         wds = [j for n in nums if (j := self.watchdog_job(n))]
         trains = [j for n in nums if (j := self.train_job(n))]
         if self.job not in trains:

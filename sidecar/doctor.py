@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sidecar.slurm.runner import Runner, SlurmCommandError, make_runner
 
@@ -48,7 +48,7 @@ class CheckResult:
         """A required check that did not pass (SKIP of a required check counts: not verified)."""
         return self.required and self.status in (Status.FAIL, Status.SKIP)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["status"] = self.status.value
         return d
@@ -199,7 +199,7 @@ def check_run_root_shared(run_root: Path, mounts: Iterable[tuple[str, str]] | No
     name = "run root shared"
     # resolve symlinks of the part that exists; the rest (not created yet) is kept as is
     path = Path(os.path.abspath(run_root.expanduser()))
-    existing, rest = path, []
+    existing, rest = path, list[str]()
     while not existing.exists() and existing != existing.parent:
         rest.insert(0, existing.name)
         existing = existing.parent

@@ -4,6 +4,7 @@ marker. The decision itself is ``sidecar.policy.decide`` (pure)."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable
 
@@ -22,21 +23,24 @@ LOG_TAIL_BYTES = 512 * 1024
 
 def slurm_record(client: SlurmClient, job_id: str, *, wait_s: float = TERMINAL_WAIT_S,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> JobInfo:
-    """Slurm's record of ``job_id`` once it is terminal (or the last seen record after wait_s)."""
+                 clock: Callable[[], float] = time.monotonic) -> tuple[JobInfo, bool]:
+    """Slurm's record of ``job_id`` once it is terminal (or the last seen record after wait_s),
+    and whether Slurm could be read at all."""
     deadline = clock() + wait_s
     info = JobInfo(job_id=job_id, state=JobState.UNKNOWN)
+    read = False
     while True:
         try:
             info = client.job_info(job_id)
+            read = True
         except SlurmError as exc:
             logger.warning("could not read Slurm's record of job {}: {}", job_id, exc.message)
         if info.state.is_terminal or clock() >= deadline:
-            return info
+            return info, read
         sleep(0.5)
 
 
-def read_log_tail(path, max_bytes: int = LOG_TAIL_BYTES) -> list[bytes]:
+def read_log_tail(path: str | os.PathLike[str], max_bytes: int = LOG_TAIL_BYTES) -> list[bytes]:
     try:
         with open(path, "rb") as fh:
             fh.seek(0, 2)
@@ -80,17 +84,17 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient | None,
+def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
            monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S,
            known: JobInfo | None = None) -> AttemptFacts:
     """``known``: the job's end as the job itself knows it (the fast path, before Slurm has
     it); otherwise Slurm's record is asked for."""
     if known is not None:
-        info = known
-    elif train_job and client is not None:
-        info = slurm_record(client, train_job, wait_s=wait_s)
+        info, read = known, True
+    elif train_job:
+        info, read = slurm_record(client, train_job, wait_s=wait_s)
     else:
-        info = JobInfo(job_id="", state=JobState.UNKNOWN)
+        info, read = JobInfo(job_id="", state=JobState.UNKNOWN), True
     raw_marker = read_json(paths.marker(attempt))
     marker = Cause.from_marker(raw_marker) if isinstance(raw_marker, dict) else None
     progress = read_json(paths.progress(attempt)) or {}
@@ -107,13 +111,20 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         last_it = _int(raw_marker.get("last_iteration"))
     if last_it is None and verdict is not None:
         last_it = _int(getattr(verdict, "last_iteration", None))
+    failed_nodes: tuple[str, ...] = ()
+    if info.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL) and info.nodes:
+        try:
+            failed_nodes = client.failed_nodes(info.nodes)
+        except SlurmError as exc:
+            logger.warning("could not read the state of nodes {}: {}", ",".join(info.nodes),
+                           exc.message)
     exit_code = info.exit_code if info.exit_code is not None else _int(end.get("exit_code"))
     if exit_code is None and train_job:
         exit_code = epilog_exit_code(read_json(paths.ending(train_job)))
     return AttemptFacts(
         attempt=attempt, job_id=train_job, state=info.state, exit_code=exit_code,
-        signal=info.signal, nodes=info.nodes, marker=marker, log_cause=log_cause,
-        stop_requested=paths.stop_request.exists(),
+        signal=info.signal, nodes=info.nodes, failed_nodes=failed_nodes, marker=marker, log_cause=log_cause,
+        stop_requested=paths.stop_request.exists(), slurm_unreadable=not read,
         first_iteration=_int(progress.get("first_iteration")), last_iteration=last_it,
         last_checkpoint=_int(progress.get("last_checkpoint")),
     )

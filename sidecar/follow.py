@@ -172,9 +172,10 @@ class LogFollower:
 
     def _feed(self, chunk: bytes, out: list[Line]) -> None:
         if self._long_head is not None:
-            chunk = self._feed_long(chunk, out)
-            if chunk is None:
+            tail = self._feed_long(chunk, out)
+            if tail is None:
                 return
+            chunk = tail
         lines, rest = split_lines(self._rest, chunk)
         for line in lines:
             self._emit(shorten(line, self.max_line_bytes), out)

@@ -16,7 +16,9 @@ from typing import Any, Mapping
 
 from loguru import logger
 
+from sidecar.config.schema import ResolvedConfig
 from sidecar.errors import SidecarError
+from sidecar.history import EventKind, read_history
 from sidecar.launch import adopt_attempt, submit_attempt
 from sidecar.policy import Action, Decision
 from sidecar.rundir import RunPaths, atomic_write_json, atomic_write_text, read_json
@@ -39,11 +41,8 @@ def decision_from_record(d: Mapping[str, Any]) -> Decision | None:
 
 def recorded_decision(paths: RunPaths, attempt: int) -> Decision | None:
     """The decision on ``attempt`` in the history (the first ``decided`` event), if any."""
-    for ev in paths.iter_events():
-        if ev.get("event") == "decided" and ev.get("attempt") == attempt:
-            d = ev.get("decision")
-            return decision_from_record(d) if isinstance(d, dict) else None
-    return None
+    d = read_history(paths).decisions().get(attempt)
+    return decision_from_record(d) if d is not None else None
 
 
 def complete_record(paths: RunPaths, attempt: int, decision: Decision, who: str) -> None:
@@ -51,9 +50,8 @@ def complete_record(paths: RunPaths, attempt: int, decision: Decision, who: str)
     if read_json(paths.decision(attempt)) is None:
         atomic_write_json(paths.decision(attempt), {"attempt": attempt, "decided_by": who,
                                                     **decision.to_dict()})
-    outcome = {Action.STOP: "stopped", Action.FINISHED: "finished"}.get(decision.action)
-    if outcome and not any(ev.get("event") == outcome and ev.get("attempt") == attempt
-                           for ev in paths.iter_events()):
+    outcome = {Action.STOP: EventKind.STOPPED, Action.FINISHED: EventKind.FINISHED}.get(decision.action)
+    if outcome and not any(e.attempt == attempt for e in read_history(paths).of_kind(outcome)):
         paths.append_event(outcome, attempt=attempt, reason=decision.reason)
 
 
@@ -62,13 +60,13 @@ def submitted(paths: RunPaths, attempt: int) -> str | None:
     job = paths.read_job_id(paths.train_job_file(attempt))
     if job:
         return job
-    for ev in paths.iter_events():
-        if ev.get("event") == "submitted" and ev.get("attempt") == attempt and ev.get("train_job"):
-            return str(ev["train_job"])
+    for e in read_history(paths).of_kind(EventKind.SUBMITTED):
+        if e.attempt == attempt and e.get("train_job"):
+            return str(e.get("train_job"))
     return None
 
 
-def submit_next(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
+def submit_next(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, attempt: int,
                 decision: Decision, dependency: str | None = None) -> str | None:
     """Submit the attempt that follows ``attempt`` after a RESTART decision, unless it was
     submitted (or adopted) already. Returns its training job id (None: not a restart)."""
@@ -90,7 +88,7 @@ def submit_next(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
         sub = submit_attempt(client, paths, cfg.run.name, nxt, decision.reason,
                              decision.exclude_nodes, decision.delay_s, dependency)
     except SidecarError as exc:
-        paths.append_event("submit_failed", attempt=nxt, error=exc.message, tip=exc.tip)
+        paths.append_event(EventKind.SUBMIT_FAILED, attempt=nxt, error=exc.message, tip=exc.tip)
         raise
     logger.info("submitted attempt {}: training job {}, watchdog {}", nxt, sub.train_job,
                 sub.watchdog_job)
@@ -108,7 +106,7 @@ def relaunch_here(paths: RunPaths, attempt: int, decision: Decision, job: str) -
     wd = paths.read_job_id(paths.watchdog_job_file(attempt))
     if wd:
         atomic_write_text(paths.watchdog_job_file(nxt), wd + "\n")
-    paths.append_event("submitted", attempt=nxt, train_job=job, reason=decision.reason,
+    paths.append_event(EventKind.SUBMITTED, attempt=nxt, train_job=job, reason=decision.reason,
                        in_allocation=True, exclude_nodes=[], delay_s=0.0)
     logger.info("attempt {} runs in this allocation (job {})", nxt, job)
     return nxt

@@ -8,14 +8,23 @@ it); its watchdog with ``--dependency=afternotok:<train>`` and ``--kill-on-inval
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from loguru import logger
 
 from sidecar.errors import SidecarError
+from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_text
+from sidecar.slurm.cli_client import DEFAULT_SUBMIT_WINDOW_S
 from sidecar.slurm.types import SlurmClient, SubmitRequest
+
+# How long a submission may take before inspect calls it abandoned: two sbatch calls (training
+# and watchdog), each retried for up to DEFAULT_SUBMIT_WINDOW_S while slurmctld is away.
+SUBMISSION_DEADLINE_S = 2 * DEFAULT_SUBMIT_WINDOW_S + 60.0
 
 
 def job_comment(run_id: str, attempt: int, role: str) -> str:
@@ -68,20 +77,26 @@ def arm_watchdog(client: SlurmClient, paths: RunPaths, run_name: str, attempt: i
                  train_job: str) -> str:
     wd = client.submit(watchdog_request(paths, run_name, attempt, train_job))
     atomic_write_text(paths.watchdog_job_file(attempt), wd + "\n")
-    paths.append_event("watchdog_armed", attempt=attempt, watchdog_job=wd, train_job=train_job)
+    paths.append_event(EventKind.WATCHDOG_ARMED, attempt=attempt, watchdog_job=wd, train_job=train_job)
     return wd
 
 
 def submit_attempt(client: SlurmClient, paths: RunPaths, run_name: str, attempt: int,
                    reason: str, exclude_nodes: Iterable[str] = (), delay_s: float = 0.0,
                    dependency: str | None = None) -> Submitted:
-    """Submit attempt ``attempt`` (its directory must already be claimed by the caller)."""
+    """Submit attempt ``attempt`` (its directory must already be claimed by the caller). The
+    ``submitting`` event first tells inspect and resume that a submission is under way."""
+    now = time.time()
+    paths.append_event(EventKind.SUBMITTING, now=now, attempt=attempt,
+                       by=f"pid {os.getpid()} on {socket.gethostname()}",
+                       submitter_job=os.environ.get("SLURM_JOB_ID"),
+                       deadline=now + SUBMISSION_DEADLINE_S)
     req = train_request(paths, run_name, attempt, reason, exclude_nodes, delay_s, dependency)
     train = client.submit(req)
     atomic_write_text(paths.train_job_file(attempt), train + "\n")
-    paths.append_event("submitted", attempt=attempt, train_job=train, reason=reason,
-                       exclude_nodes=sorted(set(exclude_nodes)), delay_s=delay_s,
-                       **({"dependency": dependency} if dependency else {}))
+    extra: dict[str, Any] = {"dependency": dependency} if dependency else {}
+    paths.append_event(EventKind.SUBMITTED, attempt=attempt, train_job=train, reason=reason,
+                       exclude_nodes=sorted(set(exclude_nodes)), delay_s=delay_s, **extra)
     wd = arm_watchdog(client, paths, run_name, attempt, train)
     return Submitted(attempt, train, wd)
 
@@ -91,12 +106,13 @@ def adopt_attempt(client: SlurmClient, paths: RunPaths, run_name: str, attempt: 
     """The training job of ``attempt`` that a party which died after its sbatch submitted
     but before it recorded the id (found by the job's comment), recorded now; None if there
     is none. Its watchdog is armed unless one was."""
-    found = [j for j in client.find_jobs(name=run_name, comment=job_comment(paths.run_id, attempt, "train"))]
+    found = list(client.find_jobs(name=run_name, comment=job_comment(paths.run_id, attempt, "train")))
     if not found:
         return None
     train = found[0].job_id
     atomic_write_text(paths.train_job_file(attempt), train + "\n")
-    paths.append_event("submitted", attempt=attempt, train_job=train, reason=reason, adopted=True)
+    paths.append_event(EventKind.SUBMITTED, attempt=attempt, train_job=train, reason=reason,
+                       adopted=True)
     wd = paths.read_job_id(paths.watchdog_job_file(attempt)) or arm_watchdog(
         client, paths, run_name, attempt, train)
     return Submitted(attempt, train, wd)
@@ -113,5 +129,5 @@ def cancel_watchdog(client: SlurmClient, paths: RunPaths, attempt: int, why: str
         # harmless: it starts, finds the attempt decided, and exits
         logger.warning("could not cancel watchdog {}: {}", wd, exc.message)
         return None
-    paths.append_event("watchdog_cancelled", attempt=attempt, watchdog_job=wd, reason=why)
+    paths.append_event(EventKind.WATCHDOG_CANCELLED, attempt=attempt, watchdog_job=wd, reason=why)
     return wd

@@ -20,8 +20,12 @@ class Placement(enum.Enum):
 
 
 class PlacementSettings(Protocol):
-    in_allocation: bool
-    in_allocation_error_types: Sequence[str]
+    """What placement reads of the restart config (sidecar.config.restart.RestartPolicy)."""
+
+    @property
+    def in_allocation(self) -> bool: ...
+    @property
+    def in_allocation_error_types(self) -> Sequence[str]: ...
 
 
 def place(decision: Decision, facts: AttemptFacts, history: Sequence[PastAttempt],

@@ -20,22 +20,34 @@ class Action(enum.Enum):
     STOP = "stop"  # the run ends here, with a reason
     FINISHED = "finished"  # training completed
     NOTHING = "nothing"  # not ours to act on (e.g. the job is still active)
+    DEFER = "defer"  # cannot be decided right now (Slurm unreadable): decide later, never guess
 
 
 class RestartSettings(Protocol):
     """What the policy reads of the restart config (sidecar.config.restart.RestartPolicy)."""
 
-    max_retries: int
-    exclude_error_types: Sequence[str]
-    timeouts_use_budget: bool
-    max_timeout_restarts: int
-    exclude_failed_nodes: bool
-    max_excluded_nodes: int
-    stop_on_repeat_without_progress: bool
-    restart_on_unknown: bool
-    restart_on_cancel: bool
-    backoff_s: float
-    backoff_max_s: float
+    @property
+    def max_retries(self) -> int: ...
+    @property
+    def exclude_error_types(self) -> Sequence[str]: ...
+    @property
+    def timeouts_use_budget(self) -> bool: ...
+    @property
+    def max_timeout_restarts(self) -> int: ...
+    @property
+    def exclude_failed_nodes(self) -> bool: ...
+    @property
+    def max_excluded_nodes(self) -> int: ...
+    @property
+    def stop_on_repeat_without_progress(self) -> bool: ...
+    @property
+    def restart_on_unknown(self) -> bool: ...
+    @property
+    def restart_on_cancel(self) -> bool: ...
+    @property
+    def backoff_s(self) -> float: ...
+    @property
+    def backoff_max_s(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -66,10 +78,12 @@ class AttemptFacts:
     state: JobState
     exit_code: int | None = None
     signal: int | None = None
-    nodes: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()  # the allocation
+    failed_nodes: tuple[str, ...] = ()  # of those, the ones Slurm reports down/drained/not responding
     marker: Cause | None = None  # the sidecar's marker, if it wrote one
     log_cause: Cause | None = None  # the log tail classified (used when there is no marker)
     stop_requested: bool = False
+    slurm_unreadable: bool = False  # Slurm's record could not be read (controller/dbd down)
     first_iteration: int | None = None
     last_iteration: int | None = None
     last_checkpoint: int | None = None
@@ -84,7 +98,7 @@ class PastAttempt:
     counted: bool  # it used the failure budget
     timeout: bool
     last_iteration: int | None
-    excluded_nodes: tuple[str, ...] = ()
+    excluded_nodes: tuple[str, ...] = ()  # the run's exclusion list after it, oldest first
     in_allocation: bool = False  # its restart ran inside the same allocation
 
 
@@ -98,7 +112,7 @@ class Decision:
     budget_used: int = 0  # failures counted so far, this one included
     budget_max: int = 0
     next_attempt: int | None = None
-    exclude_nodes: tuple[str, ...] = ()
+    exclude_nodes: tuple[str, ...] = ()  # oldest exclusion first, so a cap keeps the newest
     delay_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,14 +156,31 @@ def _cause(f: AttemptFacts) -> Cause:
 
 
 def _recent_nodes(nodes: Sequence[str], cap: int) -> tuple[str, ...]:
-    """The last ``cap`` distinct nodes (most recent failures win), sorted."""
+    """The last ``cap`` distinct nodes of ``nodes`` (oldest first), in the same order: a node
+    excluded again moves to the newest end, and the cap drops the oldest."""
+    if cap <= 0:
+        return ()
     seen: dict[str, None] = {}
     for n in reversed(nodes):
         if n not in seen:
             seen[n] = None
         if len(seen) >= cap:
             break
-    return tuple(sorted(seen)) if cap > 0 else ()
+    return tuple(reversed(seen))
+
+
+def _failed_nodes(facts: AttemptFacts, cause: Cause) -> tuple[str, ...]:
+    """The node(s) to blame: the one the log named, else the ones Slurm reports down, drained
+    or not responding; a one-node allocation that got NODE_FAIL is its own culprit. Never the
+    whole allocation (its healthy nodes would shrink the partition for nothing)."""
+    if cause.node:
+        return (cause.node,)
+    if facts.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL):
+        if facts.failed_nodes:
+            return facts.failed_nodes
+        if len(facts.nodes) == 1:
+            return facts.nodes
+    return ()
 
 
 def _backoff(settings: RestartSettings, failures: int) -> float:
@@ -167,11 +198,17 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     nxt = facts.attempt + 1
     used_before = sum(1 for p in history if p.counted)
     timeouts_before = sum(1 for p in history if p.timeout)
+    # A completed training is finished even when a stop was requested meanwhile.
+    if facts.state == JobState.COMPLETED and (facts.exit_code in (0, None)):
+        return Decision(Action.FINISHED, "Training job completed", budget_used=used_before,
+                        budget_max=settings.max_retries)
     if facts.stop_requested:
         return Decision(Action.STOP, "Stop requested (autoexp-sidecar stop); not restarting",
                         budget_used=used_before, budget_max=settings.max_retries)
-    if facts.state == JobState.COMPLETED and (facts.exit_code in (0, None)):
-        return Decision(Action.FINISHED, "Training job completed", budget_used=used_before,
+    if facts.slurm_unreadable and facts.marker is None:
+        # Without Slurm's end state or a marker, a guess could restart a job that still runs.
+        return Decision(Action.DEFER, f"Slurm's record of training job {facts.job_id} could not "
+                        "be read; deciding when it can be", budget_used=used_before,
                         budget_max=settings.max_retries)
     if facts.state.is_active:
         return Decision(Action.NOTHING,
@@ -180,75 +217,76 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
 
     cause = _cause(facts)
     et, fc = cause.error_type, cause.failure_class
-    base = dict(error_type=et, failure_class=fc, budget_max=settings.max_retries)
-    if fc == "permanent" or et in settings.exclude_error_types:
-        return Decision(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
-                        budget_used=used_before, **base)
 
-    cap = getattr(settings, "max_excluded_nodes", 8)
+    def made(action: Action, reason: str, **rest: Any) -> Decision:
+        return Decision(action, reason, error_type=et, failure_class=fc,
+                        budget_max=settings.max_retries, **rest)
+
+    if fc == "permanent" or et in settings.exclude_error_types:
+        return made(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
+                        budget_used=used_before)
+
+    cap = settings.max_excluded_nodes
     # each decision carries the run's whole exclusion list, so the last one is the current list
     prior_excluded = _recent_nodes(history[-1].excluded_nodes if history else (), cap)
+    last = history[-1] if history else None
 
-    if fc == "terminal":
+    if fc == "terminal" and not settings.timeouts_use_budget:
         # Wall time or preemption: the run was healthy; continue from the checkpoint.
-        if settings.timeouts_use_budget:
-            pass  # falls through to the budgeted path below
-        elif timeouts_before + 1 > settings.max_timeout_restarts:
-            return Decision(Action.STOP, f"time-limit restarts exhausted "
+        if timeouts_before + 1 > settings.max_timeout_restarts:
+            return made(Action.STOP, f"time-limit restarts exhausted "
                             f"({timeouts_before + 1}/{settings.max_timeout_restarts})",
-                            budget_used=used_before, **base)
-        else:
-            last = history[-1] if history else None
-            if (last is not None and last.timeout and facts.last_iteration is not None
-                    and last.last_iteration == facts.last_iteration):
-                return Decision(Action.STOP, f"Repeated failure without progress "
-                                f"(error_type={et}, iteration {facts.last_iteration})",
-                                budget_used=used_before, **base)
-            return Decision(Action.RESTART, f"Continuing from checkpoint after {et} "
-                            f"(error_type={et}); does not use the retry budget",
-                            counts_against_budget=False, budget_used=used_before,
-                            next_attempt=nxt, exclude_nodes=prior_excluded, **base)
+                            budget_used=used_before)
+        if (settings.stop_on_repeat_without_progress and last is not None and last.timeout
+                and facts.last_iteration is not None
+                and last.last_iteration == facts.last_iteration):
+            return made(Action.STOP, f"Repeated failure without progress "
+                            f"(error_type={et}, iteration {facts.last_iteration})",
+                            budget_used=used_before)
+        return made(Action.RESTART, f"Continuing from checkpoint after {et} "
+                        f"(error_type={et}); does not use the retry budget",
+                        counts_against_budget=False, budget_used=used_before,
+                        next_attempt=nxt, exclude_nodes=prior_excluded)
 
     if et == "scancel" and not settings.restart_on_cancel:
-        return Decision(Action.STOP, "Cancelled without a recorded failure (error_type=scancel); "
-                        "restart_on_cancel is off", budget_used=used_before, **base)
+        return made(Action.STOP, "Cancelled without a recorded failure (error_type=scancel); "
+                        "restart_on_cancel is off", budget_used=used_before)
     if et == "unknown" and not settings.restart_on_unknown:
-        return Decision(Action.STOP, f"Failure with no known cause (exit code "
+        return made(Action.STOP, f"Failure with no known cause (exit code "
                         f"{facts.exit_code}); restart_on_unknown is off",
-                        budget_used=used_before, **base)
+                        budget_used=used_before)
 
     # A detected failure that repeats with no training progress in between is deterministic.
-    if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and history:
-        last = history[-1]
+    if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and last:
+        # a wall-time end (budgeted here) repeats only with the same known iteration
+        progress_unknown = facts.last_iteration is None and fc != "terminal"
         # (after an in-allocation restart the repeat leaves the allocation first: sidecar.placement)
-        if (last.error_type == et and not last.timeout and not last.in_allocation
-                and (facts.last_iteration is None or facts.last_iteration == last.last_iteration)):
+        if (last.error_type == et and (fc == "terminal" or not last.timeout)
+                and not last.in_allocation
+                and (progress_unknown or facts.last_iteration == last.last_iteration)):
             it = facts.last_iteration if facts.last_iteration is not None else "none"
-            return Decision(Action.STOP, f"Repeated failure without progress "
+            return made(Action.STOP, f"Repeated failure without progress "
                             f"(error_type={et}, iteration {it})",
-                            budget_used=used_before, **base)
+                            budget_used=used_before)
 
     used = used_before + 1
     if used > settings.max_retries:
-        return Decision(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
-                        counts_against_budget=True, budget_used=used, **base)
+        return made(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
+                        counts_against_budget=True, budget_used=used)
 
-    new_nodes: list[str] = []
-    if settings.exclude_failed_nodes:
-        if cause.node:
-            new_nodes.append(cause.node)
-        if facts.state in (JobState.NODE_FAIL, JobState.BOOT_FAIL):
-            new_nodes.extend(facts.nodes)
+    new_nodes = _failed_nodes(facts, cause) if settings.exclude_failed_nodes else ()
     exclude = _recent_nodes([*prior_excluded, *new_nodes], cap)
     if et == "scancel":
         reason = "Cancelled without a recorded failure (error_type=scancel)"
     elif et == "unknown":
         reason = f"Failure with no known cause (error_type=unknown, exit code {facts.exit_code})"
+    elif fc == "terminal":
+        reason = f"Continuing from checkpoint after {et} (error_type={et}); uses the retry budget"
     else:
         reason = f"Transient failure detected (error_type={et})"
-    return Decision(Action.RESTART, reason, counts_against_budget=True, budget_used=used,
-                    next_attempt=nxt, exclude_nodes=tuple(sorted(exclude)),
-                    delay_s=_backoff(settings, used), **base)
+    return made(Action.RESTART, reason, counts_against_budget=True, budget_used=used,
+                    next_attempt=nxt, exclude_nodes=exclude,
+                    delay_s=_backoff(settings, used))
 
 
 def decision_for_verdict(verdict: Any, settings: RestartSettings) -> Decision:
@@ -265,24 +303,8 @@ def decision_for_verdict(verdict: Any, settings: RestartSettings) -> Decision:
 
 
 def history_from_events(events: Sequence[Mapping[str, Any]]) -> list[PastAttempt]:
-    """Past decisions (``decided`` events, one per attempt: the first wins) in attempt order."""
-    seen: dict[int, PastAttempt] = {}
-    for ev in events:
-        if ev.get("event") != "decided":
-            continue
-        try:
-            n = int(ev["attempt"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if n in seen:
-            continue
-        d = ev.get("decision") or {}
-        seen[n] = PastAttempt(
-            attempt=n, error_type=d.get("error_type"),
-            counted=bool(d.get("counts_against_budget")) and d.get("action") == "restart",
-            timeout=d.get("class") == "terminal" and d.get("action") == "restart",
-            last_iteration=ev.get("last_iteration"),
-            excluded_nodes=tuple(d.get("exclude_nodes") or ()),
-            in_allocation=ev.get("placement") == "in_allocation",
-        )
-    return [seen[k] for k in sorted(seen)]
+    """Past decisions in attempt order. Kept for callers of the old name: the history's one
+    reader is ``sidecar.history.History`` (``History.of_records(events).past_attempts()``)."""
+    from sidecar.history import History
+
+    return History.of_records(events).past_attempts()

@@ -19,7 +19,9 @@ import re
 import shlex
 from typing import Any, Iterable, Mapping
 
+from sidecar.config.schema import ResolvedConfig
 from sidecar.errors import ConfigError
+from sidecar import rundir
 from sidecar.rundir import RunPaths
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_]+)\s*)?\}\}")
@@ -47,7 +49,7 @@ def render(template_text: str, values: Mapping[str, str | int]) -> str:
                           "this is a bug in autoexp-sidecar or a hand-edited template")
     text = _EMPTY_RAW_LINE.sub(lambda m: "" if str(values[m.group(1)]) == "" else m.group(0), template_text)
 
-    def fill(m: re.Match) -> str:
+    def fill(m: re.Match[str]) -> str:
         name, filt = m.group(1), m.group(2)
         value = str(values[name])
         if filt is None:
@@ -104,7 +106,7 @@ def _quote_words(words: Iterable[str]) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def train_command(cfg: Any, paths: RunPaths, python: str) -> str:
+def train_command(cfg: ResolvedConfig, paths: RunPaths, python: str) -> str:
     """The training command as shell text (run by ``bash -c`` inside the job)."""
     backend = cfg.backend
     args = dict(backend.args)
@@ -119,19 +121,22 @@ def train_command(cfg: Any, paths: RunPaths, python: str) -> str:
         launch = " ".join([
             "exec srun --kill-on-bad-exit=1 torchrun",
             '--nnodes="$SLURM_NNODES"',
-            f"--nproc-per-node={int(cfg.slurm.gpus_per_node)}",
+            f"--nproc-per-node={int(cfg.slurm.gpus_per_node or 1)}",
             "--rdzv-backend=c10d",
             '--rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT"',
             shlex.quote(f"{str(backend.megatron_path).rstrip('/')}/pretrain_gpt.py"),
         ])
     elif isinstance(backend.command, str):  # shell text, as the user wrote it
         launch = backend.command.replace("{python}", shlex.quote(python))
-    else:
+    elif backend.command is not None:
         launch = "exec " + _quote_words(w.replace("{python}", python) for w in backend.command)
+    else:  # validation requires a command for this backend; say so rather than render "exec"
+        raise ConfigError("backend.command is not set", "set backend.command, or use "
+                          "backend: megatron_torchrun")
     return f"{launch} {arg_text}".strip()
 
 
-def launch_setup(cfg: Any) -> str:
+def launch_setup(cfg: ResolvedConfig) -> str:
     """Shell lines run before the training command (torchrun's rendezvous address)."""
     if cfg.backend.kind != "megatron_torchrun":
         return ""
@@ -143,6 +148,12 @@ def launch_setup(cfg: Any) -> str:
     ])
 
 
+def _in_run_dir(layout: str, **shell_vars: str) -> str:
+    """A run-dir path of ``sidecar.rundir``'s layout as one double-quoted shell word, its
+    {placeholders} filled with shell variables (``"$AUTOEXP_RUN_DIR/logs/train-$SLURM_JOB_ID.out"``)."""
+    return f'"$AUTOEXP_RUN_DIR/{layout.format(**{k: "$" + v for k, v in shell_vars.items()})}"'
+
+
 def _check_run_dir(paths: RunPaths) -> str:
     root = str(paths.root)
     if "%" in root:  # sbatch expands %j, %u, ... in --output: the log would land elsewhere
@@ -152,7 +163,7 @@ def _check_run_dir(paths: RunPaths) -> str:
 
 
 # ----------------------------------------------------------------------------- scripts
-def render_train_script(cfg: Any, paths: RunPaths, python: str) -> str:
+def render_train_script(cfg: ResolvedConfig, paths: RunPaths, python: str) -> str:
     """The training job's script for run config ``cfg`` in run directory ``paths``;
     ``python`` is the interpreter that has this package (sys.executable at submit)."""
     import sbatch_templates
@@ -178,10 +189,14 @@ def render_train_script(cfg: Any, paths: RunPaths, python: str) -> str:
         "env_exports": "\n".join(x for x in (exports, setup) if x),
         "workdir": cfg.backend.workdir or str(paths.root),
         "train_command": train_command(cfg, paths, python),
+        "attempt_dir": _in_run_dir(rundir.ATTEMPT_DIR, attempt="AUTOEXP_ATTEMPT"),
+        "train_log": _in_run_dir(rundir.TRAIN_LOG, job="SLURM_JOB_ID"),
+        "sidecar_log": _in_run_dir(rundir.SIDECAR_LOG, attempt="AUTOEXP_ATTEMPT"),
+        "step_pgid": _in_run_dir(rundir.STEP_PGID, attempt="AUTOEXP_ATTEMPT"),
     })
 
 
-def render_watchdog_script(cfg: Any, paths: RunPaths, python: str) -> str:
+def render_watchdog_script(cfg: ResolvedConfig, paths: RunPaths, python: str) -> str:
     """The watchdog job's script: small, short, on the watchdog's own partition/account/qos."""
     import sbatch_templates
 

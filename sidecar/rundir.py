@@ -6,7 +6,6 @@ Layout (one run, on the shared filesystem)::
     <run>/run.yaml                 frozen, resolved config (what was submitted)
     <run>/train.sbatch             rendered training script; watchdog.sbatch likewise
     <run>/events.jsonl             append-only history (never rewritten)
-    <run>/state.json               current summary, derivable from events (rewritten atomically)
     <run>/STOP                     an intentional stop request (``autoexp-sidecar stop``)
     <run>/logs/train-<job>.out     the training job's log (what the sidecar follows)
     <run>/logs/watchdog-<job>.out  a watchdog's log
@@ -32,8 +31,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sidecar.errors import RunDirError
+from sidecar.history import EventKind
 
 RUN_MARKER = ".autoexp-run"
+# Paths relative to the run directory that are also spelled in shell (the training script gets
+# them from here through sidecar.render): {attempt} and {job} are filled by the caller.
+ATTEMPT_DIR = "attempts/{attempt}"
+TRAIN_LOG = "logs/train-{job}.out"
+WATCHDOG_LOG = "logs/watchdog-{job}.out"
+SIDECAR_LOG = ATTEMPT_DIR + "/sidecar.log"
+STEP_PGID = ATTEMPT_DIR + "/step.pgid"  # the training's process group (the fast path ends it)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -77,10 +84,14 @@ def exclusive_create(path: Path, text: str = "") -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)  # a full disk must not leave a claim nobody holds
+        raise
     return True
 
 
@@ -106,8 +117,6 @@ class RunPaths:
     @property
     def events(self) -> Path: return self.root / "events.jsonl"
     @property
-    def state(self) -> Path: return self.root / "state.json"
-    @property
     def stop_request(self) -> Path: return self.root / "STOP"
     @property
     def logs(self) -> Path: return self.root / "logs"
@@ -120,25 +129,25 @@ class RunPaths:
 
     # -- logs (Slurm expands %j itself; we pass these patterns to sbatch --output)
     @property
-    def train_log_pattern(self) -> Path: return self.logs / "train-%j.out"
+    def train_log_pattern(self) -> Path: return self.root / TRAIN_LOG.format(job="%j")
     @property
-    def watchdog_log_pattern(self) -> Path: return self.logs / "watchdog-%j.out"
+    def watchdog_log_pattern(self) -> Path: return self.root / WATCHDOG_LOG.format(job="%j")
 
-    def train_log(self, job_id: str) -> Path: return self.logs / f"train-{job_id}.out"
-    def watchdog_log(self, job_id: str) -> Path: return self.logs / f"watchdog-{job_id}.out"
+    def train_log(self, job_id: str) -> Path: return self.root / TRAIN_LOG.format(job=job_id)
+    def watchdog_log(self, job_id: str) -> Path: return self.root / WATCHDOG_LOG.format(job=job_id)
     def ending(self, job_id: str) -> Path: return self.endings / f"{job_id}.json"
 
     # -- per attempt
-    def attempt_dir(self, n: int) -> Path: return self.attempts / str(n)
+    def attempt_dir(self, n: int) -> Path: return self.root / ATTEMPT_DIR.format(attempt=n)
     def train_job_file(self, n: int) -> Path: return self.attempt_dir(n) / "train_job"
     def watchdog_job_file(self, n: int) -> Path: return self.attempt_dir(n) / "watchdog_job"
     def marker(self, n: int) -> Path: return self.attempt_dir(n) / "marker.json"
     def end_record(self, n: int) -> Path: return self.attempt_dir(n) / "end.json"
     def progress(self, n: int) -> Path: return self.attempt_dir(n) / "progress.json"
     def decision(self, n: int) -> Path: return self.attempt_dir(n) / "decision.json"
-    def sidecar_log(self, n: int) -> Path: return self.attempt_dir(n) / "sidecar.log"
+    def sidecar_log(self, n: int) -> Path: return self.root / SIDECAR_LOG.format(attempt=n)
     def decide_claim(self, n: int) -> Path: return self.attempt_dir(n) / "decide.claim"
-    def step_pgid(self, n: int) -> Path: return self.attempt_dir(n) / "step.pgid"
+    def step_pgid(self, n: int) -> Path: return self.root / STEP_PGID.format(attempt=n)
 
     # -- operations
     def create(self, run_id: str) -> None:
@@ -194,30 +203,35 @@ class RunPaths:
             return None
         return text if text.isdigit() or "_" in text else None
 
-    # -- history
-    def append_event(self, kind: str, now: float | None = None, **fields: Any) -> dict:
-        """Append one event to events.jsonl: one write of one line, fsynced."""
-        event = {"time": time.time() if now is None else now, "event": kind, **fields}
-        line = json.dumps(event, sort_keys=True, default=str) + "\n"
-        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # -- history (read it with sidecar.history.read_history)
+    def append_event(self, kind: EventKind, now: float | None = None, **fields: Any) -> dict[str, Any]:
+        """Append one event to events.jsonl: one write of one line, fsynced. A short write
+        (a full disk) is cut back off, so the file never keeps half a line."""
+        event = {"time": time.time() if now is None else now, "event": EventKind(kind).value,
+                 **fields}
+        line = (json.dumps(event, sort_keys=True, default=str) + "\n").encode("utf-8")
+        fd = os.open(self.events, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
+            start = os.fstat(fd).st_size
+            # a torn last line (a writer killed mid-write) must not swallow this event
+            if start and os.pread(fd, 1, start - 1) != b"\n":
+                line = b"\n" + line
+            try:
+                written = os.write(fd, line)
+                if written != len(line):
+                    raise OSError(28, "short write to events.jsonl (no space left?)")
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
         finally:
             os.close(fd)
         return event
 
-    def iter_events(self) -> Iterator[dict]:
-        """Events in order; a garbled line (e.g. a torn write) is skipped, not fatal."""
-        try:
-            fh = open(self.events, "rb")
-        except FileNotFoundError:
-            return
-        with fh:
-            for raw in fh:
-                try:
-                    ev = json.loads(raw.decode("utf-8"))
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue
-                if isinstance(ev, dict) and "event" in ev:
-                    yield ev
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        """The raw event records in order (kept for callers of the old name; the typed reader
+        is ``sidecar.history.read_history``). A garbled line is skipped."""
+        from sidecar.history import read_history
+
+        for ev in read_history(self).events:
+            yield dict(ev.data)

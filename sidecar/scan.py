@@ -36,6 +36,7 @@ from loguru import logger
 
 from sidecar.claims import pid_alive
 from sidecar.follow import LogFollower
+from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
@@ -89,9 +90,16 @@ def build_marker(
     first_iteration: int | None,
     last_iteration: int | None,
     last_checkpoint: int | None,
-    evidence: list[dict] | None = None,
-) -> dict:
-    """The marker.json content. Pure; the keys are the interface read by the watchdog."""
+    evidence: list[dict[str, Any]] | None = None,
+    layer: str = "curated",
+    confidence: str = "high",
+    role: str = "cause",
+    tip: str = "",
+    superseded: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The marker.json content. Pure; the keys are the interface read by the watchdog.
+    ``layer``/``confidence``/``role`` say which classifier layer decided and how sure it is;
+    ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause)."""
     return {
         "error_type": error_type,
         "class": failure_class,
@@ -108,10 +116,24 @@ def build_marker(
         "first_iteration": first_iteration,
         "last_iteration": last_iteration,
         "last_checkpoint": last_checkpoint,
+        "layer": layer,
+        "confidence": confidence,
+        "role": role,
+        "tip": tip,
+        "superseded": list(superseded or []),
     }
 
 
-def evidence_entry(hit: Any, line: str | bytes) -> dict:
+def enum_value(value: Any, default: str) -> str:
+    return str(getattr(value, "value", value)) if value is not None else default
+
+
+def evidence_entry_from_marker(marker: dict[str, Any]) -> dict[str, Any]:
+    """A replaced root, kept in the marker's ``superseded`` list."""
+    return {k: marker.get(k) for k in ("line_no", "line", "signal", "error_type", "class", "role", "layer")}
+
+
+def evidence_entry(hit: Any, line: str | bytes) -> dict[str, Any]:
     return {
         "line_no": hit.line_no,
         "line": line_text(line),
@@ -134,7 +156,7 @@ class CancelDecision:
 
 
 def decide_cancel(
-    marker: dict | None, detected_at: float | None, now: float, grace_s: float,
+    marker: dict[str, Any] | None, detected_at: float | None, now: float, grace_s: float,
     *, cancelled: bool, next_try_at: float | None = None,
 ) -> CancelDecision:
     """Whether to end the job now. Pure. Called only while the job is still running."""
@@ -156,7 +178,7 @@ def decide_cancel(
     )
 
 
-def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict:
+def progress_record(progress: Any, last_output_time: float | None, now: float) -> dict[str, Any]:
     return {
         "first_iteration": getattr(progress, "first_iteration", None),
         "last_iteration": getattr(progress, "last_iteration", None),
@@ -189,7 +211,7 @@ class Scanner:
     classifier: Any  # LineClassifier
     roots: Any  # RootCauseTracker
     progress: Any  # ProgressTracker
-    marker: dict | None = None
+    marker: dict[str, Any] | None = None
     detected_at: float | None = None
     cancelled: bool = False
     cancel_tries: int = 0
@@ -200,7 +222,7 @@ class Scanner:
     pre_root_hits: int = 0
     _marker_dirty: bool = False
     _progress_written_at: float | None = None
-    _progress_last: dict | None = field(default=None, repr=False)
+    _progress_last: dict[str, Any] | None = field(default=None, repr=False)
     _checkpoint_seen: Any = None
 
     @classmethod
@@ -230,6 +252,11 @@ class Scanner:
             is_root = self.marker is None and not getattr(hit, "cascade", False)
         if self.marker is None and is_root:
             self._write_first_marker(hit, raw, now)
+        elif self.marker is not None and is_root:
+            # a cause or a process death after a symptom (a survivor's connection error
+            # printed before the launcher's report of the dead rank): the marker names it now
+            replaced = evidence_entry_from_marker(self.marker)
+            self._write_first_marker(hit, raw, now, keep=self.marker, replaced=replaced)
         elif self.marker is not None:
             if len(self.marker["evidence"]) < MAX_EVIDENCE:
                 self.marker["evidence"].append(evidence_entry(hit, raw))
@@ -241,7 +268,8 @@ class Scanner:
                 logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
                             line_no, hit.signal, hit.error_type)
 
-    def _write_first_marker(self, hit: Any, raw: bytes, now: float) -> None:
+    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict | None = None,
+                            replaced: dict | None = None) -> None:
         p = self.progress
         self.marker = build_marker(
             error_type=hit.error_type, failure_class=class_value(hit.failure_class),
@@ -250,7 +278,15 @@ class Scanner:
             first_iteration=getattr(p, "first_iteration", None),
             last_iteration=getattr(p, "last_iteration", None),
             last_checkpoint=getattr(p, "last_checkpoint", None),
+            layer=enum_value(getattr(hit, "layer", None), "curated"),
+            confidence=enum_value(getattr(hit, "confidence", None), "high"),
+            role=enum_value(getattr(hit, "role", None), "cause"),
+            tip=getattr(hit, "tip", "") or "",
+            evidence=keep["evidence"] if keep else None,
+            superseded=[*(keep or {}).get("superseded", []), replaced] if replaced else None,
         )
+        if keep is not None and self.detected_at is not None:
+            now = self.detected_at  # the kill grace keeps counting from the first detection
         self._publish_marker(now)
 
     def _write_hang_marker(self, reason: str, now: float) -> None:
@@ -275,7 +311,7 @@ class Scanner:
         self._maybe_write_progress(now, force=True)  # the watchdog reads both; keep them in step
         try:
             self.ctx.paths.append_event(
-                "marker", now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
+                EventKind.MARKER, now=now, attempt=self.ctx.attempt, job_id=self.ctx.job_id,
                 error_type=m["error_type"], **{"class": m["class"]}, signal=m["signal"],
                 source=m["source"], line_no=m["line_no"], node=m["node"],
             )
@@ -347,7 +383,7 @@ class Scanner:
                              self.ctx.job_id, self.cancel_tries, exc)
             return
         try:
-            self.ctx.paths.append_event("sidecar_cancel", now=now, attempt=self.ctx.attempt,
+            self.ctx.paths.append_event(EventKind.SIDECAR_CANCEL, now=now, attempt=self.ctx.attempt,
                                         job_id=self.ctx.job_id, reason=d.reason)
         except OSError as exc:
             self._error(f"cannot append the cancel event: {exc}")
@@ -362,7 +398,7 @@ class Scanner:
             logger.error("cannot end the training step ({}); cancelling the job instead", exc)
             return False
         try:
-            self.ctx.paths.append_event("sidecar_end_step", now=now, attempt=self.ctx.attempt,
+            self.ctx.paths.append_event(EventKind.SIDECAR_END_STEP, now=now, attempt=self.ctx.attempt,
                                         job_id=self.ctx.job_id, reason=reason, how=how)
         except OSError as exc:
             self._error(f"cannot append the end-step event: {exc}")

@@ -209,7 +209,22 @@ def test_cancel():
 
 def test_cancel_finished_job_is_fine():
     r = FakeRunner(scancel=[err("scancel", "scancel: error: Kill job error on job id 5: Job/step already completing or completed")])
-    client(r).cancel("5")
+    client(r).cancel("5")  # no exception: the job is ended, as the caller wanted
+    assert r.calls == [("scancel", "5")]  # and no retry loop on it
+
+
+def test_cancel_other_errors_raise():
+    r = FakeRunner(scancel=[err("scancel", "scancel: error: Kill job error on job id 5: Access/permission denied")])
+    with pytest.raises(SlurmCommandError):
+        client(r).cancel("5")
+
+
+def test_failed_nodes_reads_scontrol_show_node():
+    r = FakeRunner(scontrol=["NodeName=n1 Arch=x86_64 State=MIXED ThreadsPerCore=1\n"
+                             "NodeName=n2 Arch=x86_64 State=DOWN*+NOT_RESPONDING ThreadsPerCore=1\n"])
+    assert client(r).failed_nodes(("n1", "n2")) == ("n2",)
+    assert r.calls == [("scontrol", "show", "node", "-o", "n1,n2")]
+    assert client(FakeRunner()).failed_nodes(()) == ()
 
 
 def test_update():

@@ -272,3 +272,15 @@ def test_merge_prefers_primary():
     sc, sa = one("scontrol", "timeout"), one("sacct", "timeout")
     m = merge_job_info(sa, sc)
     assert m.state is JobState.TIMEOUT and m.comment == "fx timeout job" and m.source == "sacct"
+
+
+def test_node_states_and_which_are_bad():
+    text = ("NodeName=n1 Arch=x86_64 CoresPerSocket=1 State=MIXED ThreadsPerCore=1\n"
+            "NodeName=n2 Arch=x86_64 State=DOWN*+DRAIN ThreadsPerCore=1 Reason=Not responding\n"
+            "NodeName=n3 Arch=x86_64 State=IDLE+DRAIN ThreadsPerCore=1\n"
+            "NodeName=n4 Arch=x86_64 State=IDLE* ThreadsPerCore=1\n")
+    from sidecar.slurm.parse import node_state_is_bad, parse_node_states
+    states = parse_node_states(text)
+    assert states == {"n1": "MIXED", "n2": "DOWN*+DRAIN", "n3": "IDLE+DRAIN", "n4": "IDLE*"}
+    assert [n for n, s in states.items() if node_state_is_bad(s)] == ["n2", "n3", "n4"]
+    assert not node_state_is_bad("ALLOCATED") and not node_state_is_bad("IDLE+COMPLETING")

@@ -8,7 +8,9 @@ is there to catch. RE2 refuses the features that need backtracking (backreferenc
 lookaround), and ``config.check_pattern`` turns that refusal into a ConfigError at load time.
 
 All signal patterns go into one ``re2.Set``: one pass over a line says which signals match; the
-first one in preset order wins (specific signals are listed before general ones). Lines longer
+first one in order wins (the user's own signals, then the preset's, specific before general).
+A line no signal matches goes to the family layer (``families.py``) when its cheap prefilter
+marks it as error-looking. Each hit says which layer decided, its role and how sure it is. Lines longer
 than ``MAX_LINE_BYTES`` are classified on their head and tail only: failure messages put the
 exception name and the rank/host prefix at the start and Slurm's ``***`` banners at the end,
 while the middle of a multi-megabyte line is a dumped tensor or repr; this bounds the work per
@@ -20,8 +22,9 @@ from __future__ import annotations
 import re2
 
 from sidecar.classify.config import re2_options
+from sidecar.classify.families import PREFILTER, FamilyLayer, family_hit
 from sidecar.errors import ConfigError
-from sidecar.classify.model import MonitoringConfig, SignalHit
+from sidecar.classify.model import Confidence, Layer, MonitoringConfig, Role, SignalHit
 
 MAX_LINE_BYTES = 64 * 1024
 _HALF = MAX_LINE_BYTES // 2
@@ -38,6 +41,7 @@ NODE_PATTERNS: tuple[str, ...] = (
     r"^\w{3}\s+\d+\s+[\d:]+\s+([\w.-]+)\s+kernel:",
     r"\b[Nn]ode:? ([A-Za-z][\w.-]*[\w])",  # RuntimeError: Rank 180, node nvl72005-T14, ...
     r"\bhost(?:name)?\s*:\s*([A-Za-z][\w.-]*[\w])",  # torch elastic failure summary
+    r"\bfailed on node ([A-Za-z0-9][\w.-]*[\w])",  # srun: error: Task launch for 5.0 failed on node n3: ...
 )
 # Words that follow "node" in prose and are not host names.
 _NOT_NODES = frozenset({
@@ -72,23 +76,40 @@ class LineClassifier:
             ) from None
         self._ignore = re2.compile("|".join(f"(?:{p})" for p in cfg.ignore), opts) if cfg.ignore else None
         self._nodes = [re2.compile(p, opts) for p in NODE_PATTERNS]
-        # One alternation of every signal for scanning big buffers (``scan.py``); multi-line
-        # mode so that ^ and $ mean the start and end of each line, as they do per line.
-        self.combined = re2.compile("(?m)" + "|".join(f"(?:{s.pattern})" for s in cfg.signals), opts)
+        fam = cfg.families
+        self.families = FamilyLayer(fam.disabled, opts) if fam.enabled else None
+        self._prefilter = re2.compile(PREFILTER, opts) if self.families else None
+        # One alternation of every signal (and the family prefilter) for scanning big buffers
+        # (``scan.py``); multi-line mode so that ^ and $ mean the start and end of each line,
+        # as they do per line.
+        patterns = [s.pattern for s in cfg.signals] + ([PREFILTER] if self.families else [])
+        self.combined = re2.compile("(?m)" + "|".join(f"(?:{p})" for p in patterns), opts)
+
+    def _pieces(self, data: bytes) -> tuple[bytes, ...]:
+        return (data[:_HALF], data[-_HALF:]) if len(data) > MAX_LINE_BYTES else (data,)
 
     def _match(self, data: bytes) -> int | None:
-        """Index of the first signal (in preset order) matching ``data``, or None."""
-        if len(data) > MAX_LINE_BYTES:
-            pieces = (data[:_HALF], data[-_HALF:])
-        else:
-            pieces = (data,)
+        """Index of the first signal (in order) matching ``data``, or None."""
         best: int | None = None
-        for piece in pieces:
+        for piece in self._pieces(data):
             found = self._set.Match(piece)
-            if found and (self._ignore is None or not self._ignore.search(piece)):
+            if found and not self.ignored(piece):
                 first = min(found)
                 best = first if best is None else min(best, first)
         return best
+
+    def ignored(self, data: bytes) -> bool:
+        return self._ignore is not None and self._ignore.search(data) is not None
+
+    def _family(self, data: bytes) -> tuple | None:
+        if self.families is None:
+            return None
+        for piece in self._pieces(data):
+            if self._prefilter.search(piece):
+                found = self.families.match(piece, self.ignored(piece))
+                if found is not None:
+                    return found
+        return None
 
     def node_of(self, data: bytes) -> str | None:
         for pat in self._nodes:
@@ -101,13 +122,25 @@ class LineClassifier:
         """The hit for ``line`` (1-based ``line_no``), or None for a benign line."""
         data = _to_bytes(line).rstrip(b"\r\n")
         idx = self._match(data)
+        fam = None
         if idx is None:
+            fam = self._family(data)
+        elif self.cfg.signals[idx].role is Role.CASCADE and self.cfg.signals[idx].layer is not Layer.USER:
+            # A wrapper line that carries its cause ("watchdog thread terminated with exception:
+            # CUDA error: ... hardware error"): the family layer's named cause beats the wrapper.
+            found = self._family(data)
+            if (found is not None and found[3] is Role.CAUSE and found[4] is not Confidence.LOW
+                    and found[0] != "python.exception"):
+                fam = found
+        if idx is None and fam is None:
             return None
-        sig = self.cfg.signals[idx]
         head = data if len(data) <= MAX_LINE_BYTES else data[:_HALF] + b" ... " + data[-_HALF:]
         text = _decode(head)
         if len(text) > MAX_KEPT_LINE:
             text = text[: MAX_KEPT_LINE // 2] + " ... " + text[-MAX_KEPT_LINE // 2 :]
+        if fam is not None:
+            return family_hit(fam, line_no, text, self.node_of(head))
+        sig = self.cfg.signals[idx]
         return SignalHit(
             line_no=line_no,
             line=text,
@@ -115,5 +148,7 @@ class LineClassifier:
             error_type=sig.error_type,
             failure_class=sig.failure_class,
             node=self.node_of(head),
-            cascade=sig.cascade,
+            role=sig.role,
+            layer=sig.layer,
+            tip=sig.tip,
         )

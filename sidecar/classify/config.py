@@ -16,12 +16,17 @@ import re2
 import yaml
 
 from sidecar.errors import ConfigError
-from sidecar.classify.model import FailureClass, HangConfig, MonitoringConfig, Signal
+from sidecar.classify.model import (
+    FailureClass, FamilySettings, HangConfig, Layer, MonitoringConfig, Role, Signal,
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _CLASSES = ", ".join(c.value for c in FailureClass)
-_SIGNAL_KEYS = ("name", "pattern", "error_type", "class", "cascade", "description", "disabled")
-_TOP_KEYS = ("name", "signals", "ignore", "hang", "kill_grace_s")
+_ROLES = ", ".join(r.value for r in Role)
+_SIGNAL_LAYERS = (Layer.USER.value, Layer.CURATED.value)
+_SIGNAL_KEYS = ("name", "pattern", "error_type", "class", "cascade", "role", "description", "tip", "layer", "disabled")
+_TOP_KEYS = ("name", "signals", "ignore", "hang", "kill_grace_s", "families")
+_FAMILY_KEYS = ("enabled", "disabled")
 _HANG_KEYS = tuple(f.name for f in fields(HangConfig))
 _PRESET_DIR = "presets/monitoring"
 
@@ -83,11 +88,47 @@ def _signal(raw: Any, where: str) -> Signal:
     cascade = raw.get("cascade", False)
     if not isinstance(cascade, bool):
         raise ConfigError(f"{where}.cascade: must be true or false, got {cascade!r}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise ConfigError(f"{where}.description: must be a string")
+    for key in ("description", "tip"):
+        if not isinstance(raw.get(key, ""), str):
+            raise ConfigError(f"{where}.{key}: must be a string")
+    try:
+        role = Role(raw.get("role", Role.CASCADE.value if cascade else Role.CAUSE.value))
+    except ValueError:
+        raise ConfigError(f"{where}.role: {raw['role']!r} is not a role; allowed: {_ROLES}") from None
+    if cascade and role is not Role.CASCADE:
+        raise ConfigError(f"{where}: cascade: true contradicts role: {role.value}", "keep one of them")
+    layer = raw.get("layer", Layer.CURATED.value)
+    if layer not in _SIGNAL_LAYERS:
+        raise ConfigError(f"{where}.layer: must be one of {', '.join(_SIGNAL_LAYERS)}, got {layer!r}")
     pattern = check_pattern(raw["pattern"], f"{where}.pattern", name)
-    return Signal(name, pattern, error_type, klass, cascade, description.strip())
+    return Signal(name, pattern, error_type, klass, role is Role.CASCADE, raw.get("description", "").strip(),
+                  role=role, layer=Layer(layer), tip=raw.get("tip", "").strip())
+
+
+def _families(raw: Any, where: str) -> FamilySettings:
+    """``families: {enabled: true, disabled: [rule, ...]}`` (see ``families.py`` for the rules)."""
+    from sidecar.classify.families import RULES
+
+    if raw is None:
+        return FamilySettings()
+    if isinstance(raw, bool):
+        return FamilySettings(enabled=raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: must be true/false or a mapping with keys {', '.join(_FAMILY_KEYS)}")
+    unknown = sorted(set(raw) - set(_FAMILY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_FAMILY_KEYS)}")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.enabled: must be true or false, got {enabled!r}")
+    disabled = raw.get("disabled") or []
+    known = [r.name for r in RULES] + ["python.exception"]
+    if not isinstance(disabled, list) or any(d not in known for d in disabled):
+        bad = disabled if not isinstance(disabled, list) else [d for d in disabled if d not in known]
+        raise ConfigError(f"{where}.disabled: unknown family rule(s) {bad!r}",
+                          "`autoexp-sidecar classify --explain LOG` names the rule that decided; allowed: "
+                          + ", ".join(known))
+    return FamilySettings(enabled=enabled, disabled=tuple(disabled))
 
 
 def _hang(raw: Any, where: str) -> HangConfig:
@@ -145,7 +186,26 @@ def load_monitoring(data: Mapping, where: str = "monitoring") -> MonitoringConfi
         ignore=ignore,
         hang=_hang(data.get("hang"), f"{where}.hang"),
         kill_grace_s=_number(data.get("kill_grace_s", 2.0), f"{where}.kill_grace_s"),
+        families=_families(data.get("families"), f"{where}.families"),
     )
+
+
+def dump_monitoring(cfg: MonitoringConfig) -> dict[str, Any]:
+    """``cfg`` in the preset format that ``load_monitoring`` reads back (the frozen run.yaml)."""
+    signals = []
+    for s in cfg.signals:
+        sig: dict[str, Any] = {"name": s.name, "pattern": s.pattern, "error_type": s.error_type,
+                               "class": s.failure_class.value, "role": s.role.value}
+        if s.layer is not Layer.CURATED:
+            sig["layer"] = s.layer.value
+        for key in ("description", "tip"):
+            if getattr(s, key):
+                sig[key] = getattr(s, key)
+        signals.append(sig)
+    return {"name": cfg.name, "signals": signals, "ignore": list(cfg.ignore),
+            "hang": {f.name: getattr(cfg.hang, f.name) for f in fields(HangConfig)},
+            "kill_grace_s": cfg.kill_grace_s,
+            "families": {"enabled": cfg.families.enabled, "disabled": list(cfg.families.disabled)}}
 
 
 def preset_names() -> list[str]:
@@ -173,6 +233,7 @@ def apply_overrides(base: Mapping, overrides: Mapping, where: str = "monitoring"
         raise ConfigError(f"{where}: overrides must be a mapping")
     merged = dict(base)
     order = [dict(s) for s in base.get("signals", [])]
+    users: list[dict] = []
     by_name = {s.get("name"): s for s in order}
     raw = overrides.get("signals")
     if isinstance(raw, Mapping):  # {name: {field: value, ...} | {disabled: true}}
@@ -191,12 +252,13 @@ def apply_overrides(base: Mapping, overrides: Mapping, where: str = "monitoring"
         if item["name"] in by_name:
             by_name[item["name"]].update(item)  # partial update of a shipped signal
         else:
-            new = dict(item)
+            new = {**item, "layer": Layer.USER.value}
             if not new.get("disabled"):
                 _signal(new, key)  # a new signal must be complete; say which key is missing
-            order.append(new)
+            users.append(new)
             by_name[new["name"]] = new
-    merged["signals"] = [s for s in order if s.get("disabled") is not True]
+    # The user's own signals come first: they decide before the preset's and the family layer.
+    merged["signals"] = [s for s in users + order if s.get("disabled") is not True]
     if "ignore" in overrides:
         extra = overrides["ignore"]
         if not isinstance(extra, list):
@@ -208,9 +270,15 @@ def apply_overrides(base: Mapping, overrides: Mapping, where: str = "monitoring"
         merged["hang"] = {**(base.get("hang") or {}), **overrides["hang"]}
     if "kill_grace_s" in overrides:
         merged["kill_grace_s"] = overrides["kill_grace_s"]
-    unknown = sorted(set(overrides) - {"signals", "ignore", "hang", "kill_grace_s"})
+    if "families" in overrides:
+        fam = overrides["families"]
+        base_fam = base.get("families")
+        if isinstance(fam, Mapping) and isinstance(base_fam, Mapping):
+            fam = {**base_fam, **fam}
+        merged["families"] = fam
+    unknown = sorted(set(overrides) - {"signals", "ignore", "hang", "kill_grace_s", "families"})
     if unknown:
-        raise ConfigError(f"{where}: unknown override key(s) {', '.join(map(str, unknown))}; allowed: signals, ignore, hang, kill_grace_s")
+        raise ConfigError(f"{where}: unknown override key(s) {', '.join(map(str, unknown))}; allowed: signals, ignore, hang, kill_grace_s, families")
     return merged
 
 

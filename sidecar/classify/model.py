@@ -18,6 +18,34 @@ class FailureClass(enum.Enum):
     TERMINAL = "terminal"  # a scheduler lifecycle event (time limit, preemption, requeue)
 
 
+class Role(enum.Enum):
+    """What a matching line says about the failure, for choosing the root cause of an episode.
+
+    One failure prints lines of every role: the cause on one rank, symptoms on the others (a
+    peer closed the connection, the store went away), the launcher's report that a process
+    died, and the cascade (abort, SIGTERM to the rest, summaries). ``tracker.py`` ranks them.
+    """
+
+    CAUSE = "cause"  # says what went wrong (an OOM, a NCCL timeout, a code error)
+    DEATH = "death"  # a process was killed (SIGKILL): a fact about a rank; a memory verdict explains it
+    SYMPTOM = "symptom"  # what a survivor sees when a peer dies (connection closed, store gone)
+    CASCADE = "cascade"  # a consequence of an earlier failure, never the root cause
+
+
+class Layer(enum.Enum):
+    """Which layer of the classifier named a line; earlier layers win."""
+
+    USER = "user"  # signals the user added in their config
+    CURATED = "curated"  # the preset's signals: known wordings
+    FAMILY = "family"  # structure and vocabulary of a failure family (``families.py``)
+
+
+class Confidence(enum.Enum):
+    HIGH = "high"  # a known wording of this failure
+    MEDIUM = "medium"  # the family's vocabulary in the family's structure (an exception line, a driver log)
+    LOW = "low"  # the family's vocabulary only; restart decisions still follow the class
+
+
 @dataclass(frozen=True)
 class Signal:
     """One named log pattern and what a line matching it means."""
@@ -28,6 +56,14 @@ class Signal:
     failure_class: FailureClass
     cascade: bool = False  # a consequence of an earlier failure, never the root cause
     description: str = ""
+    role: Role = Role.CAUSE  # ``cascade: true`` in a preset is role cascade
+    layer: Layer = Layer.CURATED
+    tip: str = ""  # what the user can do about it (shown by classify and inspect)
+
+    def __post_init__(self) -> None:
+        if self.cascade and self.role is not Role.CASCADE:
+            object.__setattr__(self, "role", Role.CASCADE)
+        object.__setattr__(self, "cascade", self.role is Role.CASCADE)
 
 
 @dataclass(frozen=True)
@@ -40,7 +76,16 @@ class SignalHit:
     error_type: str
     failure_class: FailureClass
     node: str | None
-    cascade: bool
+    cascade: bool = False
+    role: Role = Role.CAUSE
+    layer: Layer = Layer.CURATED
+    confidence: Confidence = Confidence.HIGH
+    tip: str = ""
+
+    def __post_init__(self) -> None:
+        if self.cascade and self.role is not Role.CASCADE:
+            object.__setattr__(self, "role", Role.CASCADE)
+        object.__setattr__(self, "cascade", self.role is Role.CASCADE)
 
     def to_json(self) -> dict:
         return {
@@ -49,6 +94,9 @@ class SignalHit:
             "error_type": self.error_type,
             "class": self.failure_class.value,
             "node": self.node,
+            "role": self.role.value,
+            "layer": self.layer.value,
+            "confidence": self.confidence.value,
         }
 
 
@@ -65,14 +113,24 @@ class HangConfig:
 
 
 @dataclass(frozen=True)
+class FamilySettings:
+    """The family layer (``families.py``): on or off, and rules the user switched off."""
+
+    enabled: bool = True
+    disabled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MonitoringConfig:
-    """A validated monitoring preset: ordered signals (first match wins), never-fire rules."""
+    """A validated monitoring preset: ordered signals (first match wins; the user's own come
+    first), never-fire rules, and the family layer behind them."""
 
     name: str
     signals: tuple[Signal, ...]
     ignore: tuple[str, ...]
     hang: HangConfig
     kill_grace_s: float = 2.0
+    families: FamilySettings = FamilySettings()
 
 
 @dataclass(frozen=True)
@@ -85,6 +143,8 @@ class Verdict:
     last_iteration: int | None
     last_checkpoint: int | None
     evidence_total: int = 0  # all evidence hits seen, ``evidence`` keeps only the first few
+    superseded: tuple[SignalHit, ...] = ()  # earlier roots a stronger line replaced (symptom -> death -> memory)
+    why: str = ""  # how the root was chosen over the other lines (for ``classify --explain``)
 
     @property
     def failure_class(self) -> FailureClass | None:

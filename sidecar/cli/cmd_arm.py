@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sidecar.cli.common import client_for, load_run_config, setup_logging
     from sidecar.launch import arm_watchdog
+    from sidecar.history import EventKind
     from sidecar.rundir import RunPaths, atomic_write_text
-    from sidecar.status import write_state
 
     setup_logging()
     paths = RunPaths.of(args.run).require()
@@ -30,10 +30,9 @@ def run(args: argparse.Namespace) -> int:
     while not paths.claim_attempt(n):
         n += 1
     atomic_write_text(paths.train_job_file(n), args.job + "\n")
-    paths.append_event("armed", attempt=n, train_job=args.job,
+    paths.append_event(EventKind.ARMED, attempt=n, train_job=args.job,
                        reason="started by plain sbatch")
     cfg = load_run_config(paths)
     arm_watchdog(client_for(cfg), paths, cfg.run.name, n, args.job)
-    write_state(paths, cfg.restart.max_retries)
     print(n)
     return 0

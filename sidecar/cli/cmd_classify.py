@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='one JSON object per matching line: {"line_no","signal","error_type","class","node"}')
 
 
-def _restart_settings(name: str):
+def _restart_settings(name: str) -> Any:
     """The restart settings for the decision (as ``submit`` builds them), or None when the
     config package is not available (then the class-based outcome is shown)."""
     try:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def _report(args: argparse.Namespace, cfg, report) -> int:
+def _report(args: argparse.Namespace, cfg: Any, report: Any) -> int:
     from sidecar.errors import SidecarError
 
     if args.lines:

@@ -20,10 +20,12 @@ def run(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
-    from sidecar.cli.common import setup_logging
+    from sidecar.cli.common import client_for, load_run_config, setup_logging
     from sidecar.errors import SidecarError
+    from sidecar.history import EventKind
+    from sidecar.launch import cancel_watchdog
     from sidecar.rundir import RunPaths, atomic_write_json
-    from sidecar.status import write_state
+    from sidecar.watchdog import record_completion
 
     setup_logging()
     paths = RunPaths.of(args.run).require()
@@ -32,18 +34,14 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(paths.end_record(args.attempt), {
         "attempt": args.attempt, "job_id": args.job, "exit_code": args.exit_code,
         "signal": signal, "time": now})
-    ok = args.exit_code == 0 and signal is None
-    paths.append_event("ended", now=now, attempt=args.attempt, train_job=args.job,
+    paths.append_event(EventKind.ENDED, now=now, attempt=args.attempt, train_job=args.job,
                        exit_code=args.exit_code, signal=signal)
-    if ok:
-        paths.append_event("finished", attempt=args.attempt, reason="Training job completed")
+    if args.exit_code == 0 and signal is None:
+        cfg = load_run_config(paths)
+        record_completion(paths, cfg, args.attempt, args.job, now=now)
         # --kill-on-invalid-dep=yes would also end it; cancelling says so in the history.
         try:
-            from sidecar.cli.common import client_for, load_run_config
-            from sidecar.launch import cancel_watchdog
-
-            cancel_watchdog(client_for(load_run_config(paths)), paths, args.attempt, "training completed")
+            cancel_watchdog(client_for(cfg), paths, args.attempt, "training completed")
         except SidecarError as exc:
             logger.warning("could not cancel the watchdog: {}", exc.message)
-    write_state(paths)
     return 0

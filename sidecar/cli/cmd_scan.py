@@ -8,6 +8,7 @@ after a final drain of the log.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 import os
 import signal
 import sys
@@ -49,7 +50,7 @@ def _setup_logging() -> None:
                level="INFO", backtrace=False, diagnose=False)
 
 
-def _load_settings(args: argparse.Namespace, paths):
+def _load_settings(args: argparse.Namespace, paths: Any) -> tuple[Any, str, bool]:
     """(monitoring config, slurm client kind). A broken run.yaml must not leave the job
     unwatched: the sidecar falls back to the default preset and says so."""
     from loguru import logger
@@ -85,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
     _setup_logging()
     paths = RunPaths.of(args.run)
-    stop = {"signal": None}
+    stop: dict[str, int | None] = {"signal": None}
 
-    def on_signal(signum, _frame):  # only set a flag: the loop drains the log and exits
+    def on_signal(signum: int, _frame: Any) -> None:  # only set a flag: the loop drains the log and exits
         stop["signal"] = signum
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -23,13 +23,13 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from sidecar.cli.common import client_for, load_run_config, resolve_run
+    from sidecar.history import EventKind
     from sidecar.rundir import atomic_write_json
-    from sidecar.status import write_state
 
     paths = resolve_run(args.run)
     cfg = load_run_config(paths)
     atomic_write_json(paths.stop_request, {"time": time.time(), "reason": args.reason})
-    paths.append_event("stop_requested", reason=args.reason, cancel=not args.no_cancel)
+    paths.append_event(EventKind.STOP_REQUESTED, reason=args.reason, cancel=not args.no_cancel)
     n = paths.latest_attempt()
     job = paths.read_job_id(paths.train_job_file(n)) if n else None
     if job and not args.no_cancel:
@@ -38,7 +38,6 @@ def run(args: argparse.Namespace) -> int:
         if info.state.is_active:
             client.cancel(job)
             print(f"cancelled training job {job} (attempt {n})")
-        paths.append_event("stopped", attempt=n, reason=args.reason)
-    write_state(paths, cfg.restart.max_retries)
+        paths.append_event(EventKind.STOPPED, attempt=n, reason=args.reason)
     print(f"stop requested for {paths.root}: no restart will follow")
     return 0

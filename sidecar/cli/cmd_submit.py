@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from sidecar.config import load_config
     from sidecar.launch import submit_attempt
     from sidecar.render import render_train_script, render_watchdog_script
+    from sidecar.history import EventKind
     from sidecar.rundir import RunPaths, atomic_write_text
-    from sidecar.status import write_state
 
     cfg = load_config(args.config, args.overrides, now=datetime.now())
     paths = RunPaths.of(Path(cfg.run.root) / cfg.run.name)
@@ -57,15 +57,15 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(paths.config, frozen)
     atomic_write_text(paths.train_script, train, mode=0o755)
     atomic_write_text(paths.watchdog_script, watchdog, mode=0o755)
-    paths.append_event("created", run_dir=str(paths.root), config=str(args.config),
+    paths.append_event(EventKind.CREATED, run_dir=str(paths.root), config=str(args.config),
                        overrides=list(args.overrides))
     if args.render_only:
         print(f"run directory: {paths.root}")
         print(f"submit it with: sbatch {paths.train_script}")
         return 0
+    assert client is not None  # only --render-only has none, and it returned above
     paths.claim_attempt(1)
     sub = submit_attempt(client, paths, cfg.run.name, 1, reason="")
-    write_state(paths, cfg.restart.max_retries)
     if args.json:
         print(json.dumps({"run_dir": str(paths.root), "attempt": 1,
                           "train_job": sub.train_job, "watchdog_job": sub.watchdog_job}))

@@ -8,8 +8,10 @@ library at top level and defer everything heavy to ``run`` so that ``--help`` st
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
+from types import ModuleType
 from typing import Sequence
 
 from sidecar import __version__
@@ -31,7 +33,7 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def _load(name: str):
+def _load(name: str) -> ModuleType:
     return importlib.import_module(f"sidecar.cli.cmd_{name}")
 
 
@@ -81,6 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.tip:
             print(f"TIP {exc.tip}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"ERROR {exc.strerror or exc}{where}", file=sys.stderr)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            print("TIP free space (or quota) on that filesystem, then run `autoexp-sidecar "
+                  "inspect RUN` and `autoexp-sidecar resume RUN`: nothing was half-written",
+                  file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("ERROR interrupted", file=sys.stderr)
         return 130

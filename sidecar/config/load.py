@@ -82,7 +82,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _set(tree: dict, parts: list[str], value: Any, key: str) -> None:
+def _set(tree: dict[str, Any], parts: list[str], value: Any, key: str) -> None:
     """Put ``value`` at the dotted ``parts`` of ``tree``; a mapping value is spread into keys."""
     if parts[0] not in TOP_KEYS + ALIASES:
         raise unknown_key(key, TOP_KEYS, word=parts[0])
@@ -111,21 +111,21 @@ def _set(tree: dict, parts: list[str], value: Any, key: str) -> None:
         node[last] = value
 
 
-def _merge(base: Mapping, over: Mapping) -> dict:
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
     return out
 
 
-def _group(tree: dict, group: str) -> tuple[str, dict]:
+def _group(tree: dict[str, Any], group: str) -> tuple[str, dict[str, Any]]:
     node = dict(tree.get(group) or {})
     name = node.pop("preset", None) or DEFAULT_PRESETS[group]
     return name, node
 
 
 # ----------------------------------------------------------------------------- building
-def _run(tree: dict, path: str | Path | None, now: datetime, env: Mapping[str, str]) -> RunConfig:
+def _run(tree: dict[str, Any], path: str | Path | None, now: datetime, env: Mapping[str, str]) -> RunConfig:
     stem = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(path).stem).strip("-.") if path else ""
     data = {"name": f"{stem or 'run'}-{now:%Y%m%d-%H%M%S}",
             "root": env.get("AUTOEXP_RUN_ROOT") or "~/autoexp-runs", **(tree.get("run") or {})}
@@ -134,7 +134,7 @@ def _run(tree: dict, path: str | Path | None, now: datetime, env: Mapping[str, s
     return replace(run, root=os.path.abspath(os.path.expanduser(run.root)))
 
 
-def _slurm(tree: dict) -> SlurmConfig:
+def _slurm(tree: dict[str, Any]) -> SlurmConfig:
     name, user = _group(tree, "slurm")
     slurm = build(SlurmConfig, {**_merge(read_preset("slurm", name), user), "preset": name}, "slurm")
     wd = slurm.watchdog  # the watchdog inherits where the training runs unless told otherwise
@@ -152,7 +152,7 @@ def _slurm(tree: dict) -> SlurmConfig:
     return replace(slurm, watchdog=wd)
 
 
-def _backend(tree: dict) -> BackendConfig:
+def _backend(tree: dict[str, Any]) -> BackendConfig:
     name, user = _group(tree, "backend")
     preset = read_preset("backend", name)
     user_args = user.pop("args", None) or {}
@@ -183,12 +183,12 @@ def _backend(tree: dict) -> BackendConfig:
     return backend
 
 
-def _restart(tree: dict) -> RestartPolicy:
+def _restart(tree: dict[str, Any]) -> RestartPolicy:
     name, user = _group(tree, "restart")
     return build(RestartPolicy, {**_merge(read_preset("restart", name), user), "preset": name}, "restart")
 
 
-def _monitoring(tree: dict) -> Any:
+def _monitoring(tree: dict[str, Any]) -> Any:
     name, overrides = _group(tree, "monitoring")
     extra = tree.get("monitoring_overrides") or {}
     if not isinstance(extra, Mapping):

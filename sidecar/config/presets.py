@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable
 
 from sidecar.config.validate import did_you_mean, load_yaml
 from sidecar.errors import ConfigError
@@ -20,8 +23,9 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _KEY = {"megatron": "backend.megatron"}
 
 
-def _dir(group: str):
-    return resources.files("sidecar").joinpath("presets", group)
+def _dir(group: str) -> Traversable:
+    # one joinpath argument each: Traversable.joinpath takes several only from Python 3.11
+    return resources.files("sidecar").joinpath("presets").joinpath(group)
 
 
 def preset_names(group: str) -> list[str]:

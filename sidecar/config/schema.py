@@ -129,13 +129,7 @@ class ResolvedConfig:
 def monitoring_to_dict(monitoring: Any) -> dict[str, Any]:
     """A MonitoringConfig in the preset format that ``sidecar.classify.load_monitoring`` reads."""
     if isinstance(monitoring, dict):
-        return to_plain(monitoring)
-    signals = []
-    for s in monitoring.signals:
-        sig = {"name": s.name, "pattern": s.pattern, "error_type": s.error_type,
-               "class": to_plain(s.failure_class), "cascade": s.cascade}
-        if s.description:
-            sig["description"] = s.description
-        signals.append(sig)
-    return {"name": monitoring.name, "signals": signals, "ignore": list(monitoring.ignore),
-            "hang": to_plain(monitoring.hang), "kill_grace_s": monitoring.kill_grace_s}
+        return dict(to_plain(monitoring))
+    from sidecar.classify.config import dump_monitoring
+
+    return dump_monitoring(monitoring)

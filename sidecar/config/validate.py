@@ -14,7 +14,9 @@ import enum
 import re
 import types
 import typing
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
+
+_T = TypeVar("_T")
 
 import yaml
 
@@ -85,7 +87,7 @@ def coerce(value: Any, tp: Any, key: str, meta: Mapping[str, Any]) -> Any:
         if optional:
             return None
         raise ConfigError(f"{key}: a value is required here (got null)", _help_tip(key, meta))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: must be a mapping, got {value!r}", _help_tip(key, meta))
         return build(tp, value, key)
@@ -168,12 +170,12 @@ def _check(value: Any, key: str, meta: Mapping[str, Any]) -> None:
                     f"{key}: {v!r} is not {meta.get('pattern_help', 'valid')}", _help_tip(key, meta))
 
 
-def build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+def build(cls: type[_T], data: Mapping[str, Any], where: str) -> _T:
     """An instance of dataclass ``cls`` from ``data``; keys are reported as ``where.key``."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(typing.cast(Any, cls)) if f.init}
     values: dict[str, Any] = {}
     for name, value in data.items():
         key = f"{where}.{name}"

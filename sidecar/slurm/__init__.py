@@ -6,9 +6,11 @@ or pyslurm (PyslurmClient) when it imports and was built for the cluster's Slurm
 
 from __future__ import annotations
 
+from typing import Any
+
 from sidecar.errors import SlurmError
 from sidecar.slurm.cli_client import CliSlurmClient, SlurmCommands, build_sbatch_argv
-from sidecar.slurm.runner import Completed, SlurmCommandError, make_runner, run
+from sidecar.slurm.runner import Completed, Runner, SlurmCommandError, make_runner, run
 from sidecar.slurm.types import (
     ACTIVE_STATES,
     FAILED_STATES,
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-def cluster_version(runner=run, scontrol: str = "scontrol") -> str | None:
+def cluster_version(runner: Runner = run, scontrol: str = "scontrol") -> str | None:
     """The cluster's Slurm version from ``scontrol --version`` (no controller needed), or None."""
     from sidecar.slurm.parse import parse_version
 
@@ -39,7 +41,7 @@ def cluster_version(runner=run, scontrol: str = "scontrol") -> str | None:
         return None
 
 
-def pyslurm_status(runner=run, module=None) -> tuple[object | None, str]:
+def pyslurm_status(runner: Runner = run, module: Any = None) -> tuple[Any, str]:
     """(the pyslurm module if usable for this cluster else None, a sentence saying why)."""
     from sidecar.slurm.pyslurm_client import load_pyslurm, pyslurm_version, same_major_minor
 
@@ -56,8 +58,8 @@ def pyslurm_status(runner=run, module=None) -> tuple[object | None, str]:
     return mod, f"pyslurm {have} matches Slurm {want}"
 
 
-def get_client(kind: str = "auto", *, runner=run, commands: SlurmCommands | None = None,
-               pyslurm_module=None) -> SlurmClient:
+def get_client(kind: str = "auto", *, runner: Runner = run, commands: SlurmCommands | None = None,
+               pyslurm_module: Any = None) -> SlurmClient:
     """A SlurmClient. ``auto``: pyslurm when usable for this cluster, else the Slurm commands.
     ``pyslurm``: raise SlurmError (why, what to do) when it is not usable. ``cli``: the commands."""
     if kind not in CLIENT_KINDS:

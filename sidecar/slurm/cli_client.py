@@ -84,7 +84,7 @@ def build_sbatch_argv(req: SubmitRequest, sbatch: str = "sbatch") -> tuple[list[
         else:
             export.append(f"{key}={value}")
     argv.append("--export=" + ",".join(export))
-    for key, value in req.options.items():
+    for key, opt in req.options.items():
         key = key.lstrip("-")
         if not _OPTION_NAME.match(key):
             raise SlurmError(f"sbatch option {key!r} is not a long option name",
@@ -92,12 +92,12 @@ def build_sbatch_argv(req: SubmitRequest, sbatch: str = "sbatch") -> tuple[list[
         if key in _RESERVED_OPTIONS:
             raise SlurmError(f"sbatch option {key!r} is set from SubmitRequest fields",
                              "use SubmitRequest.name/comment/dependency/workdir/env instead")
-        if value is True:
+        if opt is True:
             argv.append(f"--{key}")
-        elif value is False or value is None:
+        elif opt is False or opt is None:
             continue
         else:
-            argv.append(f"--{key}={value}")
+            argv.append(f"--{key}={opt}")
     argv.append(str(req.script))
     return argv, extra_env
 
@@ -279,6 +279,13 @@ class CliSlurmClient:
                     continue
                 jobs[j.job_id] = j
         return sorted(jobs.values(), key=lambda j: _id_key(j.job_id))
+
+    def failed_nodes(self, nodes: Sequence[str]) -> tuple[str, ...]:
+        if not nodes:
+            return ()
+        text = self.runner([self.commands.scontrol, "show", "node", "-o", ",".join(nodes)]).stdout
+        states = parse.parse_node_states(text)
+        return tuple(n for n in nodes if n in states and parse.node_state_is_bad(states[n]))
 
     def version(self) -> str:
         for cmd in (self.commands.sbatch, self.commands.scontrol):

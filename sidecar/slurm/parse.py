@@ -107,7 +107,9 @@ def expand_nodelist(text: str | None) -> tuple[str, ...]:
 
 def _split_top(text: str) -> list[str]:
     """Split on commas that are not inside brackets."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "[":
             depth += 1
@@ -194,7 +196,7 @@ def split_scontrol_fields(line: str) -> dict[str, str]:
     key: str | None = None
     for token in line.strip().split(" "):
         m = _TOKEN_KEY.match(token)
-        starts_new = bool(m) and (
+        starts_new = m is not None and (
             m.group(1) in _KNOWN_KEYS or key is None or key not in _FREE_TEXT_KEYS
         )
         if m and starts_new:
@@ -340,3 +342,27 @@ def only_jobs(jobs: Iterable[JobInfo], name: str | None = None, comment: str | N
     """Keep jobs whose name / comment equal the given ones (None: any)."""
     return [j for j in jobs
             if (name is None or j.name == name) and (comment is None or j.comment == comment)]
+
+
+_NODE_NAME = re.compile(r"(?:^|\s)NodeName=(\S+)")
+_NODE_STATE = re.compile(r"(?:^|\s)State=(\S+)")
+# scontrol's node state words for a node that cannot run jobs now (22.05 and 24.11);
+# a trailing "*" means the node does not respond.
+_BAD_NODE_WORDS = frozenset({"DOWN", "DRAIN", "DRAINED", "DRAINING", "FAIL", "FAILING",
+                             "NOT_RESPONDING", "NO_RESPOND", "POWERED_DOWN", "REBOOT_ISSUED"})
+
+
+def parse_node_states(text: str) -> dict[str, str]:
+    """``scontrol show node -o [<nodes>]``: {node name: state text, e.g. "DOWN*+DRAIN"}."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        name, state = _NODE_NAME.search(line), _NODE_STATE.search(line)
+        if name and state:
+            out[name.group(1)] = state.group(1)
+    return out
+
+
+def node_state_is_bad(state: str) -> bool:
+    """True for a node state that says the node is down, drained or not responding."""
+    words = state.upper().split("+")
+    return any(w.endswith("*") or w in _BAD_NODE_WORDS for w in words)

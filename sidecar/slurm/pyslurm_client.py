@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from sidecar.errors import SlurmError
 from sidecar.slurm.cli_client import PERMANENT_SBATCH_ERRORS
@@ -116,7 +116,7 @@ class PyslurmClient:
         self._sleep = sleep
         self._clock = clock
 
-    def _rpc(self, what: str, fn, *args, **kwargs):
+    def _rpc(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except self.pyslurm.RPCError as exc:
@@ -138,7 +138,7 @@ class PyslurmClient:
         except UnsupportedByPyslurm:
             if self.fallback is None:
                 raise
-            return self.fallback.submit(req)
+            return str(self.fallback.submit(req))
         deadline = self._clock() + self.submit_window_s
         look_first, delay_s = False, 1.0
         while True:
@@ -214,6 +214,18 @@ class PyslurmClient:
             out.append(info)
         return sorted(out, key=lambda j: int(j.job_id) if j.job_id.isdigit() else -1)
 
+    def failed_nodes(self, nodes: Sequence[str]) -> tuple[str, ...]:
+        from sidecar.slurm.parse import node_state_is_bad
+
+        out = []
+        for n in nodes:
+            node = self._rpc("node info", self.pyslurm.Node.load, n)
+            state = str(getattr(node, "state", "") or "")
+            flags = "+".join(str(f) for f in (getattr(node, "state_flags", None) or ()))
+            if node_state_is_bad(f"{state}+{flags}" if flags else state):
+                out.append(n)
+        return tuple(out)
+
     def version(self) -> str:
         return str(pyslurm_version(self.pyslurm) or "")
 
@@ -237,7 +249,7 @@ def _values(collection: Any) -> list[Any]:
         vals = list(collection.values())
     else:
         vals = list(collection or [])
-    out = []
+    out: list[Any] = []
     for v in vals:
         if isinstance(v, Mapping):
             out.extend(v.values())

@@ -16,8 +16,9 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from tenacity.stop import stop_base
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -213,7 +214,7 @@ def run(
     """
     if os.path.basename(str(argv[0])) in NON_IDEMPOTENT:
         retries = 0
-    stops = [stop_after_delay(retry_window_s)]
+    stops: list[stop_base] = [stop_after_delay(retry_window_s)]
     if retries is not None:
         stops.append(stop_after_attempt(retries + 1))
     attempts = 0
@@ -238,10 +239,10 @@ def run(
     return Completed(done.argv, done.returncode, done.stdout, done.stderr, done.duration_s, attempts)
 
 
-def make_runner(**defaults) -> Runner:
+def make_runner(**defaults: Any) -> Runner:
     """A runner with other defaults, e.g. ``make_runner(retries=0, timeout_s=5)`` for doctor."""
 
-    def _runner(argv: Sequence[str], **kwargs) -> Completed:
+    def _runner(argv: Sequence[str], **kwargs: Any) -> Completed:
         merged = dict(defaults)
         for key, value in kwargs.items():
             if key == "retries" and value is None and "retries" in defaults:

@@ -149,4 +149,7 @@ class SlurmClient(Protocol):
     def find_jobs(self, name: str | None = None, comment: str | None = None,
                   active_only: bool = False) -> Sequence[JobInfo]: ...
 
+    def failed_nodes(self, nodes: Sequence[str]) -> tuple[str, ...]:
+        """Those of ``nodes`` Slurm reports down, drained or not responding."""
+
     def version(self) -> str: ...

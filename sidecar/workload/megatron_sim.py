@@ -68,7 +68,7 @@ def memory_needed_bytes(a: argparse.Namespace) -> float:
     params = 12 * a.num_layers * a.hidden_size ** 2 + 2 * a.vocab_size * a.hidden_size
     state = 6.0 * params
     activations = 14.0 * a.seq_length * a.micro_batch_size * a.hidden_size * a.num_layers
-    return state + activations
+    return float(state + activations)
 
 
 def loss_at(iteration: int) -> float:
@@ -79,9 +79,9 @@ def loss_at(iteration: int) -> float:
 def lr_at(iteration: int, a: argparse.Namespace) -> float:
     warmup = 10
     if iteration <= warmup:
-        return a.lr * iteration / warmup
+        return float(a.lr * iteration / warmup)
     frac = (iteration - warmup) / max(1, a.train_iters - warmup)
-    return a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+    return float(a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))))
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -19,7 +19,8 @@ from sidecar.launch import job_comment
 from sidecar.slurm.cli_client import CliSlurmClient
 from slurm_helpers import wait_until
 
-from chain.test_real_failures import CLI, REPO, decision, first_iteration, scontrol_field, stop
+from chain.test_real_failures import first_iteration, scontrol_field
+from run_helpers import CLI, REPO, decision, stop
 
 pytestmark = pytest.mark.slurm
 NCCL_LINE = "[default0]:NCCL ERROR timeout\n"

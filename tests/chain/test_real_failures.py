@@ -11,47 +11,22 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from run_helpers import CLI, decision, stop, submit
 from sidecar.slurm.cli_client import CliSlurmClient
 from sidecar.slurm.parse import split_scontrol_fields
 from slurm_helpers import read_pid, slurmd_pid_file, wait_until
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "sidecar"]
-
-
-def submit(tmp_path: Path, name: str, *overrides: str) -> tuple[Path, str]:
-    out = subprocess.run(
-        CLI + ["submit", str(REPO / "examples" / "local.yaml"), f"run.root={tmp_path}",
-               f"run.name={name}", "backend.args.train_iters=100000",
-               "backend.args.save_interval=5", *overrides, "--json"],
-        text=True, capture_output=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    info = json.loads(out.stdout.strip().splitlines()[-1])
-    return Path(info["run_dir"]), info["train_job"]
-
 
 def scontrol_field(job: str, key: str) -> str | None:
     out = CliSlurmClient().query_scontrol_show_job(job).strip()
     return split_scontrol_fields(out.splitlines()[0]).get(key) if out else None
-
-
-def decision(run: Path, n: int) -> dict | None:
-    try:
-        return json.loads((run / "attempts" / str(n) / "decision.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def stop(run: Path) -> None:
-    subprocess.run(CLI + ["stop", str(run)], capture_output=True, timeout=60)
 
 
 def first_iteration(log: Path) -> int | None:

@@ -36,6 +36,7 @@ class FakeClient:
         self.fail_submit = False
         self.lock = threading.Lock()
         self.next_id = 100
+        self.down: set[str] = set()
 
     def submit(self, req):
         if self.fail_submit:
@@ -66,6 +67,9 @@ class FakeClient:
 
     def version(self):
         return "22.05.8"
+
+    def failed_nodes(self, nodes):
+        return tuple(n for n in nodes if n in self.down)
 
 
 @pytest.fixture
@@ -157,7 +161,7 @@ def test_garbled_marker_and_events_do_not_lose_history(run):
     d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
     assert d.action is Action.RESTART and d.error_type == "scancel"
     kinds = [e["event"] for e in paths.iter_events()]
-    assert kinds[:3] == ["submitted", "watchdog_armed", "decided"]
+    assert kinds[:4] == ["submitting", "submitted", "watchdog_armed", "decided"]
 
 
 def test_two_watchdogs_same_attempt_submit_once(run):
@@ -262,3 +266,134 @@ def test_epilog_record_supplies_the_exit_code_when_nothing_else_does(run):
     assert gather(paths, 1, sub.train_job, client, cfg.monitoring, wait_s=0).exit_code == 3
     assert epilog_exit_code({"exit_code2": "garbage"}) is None
     assert epilog_exit_code(None) is None
+
+
+# -- review defects (issue 8): each of these failed before its fix
+
+def _trains(client):
+    return [r for r in client.submitted if r.comment.endswith(":train")]
+
+
+def test_force_resume_refuses_while_the_training_job_runs(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.RUNNING)
+    client.set(sub.watchdog_job, JobState.PENDING)
+    paths.stop_request.write_text("{}")  # `stop --no-cancel`: the job runs on
+    msg = resume(paths, cfg, client, force=True)
+    assert msg.startswith("not resuming") and f"scancel {sub.train_job}" in msg
+    assert len(_trains(client)) == 1
+
+
+def test_force_resume_refuses_after_stop_while_the_job_still_ends(run):
+    from sidecar.history import EventKind
+    paths, cfg, client, sub = run
+    paths.append_event(EventKind.STOPPED, attempt=1, reason="Stop requested")
+    client.set(sub.train_job, JobState.COMPLETING)
+    assert resume(paths, cfg, client, force=True).startswith("not resuming")
+    assert len(_trains(client)) == 1
+
+
+def test_force_resume_clears_the_stopped_status(run):
+    paths, cfg, client, sub = run
+    paths.stop_request.write_text("{}")
+    client.set(sub.train_job, JobState.CANCELLED)
+    handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert build_status(paths, client, 3).state is RunState.STOPPED
+    assert "submitted attempt 2" in resume(paths, cfg, client, force=True)
+    st = build_status(paths, client, 3)
+    assert st.state is RunState.QUEUED, st.detail
+    # and a finished run that is forced again likewise
+    client.set(paths.read_job_id(paths.train_job_file(2)), JobState.COMPLETED, exit_code=0)
+    client.set(paths.read_job_id(paths.watchdog_job_file(2)), JobState.CANCELLED)
+    from sidecar.watchdog import record_completion
+    record_completion(paths, cfg, 2, paths.read_job_id(paths.train_job_file(2)))
+    assert build_status(paths, client, 3).state is RunState.FINISHED
+    assert "submitted attempt 3" in resume(paths, cfg, client, force=True)
+    assert build_status(paths, client, 3).state is RunState.QUEUED
+
+
+def test_no_state_json_is_written(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    resume(paths, cfg, client)
+    assert not (paths.root / "state.json").exists()
+
+
+def test_inspect_shows_what_decided_and_the_marker_when_they_differ(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.NODE_FAIL, nodes=("n1", "n2"))
+    client.down = {"n2"}
+    marker(paths, 1, "nccl")
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.error_type == "node_fail" and d.exclude_nodes == ("n2",)
+    st = build_status(paths, client, 3)
+    assert st.attempts[0].error_type == "node_fail"
+    assert st.attempts[0].marker_error_type == "nccl"
+    assert "node_fail (marker: nccl)" in render_text(st)
+
+
+def test_a_submission_in_progress_is_not_broken_and_resume_leaves_it(run):
+    import time
+    from sidecar.history import EventKind
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    client.set(sub.watchdog_job, JobState.RUNNING)
+    paths.claim_attempt(2)  # the watchdog claimed attempt 2; its sbatch is retrying
+    paths.append_event(EventKind.SUBMITTING, attempt=2, by="pid 1 on n1",
+                       submitter_job=sub.watchdog_job, deadline=time.time() + 400)
+    st = build_status(paths, client, 3)
+    assert st.state is RunState.SUBMITTING, st.detail
+    assert resume(paths, cfg, client).startswith("not resuming")
+    assert len(_trains(client)) == 1
+    # the watchdog died without submitting: now it is broken, and resume submits once
+    client.set(sub.watchdog_job, JobState.CANCELLED)
+    st = build_status(paths, client, 3)
+    assert st.state is RunState.BROKEN and "claimed but never submitted" in st.detail
+    assert "submitted attempt 2" in resume(paths, cfg, client)
+    assert "nothing to do" in resume(paths, cfg, client)
+    assert len(_trains(client)) == 2
+
+
+def test_a_claim_without_a_submitting_event_gets_a_grace_period(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.CANCELLED)
+    paths.claim_attempt(2)
+    now = paths.attempt_dir(2).stat().st_mtime
+    assert build_status(paths, client, 3, now=now + 1).state is RunState.SUBMITTING
+    assert build_status(paths, client, 3, now=now + 600).state is RunState.BROKEN
+
+
+def test_success_is_finished_by_the_policy(run):
+    from sidecar.history import EventKind, read_history
+    from sidecar.watchdog import record_completion
+    paths, cfg, client, sub = run
+    d = record_completion(paths, cfg, 1, sub.train_job)
+    assert d is not None and d.action is Action.FINISHED
+    h = read_history(paths)
+    assert h.decisions()[1]["action"] == "finished"
+    assert h.outcome() is not None and h.outcome().kind is EventKind.FINISHED
+    assert record_completion(paths, cfg, 1, sub.train_job) is None  # decided once
+
+
+def test_unreadable_slurm_defers_and_resume_decides_later(run):
+    from sidecar.history import EventKind, read_history
+    paths, cfg, client, sub = run
+    real_job_info = client.job_info
+
+    def down(job_id):
+        raise SlurmError("scontrol: error: Unable to contact slurm controller", "wait")
+    client.job_info = down
+    sleeps = []
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0, defer_s=0.05,
+                       sleep=sleeps.append)
+    assert d.action is Action.DEFER and sleeps  # it asked again before giving up
+    assert not paths.decide_claim(1).exists() and not paths.decision(1).exists()
+    assert len(_trains(client)) == 1  # nothing guessed, nothing submitted
+    assert read_history(paths).of_kind(EventKind.DEFERRED)
+    client.job_info = real_job_info
+    client.set(sub.train_job, JobState.CANCELLED)
+    client.set(sub.watchdog_job, JobState.COMPLETED)
+    assert build_status(paths, client, 3).state is RunState.BROKEN
+    assert "decided attempt 1: restart" in resume(paths, cfg, client)
+    assert len(_trains(client)) == 2

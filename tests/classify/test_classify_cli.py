@@ -42,8 +42,11 @@ def test_text_verdict(log, capsys):
 def test_json_verdict(log, capsys):
     assert main(["classify", str(log), "--json", "--monitoring", "generic"]) == 0
     out = json.loads(capsys.readouterr().out)
-    # generic has no IB completion signal: the only hit is the cascade line, so no root cause
-    assert out["monitoring"] == "generic" and out["root_cause"] is None
+    # generic has no IB completion signal: the family layer reads it by its vocabulary
+    assert out["monitoring"] == "generic"
+    root = out["root_cause"]
+    assert (root["line_no"], root["layer"], root["signal"], root["class"]) == (6, "family", "net.ib", "transient")
+    assert root["node"] == "node07" and root["confidence"] == "medium"
     assert out["evidence_count"] == 1 and out["decision"]["action"] == "restart"
 
 
@@ -51,15 +54,18 @@ def test_lines_output(log, capsys):
     assert main(["classify", str(log), "--lines"]) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert rows == [
-        {"line_no": 6, "signal": "nccl_net_error", "error_type": "nccl", "class": "transient", "node": "node07"},
-        {"line_no": 7, "signal": "srun_task_exit", "error_type": "slurm", "class": "transient", "node": "node07"},
+        {"line_no": 6, "signal": "nccl_net_error", "error_type": "nccl", "class": "transient", "node": "node07",
+         "role": "cause", "layer": "curated", "confidence": "high"},
+        {"line_no": 7, "signal": "srun_task_exit", "error_type": "slurm", "class": "transient", "node": "node07",
+         "role": "cascade", "layer": "curated", "confidence": "high"},
     ]
 
 
 def test_lines_from_stdin(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"ok\n\xff CUDA out of memory\nok\n")))
     assert main(["classify", "-", "--lines"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"line_no": 2, "signal": "cuda_oom", "error_type": "oom", "class": "permanent", "node": None}
+    assert json.loads(capsys.readouterr().out) == {"line_no": 2, "signal": "cuda_oom", "error_type": "oom", "class": "permanent",
+                                                   "node": None, "role": "cause", "layer": "curated", "confidence": "high"}
 
 
 def test_missing_log_and_bad_preset(tmp_path, capsys):

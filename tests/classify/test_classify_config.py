@@ -73,13 +73,28 @@ def test_override_disable_change_and_add_by_name():
         "kill_grace_s": 10,
     })
     names = [s.name for s in cfg.signals]
-    assert "nccl_error" not in names and names[-1] == "dataloader_killed"
+    # the user's own signal comes first: it decides before the preset's
+    assert "nccl_error" not in names and names[0] == "dataloader_killed"
     cls = LineClassifier(cfg)
-    assert cls.classify("[default0]:NCCL ERROR timeout", 1) is None
+    # a disabled signal removes a wording, not the family: the family layer still reads it
+    assert cls.classify("[default0]:NCCL ERROR timeout", 1).signal == "nccl.result"
     assert cls.classify("RuntimeError: CUDA out of memory.", 1).failure_class is FailureClass.TRANSIENT
     assert cls.classify("RuntimeError: DataLoader worker (pid 123) is killed by signal: Killed.", 1).error_type == "dataloader"
     assert cls.classify("IGNORE ME: CUDA out of memory", 1) is None
     assert cfg.hang.pace_factor == 20 and cfg.hang.floor_s == 5 and cfg.kill_grace_s == 10
+
+
+def test_family_rules_can_be_disabled_by_name_or_all():
+    line = "[default0]:NCCL ERROR timeout"
+    cfg = load_monitoring_preset("megatron_production", {"signals": {"nccl_error": {"disabled": True}},
+                                                         "families": {"disabled": ["nccl.result"]}})
+    assert LineClassifier(cfg).classify(line, 1) is None
+    off = load_monitoring_preset("generic", {"families": False})
+    assert LineClassifier(off).classify("kernel: NVRM: Xid (PCI:0000:3b:00): 154, GPU recovery action changed", 1) is None
+    on = LineClassifier(load_monitoring_preset("generic"))
+    assert on.classify("kernel: NVRM: Xid (PCI:0000:3b:00): 154, GPU recovery action changed", 1).signal == "gpu.xid"
+    with pytest.raises(ConfigError, match=r"monitoring\.families\.disabled: unknown family rule"):
+        load_monitoring_preset("generic", {"families": {"disabled": ["no.such_rule"]}})
 
 
 def test_override_list_replaces_or_appends():
@@ -88,7 +103,9 @@ def test_override_list_replaces_or_appends():
         {"name": "mine", "pattern": "custom failure", "error_type": "custom", "class": "permanent"},
     ]})
     cls = LineClassifier(cfg)
-    assert cls.classify("CUDA out of memory", 1) is None
+    # the replaced curated pattern no longer matches; the family layer still knows the family
+    hit = cls.classify("CUDA out of memory", 1)
+    assert (hit.layer.value, hit.signal, hit.error_type) == ("family", "memory.device", "oom")
     assert cls.classify("my oom", 1).signal == "cuda_oom"
     assert cls.classify("a custom failure", 1).error_type == "custom"
 

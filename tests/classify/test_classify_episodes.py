@@ -33,6 +33,8 @@ def test_episode_verdict(path):
             assert verdict.last_iteration == int(exp["last_iteration"])
         if "last_checkpoint" in exp:
             assert verdict.last_checkpoint == int(exp["last_checkpoint"])
+        # lines the root replaced (a symptom printed first, a death a memory verdict explains)
+        assert ",".join(str(h.line_no) for h in verdict.superseded) == exp.get("superseded", "")
         assert all(h.line_no > 0 for h in verdict.evidence)
 
 

@@ -215,3 +215,112 @@ def test_max_excluded_nodes_zero_excludes_nothing():
     from dataclasses import replace as dc_replace
     d = decide(facts(JobState.NODE_FAIL, nodes=("n3",)), [], dc_replace(S, max_excluded_nodes=0), 0)
     assert d.exclude_nodes == ()
+
+
+# -- review defects (issue 8): each of these failed before its fix
+
+def test_excluded_node_cap_keeps_the_most_recent_not_the_alphabetically_last():
+    from dataclasses import replace as dc_replace
+    s = dc_replace(S, max_excluded_nodes=2)
+    # n9 was excluded first, n1 after it: the cap must drop n9, the oldest
+    hist = [PastAttempt(2, "gpu_hw", True, False, 20, ("n9", "n1"))]
+    d = decide(facts(attempt=3, marker=marker("gpu_hw", node="n5"), last_iteration=30), hist, s, 0)
+    assert set(d.exclude_nodes) == {"n1", "n5"}
+    assert d.exclude_nodes[-1] == "n5"  # newest last, so the next cap keeps it
+
+
+def test_multi_node_node_fail_excludes_only_the_failed_node():
+    d = decide(facts(JobState.NODE_FAIL, nodes=("n1", "n2", "n3"), failed_nodes=("n2",)), [], S, 0)
+    assert d.action is Action.RESTART and d.exclude_nodes == ("n2",)
+
+
+def test_node_fail_prefers_the_node_the_marker_named():
+    d = decide(facts(JobState.NODE_FAIL, nodes=("n1", "n2", "n3"),
+                     marker=marker("nccl", node="n3")), [], S, 0)
+    assert d.exclude_nodes == ("n3",)
+
+
+def test_node_fail_with_unknown_culprit_excludes_no_healthy_node():
+    d = decide(facts(JobState.NODE_FAIL, nodes=("n1", "n2")), [], S, 0)
+    assert d.action is Action.RESTART and d.exclude_nodes == ()
+
+
+def test_node_fail_with_the_cap_keeps_the_named_node():
+    from dataclasses import replace as dc_replace
+    s = dc_replace(S, max_excluded_nodes=1)
+    d = decide(facts(JobState.NODE_FAIL, nodes=("n1", "n2", "n3"), failed_nodes=("n1",)), [], s, 0)
+    assert d.exclude_nodes == ("n1",)
+
+
+def test_repeated_timeout_without_progress_restarts_when_the_rule_is_off():
+    hist = [PastAttempt(1, "timeout", False, True, 50)]
+    s = Settings(stop_on_repeat_without_progress=False)
+    d = decide(facts(JobState.TIMEOUT, attempt=2, last_iteration=50), hist, s, 0)
+    assert d.action is Action.RESTART
+
+
+def test_timeouts_use_budget_counts_and_says_timeout_not_transient():
+    d = decide(facts(JobState.TIMEOUT, last_iteration=50), [], Settings(timeouts_use_budget=True), 0)
+    assert d.action is Action.RESTART and d.counts_against_budget and d.budget_used == 1
+    assert d.reason == ("Continuing from checkpoint after timeout (error_type=timeout); "
+                        "uses the retry budget")
+    assert "Transient" not in d.reason
+
+
+def test_timeouts_use_budget_exhausts_the_budget():
+    hist = [PastAttempt(i, "timeout", True, True, 10 * i) for i in (1, 2, 3)]
+    d = decide(facts(JobState.TIMEOUT, attempt=4, last_iteration=99), hist,
+               Settings(timeouts_use_budget=True), 0)
+    assert d.action is Action.STOP and d.reason == "retry budget exhausted (attempt 4/3)"
+
+
+def test_timeouts_use_budget_repeat_without_progress_stops():
+    hist = [PastAttempt(1, "timeout", True, True, 50)]
+    d = decide(facts(JobState.TIMEOUT, attempt=2, last_iteration=50), hist,
+               Settings(timeouts_use_budget=True), 0)
+    assert d.action is Action.STOP
+    assert d.reason == "Repeated failure without progress (error_type=timeout, iteration 50)"
+
+
+def test_max_timeout_restarts_exhausted_stops():
+    hist = [PastAttempt(i, "timeout", False, True, 10 * i) for i in (1, 2)]
+    d = decide(facts(JobState.TIMEOUT, attempt=3, last_iteration=99), hist,
+               Settings(max_timeout_restarts=2), 0)
+    assert d.action is Action.STOP and d.reason == "time-limit restarts exhausted (3/2)"
+    assert not d.counts_against_budget
+
+
+def test_restart_on_cancel_off_stops_a_plain_scancel():
+    d = decide(facts(JobState.CANCELLED, signal=15), [], Settings(restart_on_cancel=False), 0)
+    assert d.action is Action.STOP
+    assert d.reason == ("Cancelled without a recorded failure (error_type=scancel); "
+                        "restart_on_cancel is off")
+
+
+def test_restart_on_cancel_off_still_restarts_a_cancel_with_a_marker():
+    d = decide(facts(JobState.CANCELLED, marker=marker("nccl")), [], Settings(restart_on_cancel=False), 0)
+    assert d.action is Action.RESTART and d.error_type == "nccl"
+
+
+def test_preempted_continues_without_budget():
+    hist = [PastAttempt(i, "scancel", True, False, None) for i in (1, 2, 3)]
+    d = decide(facts(JobState.PREEMPTED, attempt=4, last_iteration=70), hist, S, 0)
+    assert d.action is Action.RESTART and not d.counts_against_budget
+    assert d.error_type == "preempted"
+    assert d.reason == ("Continuing from checkpoint after preempted (error_type=preempted); "
+                        "does not use the retry budget")
+
+
+def test_completed_with_a_stop_request_is_finished():
+    d = decide(facts(JobState.COMPLETED, exit_code=0, stop_requested=True), [], S, 0)
+    assert d.action is Action.FINISHED
+
+
+def test_unreadable_slurm_without_a_marker_defers():
+    d = decide(facts(JobState.UNKNOWN, slurm_unreadable=True), [], S, 0)
+    assert d.action is Action.DEFER and "could not be read" in d.reason
+
+
+def test_unreadable_slurm_with_a_marker_decides_by_the_marker():
+    d = decide(facts(JobState.UNKNOWN, slurm_unreadable=True, marker=marker("nccl")), [], S, 0)
+    assert d.action is Action.RESTART and d.error_type == "nccl"

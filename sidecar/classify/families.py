@@ -1,0 +1,333 @@
+"""The family layer: a failure recognised by its structure and vocabulary, not its wording.
+
+The curated signals of a preset know wordings that were seen. This layer runs behind them, on
+lines no signal matched, and recognises failure families the way an operator does: by the
+source's own vocabulary (a driver log line ``NVRM: ...``, NVML, ``mce: [Hardware Error]``,
+EDAC, InfiniBand work-completion statuses, libfabric/UCX, c10d/TCPStore, Slurm's own clients)
+and by structure (the final line of a Python traceback: its exception type and the family of
+its message). Each rule says what it means (error_type, class), its role in an episode (cause,
+death, symptom, cascade; see ``model.Role``), how sure it is, and a tip.
+
+Cost: a line reaches this layer only when the cheap ``PREFILTER`` (one RE2 alternation of
+error-looking words, run inside the streaming scan's single pass) marks it; everything else is
+never touched by Python. ``BENIGN`` lines never fire: log levels below error (INFO, WARNING,
+glog ``[W...]``), lines that say they retry, advice, traceback frames, normal shutdown.
+
+Rules are written from how these systems fail (their sources and manuals), not from corpus
+lines; ``bench/eval_corpus.py`` measures the layer alone on labelled real lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import re2
+
+from sidecar.classify.model import Confidence, FailureClass, Layer, Role, SignalHit
+
+T, P = FailureClass.TRANSIENT, FailureClass.PERMANENT
+CAUSE, DEATH, SYMPTOM, CASCADE = Role.CAUSE, Role.DEATH, Role.SYMPTOM, Role.CASCADE
+HIGH, MEDIUM, LOW = Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW
+
+
+@dataclass(frozen=True)
+class FamilyRule:
+    name: str  # "<family>.<rule>", what --explain prints and families.disabled names
+    pattern: str  # RE2, searched in the whole line
+    error_type: str
+    failure_class: FailureClass
+    role: Role = CAUSE
+    confidence: Confidence = MEDIUM
+    tip: str = ""
+    beats_ignore: bool = False  # training health in iteration lines, which the presets ignore
+
+
+_TIP_NODE = "restart excluding the node; if it repeats on other nodes, report it to the site"
+_TIP_CKPT = ("the checkpoint does not fit this model/config or cannot be read: check --load and the "
+             "model arguments, or move the broken iteration aside and resume from an earlier one")
+_TIP_NAN = ("training diverged: resume from an earlier checkpoint with a lower learning rate or "
+            "skip the bad data; a plain restart repeats it")
+
+# Slurm's clients and daemons prefix their own lines; a rule about Slurm needs one of these.
+_SLURM = r"(?:srun|sbatch|salloc|slurmstepd|slurmd|slurmctld|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
+
+RULES: tuple[FamilyRule, ...] = (
+    # --- cascade first: consequences that name words of a cause ------------------------------
+    FamilyRule("gpu.xid_after_previous", r"caused by previous Xid|NVRM: Xid \([^)]*\): 45\b",
+               "gpu_hw", T, CASCADE, LOW, "Xid 45 is the driver's clean-up after another Xid or a killed process"),
+    FamilyRule("net.ib_flush", r"IBV_WC_WR_FLUSH_ERR|Work Request Flushed|with status=5 |WR_FLUSH_ERR",
+               "nccl", T, CASCADE, MEDIUM, "flushed work requests follow the queue pair's first error"),
+    FamilyRule("nccl.trace", r"NCCL WARN .*(?:-> ?\d+\b|retcode \d+|Failed to execute operation|closing connection|\[Proxy|Proxy thread error|outstanding requests)|Socket recv failed while polling for opId",
+               "nccl", T, CASCADE, MEDIUM, "NCCL's error trace after the first failing call"),
+    FamilyRule("slurm.task_exit_report", _SLURM + r".*(?:Failed to send MESSAGE_TASK_EXIT|DUE TO TASK FAILURE|\*\*\* (?:STEP|JOB) \S+ (?:ON \S+ )?CANCELLED(?: AT \S+)? \*\*\*)",
+               "slurm", T, CASCADE, MEDIUM, "Slurm ending the rest of a step after one task failed"),
+    FamilyRule("nccl.aborted", r"[Cc]ommunicator (?:was )?aborted|ncclCommAbort|Abort COMPLETE|aborted by another (?:rank|process)",
+               "nccl", T, CASCADE, MEDIUM, "NCCL aborting a communicator after an error reported elsewhere"),
+    FamilyRule("launcher.actor_died", r"ActorDiedError|RayTaskError|actor died unexpectedly|Killing subprocess \d+|Bypassing SIG|[Rr]eceived SIGTERM|terminate called",
+               "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
+
+    # --- process deaths reported by launchers and shells: facts about one rank ----------------
+    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$",
+               "killed", T, DEATH, LOW,
+               "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
+               "an admin, or a health check"),
+    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error",
+               "crashed", T, DEATH, LOW, "a native crash; if it repeats at the same step it is a code or library bug"),
+
+    # --- memory --------------------------------------------------------------------------------
+    FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
+               "host_oom", P, CAUSE, MEDIUM,
+               "host memory ran out: lower the data loader workers/prefetch or the micro batch, or ask for more memory per node"),
+    FamilyRule("memory.shm", r"(?i)insufficient shared memory|out of shared memory|shared memory limit|/dev/shm.*(?:No space|full)",
+               "shm", P, CAUSE, MEDIUM, "raise the shared memory limit (container --shm-size) or use fewer loader workers"),
+    FamilyRule("memory.device", r"(?i)\b(?:CUDA|HIP|XPU|NPU|GPU|device) out of memory|Failed to CUDA (?:calloc|malloc|host alloc)|cudaMalloc\w* failed|CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemoryAllocation|hipErrorOutOfMemory|out of memory on device|(?:CUDA error|Cuda failure|HIP error):? '?out of memory",
+               "oom", P, CAUSE, MEDIUM, "the model does not fit: lower the micro batch, recompute activations, or add parallelism"),
+
+    # --- GPU, driver and host hardware, in every source's form -------------------------------
+    FamilyRule("gpu.xid", r"NVRM: Xid \(", "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
+    FamilyRule("gpu.driver", r"(?i)NVRM: .*(?:error|fail|fallen|lost|fatal|timeout|timed out|\bRC\b|reset|GSP)",
+               "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
+    FamilyRule("gpu.nvml", r"(?i)\bNVML\b.*(?:Unknown Error|GPU is lost|fail|mismatch|not found|Insufficient)|Unable to determine the device handle for GPU|nvidia-smi has failed|No devices were found|GPU requires reset|GPU is lost|GPU \S+ (?:is lost|has fallen off)|Driver/library version mismatch",
+               "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
+    FamilyRule("gpu.fabric", r"(?i)fabric ?manager.*(?:not running|fail|error|state|in progress|uninitiali[sz]ed|not started)|cudaErrorSystemNotReady|system not yet initialized|CUDA_ERROR_SYSTEM_NOT_READY|NVSwitch.*(?:error|fatal|fail)|NVLink.*(?:error|fatal|fail|down|inactive)",
+               "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
+    FamilyRule("gpu.runtime", r"(?i)cudaError(?:ECCUncorrectable|HardwareStackError|IllegalInstruction|LaunchFailure|Contained|NoDevice|DevicesUnavailable|Unknown|InitializationError|LaunchTimeout|IllegalAddress)|CUDA(?: driver)? error: (?:unknown error|uncorrectable|hardware|unspecified launch failure|an illegal instruction|initialization error|no CUDA-capable device|all CUDA-capable devices are busy|the launch timed out|invalid device ordinal)|hardware error|ECC error|CUDA_ERROR_(?:ECC_UNCORRECTABLE|HARDWARE_STACK_ERROR|LAUNCH_FAILED|NO_DEVICE|UNKNOWN)|Memory access fault by GPU|HSA_STATUS_ERROR|hipError(?:NoDevice|LaunchFailure|Unknown|IllegalAddress)|amdgpu.*(?:fault|reset|timeout)",
+               "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
+    FamilyRule("gpu.library", r"CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|NOT_INITIALIZED)|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|NCCL WARN Cuda failure",
+               "cuda_error", T, CAUSE, LOW, "a CUDA library failed on the device; restart once, a repeat without progress stops"),
+    FamilyRule("host.hardware", r"(?i)\[Hardware Error\]|machine check|\bMCE\b.*(?:error|exception)|EDAC .*(?:\bUE\b|uncorrect|fatal)|uncorrected (?:hardware |memory )*error|Memory failure: |soft lockup|hard LOCKUP|self-detected stall|Kernel panic|kernel BUG at",
+               "host_hw", T, CAUSE, MEDIUM, _TIP_NODE),
+
+    # --- Slurm's own errors by family -----------------------------------------------------------
+    FamilyRule("slurm.script_missing", _SLURM + r".*execve\(\): \S*slurm_script: No such file",
+               "node_failure", T, CAUSE, MEDIUM, "the batch script vanished from the node's spool: a node problem; restart excluding it"),
+    FamilyRule("slurm.executable_missing", _SLURM + r".*(?:execve\(\): \S+: (?:No such file|Permission denied)|Unable to find executable|command not found)",
+               "env_error", P, CAUSE, MEDIUM, "the program is not on PATH on the compute nodes: load its module or environment in the job script"),
+    FamilyRule("slurm.step_launch", _SLURM + r".*(?:Task launch for \S+ failed on node|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential))",
+               "node_failure", T, CAUSE, MEDIUM, "a step could not start on one node; restart excluding it"),
+    FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure)",
+               "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
+    # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential",
+               "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
+    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
+               "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
+
+    # --- launch environment -------------------------------------------------------------------
+    FamilyRule("config.arguments", r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}[\w./-]+: error: (?:unrecognized arguments|argument |the following arguments are required|invalid choice|too few arguments|expected (?:one )?argument)",
+               "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
+    FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)",
+               "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
+    FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named",
+               "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
+
+    # --- collectives, stores, networks ----------------------------------------------------------
+    FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
+               "nccl", T, CAUSE, MEDIUM, "NCCL failed (a peer, the network or the GPU); restart"),
+    FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|unknown NCCL_",
+               "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
+    FamilyRule("hang.watchdog", r"(?i)no heartbeat|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
+               "hang", T, CAUSE, MEDIUM, "a collective or the process hung; restart"),
+    FamilyRule("gloo.timeout", r"(?i)gloo.*(?:timed out|timeout|connectFullMesh failed)|Application timeout caused pair closure",
+               "hang", T, CAUSE, MEDIUM, "a peer stopped answering (hung or stopped process); restart"),
+    FamilyRule("net.peer_closed", r"(?i)Connection closed by (?:remote )?peer|closed by remote|Connection was likely closed|remote end closed|EOF occurred|peer (?:closed|shut down|hung up)",
+               "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
+    FamilyRule("store.c10d", r"(?i)TCPStore|c10d|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
+               "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
+    FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d_\S*.*(?:port error|link down|error CQE|fatal|syndrome)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link is down|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
+               "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),
+    FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail)|\bcxi\w*.*(?:error|fail)|\bOFI\b.*(?:error|fail)",
+               "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
+    FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
+               "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
+    FamilyRule("nccl.warn", r"NCCL WARN .*(?i:error|fail|timeout|abort|unable)|\bncclInvalidUsage\b|NCCL (?:failure|timeout)",
+               "nccl", T, CAUSE, LOW, "NCCL reported an error; restart"),
+    FamilyRule("net.socket", r"(?i)Connection (?:reset by peer|refused|timed out|aborted)|No route to host|Network is unreachable|Software caused connection abort|Broken pipe|Name or service not known|Temporary failure in name resolution|\[Errno (?:104|110|111|113|101|32)\]",
+               "network", T, SYMPTOM, LOW, "a network connection failed; restart"),
+
+    # --- storage ------------------------------------------------------------------------------
+    FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space",
+               "disk_full", P, CAUSE, MEDIUM,
+               "free space or raise the quota; if your scratch is cleaned automatically, set this signal's class to transient"),
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error)|\bmmfs\b.*(?:error|stale)|GPFS.*(?:error|unmounted)|Transport endpoint is not connected|file write failed|failed writing file|short write|Read-only file system",
+               "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
+
+    # --- training health ------------------------------------------------------------------------
+    FamilyRule("health.nan_iteration", r"\bloss(?: value)?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
+               "nan_loss", P, CAUSE, HIGH, _TIP_NAN, beats_ignore=True),
+    FamilyRule("health.nan", r"(?i)loss (?:is|became|was) (?:nan|inf|not finite)|non-finite loss|\bnan loss\b|NaN or Inf (?:in|detected)|(?:found|detected|contains) (?:a )?(?:nan|inf)\b|\bnan detected",
+               "nan_loss", P, CAUSE, MEDIUM, _TIP_NAN),
+    FamilyRule("health.loss_scale", r"(?i)loss scale (?:already )?at minimum|minimum loss scale|cannot decrease (?:loss )?scale|loss scale.*underflow",
+               "nan_loss", P, CAUSE, HIGH, _TIP_NAN),
+    FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint",
+               "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
+    FamilyRule("health.checkpoint_unreadable", r"(?i)UnicodeDecodeError|UnpicklingError|invalid load key|PytorchStreamReader failed|failed finding central directory|not a zip (?:file|archive)|BadZipFile|Ran out of input|HeaderTooLarge|SafetensorError|incomplete metadata",
+               "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
+    FamilyRule("code.native_assert", r"Assertion `[^`]*` failed|: Assertion .* failed\.$",
+               "device_assert", P, CAUSE, MEDIUM, "a kernel/native assertion (often an index out of range: bad data or vocab size); a restart repeats it"),
+    FamilyRule("data.missing", r"(?i)dataset.*(?:not found|does not exist|missing)|(?:not found|does not exist).*dataset|\.idx\b.*\.bin\b",
+               "data_missing", P, CAUSE, LOW, "the training data is not where the config says"),
+)
+
+# The last line of a Python traceback: an exception type at the start of the line (after rank
+# and launcher prefixes), then its message. Its type decides when its message names no family.
+_EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
+_PREFIX = re.compile(
+    r"^(?:\s*(?:\d+:|\[[^\]]{0,80}\]:?|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|\d\d:\d\d:\d\d(?:[.,]\d+)?"
+    r"|[\w.-]+/\d+ \[\d+\]:|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|what\(\):))+\s*")
+
+# exception type -> (error_type, class, role)
+EXCEPTIONS: dict[str, tuple[str, FailureClass, Role]] = {}
+for _names, _value in (
+    ("SyntaxError IndentationError TabError NameError UnboundLocalError AttributeError TypeError KeyError "
+     "IndexError ZeroDivisionError NotImplementedError AssertionError RecursionError StopIteration "
+     "OverflowError LookupError ArithmeticError UnicodeEncodeError", ("code_error", P, CAUSE)),
+    ("ModuleNotFoundError ImportError", ("env_error", P, CAUSE)),
+    ("ValueError PermissionError IsADirectoryError NotADirectoryError ConfigError ConfigAttributeError "
+     "ConfigKeyError MissingMandatoryValue ValidationError ArgumentError ArgumentTypeError HFValidationError "
+     "InterpolationResolutionError", ("config_error", P, CAUSE)),
+    ("FileNotFoundError", ("data_missing", P, CAUSE)),
+    ("UnicodeDecodeError UnpicklingError EOFError JSONDecodeError BadZipFile SafetensorError CheckpointingException",
+     ("checkpoint_error", P, CAUSE)),
+    ("MemoryError", ("host_oom", P, CAUSE)),
+    ("OutOfMemoryError", ("oom", P, CAUSE)),
+    ("ConnectionError ConnectionResetError ConnectionRefusedError ConnectionAbortedError BrokenPipeError "
+     "TimeoutError timeout gaierror herror RemoteDisconnected ProtocolError ReadTimeout ConnectTimeout "
+     "ReadTimeoutError ConnectTimeoutError", ("network", T, SYMPTOM)),
+    ("DistNetworkError DistStoreError RendezvousConnectionError RendezvousTimeoutError RendezvousError "
+     "RendezvousStateError", ("store", T, SYMPTOM)),
+    ("DistBackendError NcclError", ("nccl", T, CAUSE)),
+    ("AcceleratorError CUDAError CudaError", ("cuda_error", T, CAUSE)),
+    ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit "
+     "SignalException WorkerError", ("abort", T, CASCADE)),
+    ("OSError IOError", ("filesystem", T, CAUSE)),
+):
+    for _n in _names.split():
+        EXCEPTIONS[_n] = _value
+# Unknown exception types by their name's words, in this order.
+_BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
+    ("Timeout", ("timeout", T, CAUSE)),
+    ("Connection", ("network", T, SYMPTOM)),
+    ("Network", ("network", T, SYMPTOM)),
+    ("Socket", ("network", T, SYMPTOM)),
+    ("Checkpoint", ("checkpoint_error", P, CAUSE)),
+    ("Config", ("config_error", P, CAUSE)),
+    ("Validation", ("config_error", P, CAUSE)),
+    ("Argument", ("config_error", P, CAUSE)),
+)
+_TIPS = {
+    "code_error": "an error in the training code or its inputs; a restart repeats it: fix and resubmit",
+    "config_error": "a bad value in the config or arguments; fix it and resubmit",
+    "env_error": "a package or module is missing in the job's environment",
+    "data_missing": "a file the job needs is missing: check the data and checkpoint paths",
+    "checkpoint_error": _TIP_CKPT,
+    "host_oom": "host memory ran out: fewer loader workers, a smaller micro batch, or more memory per node",
+    "oom": "the model does not fit: lower the micro batch, recompute activations, or add parallelism",
+    "network": "a network connection failed; restart",
+    "store": "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed",
+    "filesystem": "a file system error; restart",
+}
+
+# Lines that say they are not errors, whatever their words (applied before any rule).
+BENIGN = (
+    # log levels below error, first level word on the line (NCCL's "WARN" is its error level)
+    r"^[^A-Za-z]{0,40}(?:\S+ )?(?:\[?[WI]\d{4} [\d:.]+ |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\]|(?:INFO|DEBUG|WARNING|NOTICE|TRACE)\b[: -])"
+    r"|(?:^|[\s|\-(])(?:INFO|DEBUG|WARNING|NOTICE)(?: *[|:\-)]|\s+\d{4}-)"
+    r"|\[[WI](?:\d{3,4} [\d:.]+)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]"
+    r"|\bwarn(?:ing)?:|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
+    # says it will retry or copes
+    r"|(?i:\bretrying\b|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)"
+    # advice and traceback scaffolding
+    r"|^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
+    r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
+    r"|error_file:|<NO_OTHER_FAILURES>|To enable traceback"
+    # normal shutdown chatter of torchrun/c10d
+    r"|(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
+    r"|Connection closed by localRank"
+    # srun retries a single controller message that timed out; only its final failure counts
+    r"|slurm_receive_msg: Socket timed out"
+    # Xid 13/31/43: the application's own fault (its error is printed by the application)
+    r"|NVRM: Xid \([^)]*\): (?:13|31|43)\b"
+    # side services (experiment trackers) log their own errors and carry on; comment lines
+    r"|^(?:wandb|mlflow|comet_ml|tensorboard|neptune)\S*: |^#"
+)
+
+# Error-looking vocabulary: a line without any of these never reaches the family layer. Kept
+# case-sensitive and free of words that fill healthy logs (``nan`` alone is in every Megatron
+# iteration line: "number of nan iterations").
+PREFILTER = (
+    r"Error|ERROR|error|Exception|EXCEPTION|FATAL|Fatal|fatal|[Ff]ail|FAIL|Killed|SIGKILL|SIGSEGV|Segmentation"
+    r"|exitcode|NVRM|NVML|nvidia-smi|Xid|ECC|[Hh]ardware|EDAC|MCE|[Mm]achine check|lockup|stall|panic"
+    r"|[Tt]imed out|[Tt]imeout|refused|reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|Errno|denied"
+    r"|not found|No such file|[Uu]nable to|[Cc]annot|can't|[Ii]nvalid|mismatch|[Cc]orrupt|[Aa]bort|lost|[Ss]tale"
+    r"|[Qq]uota|No space|out of memory|oom|OOM|bad_alloc|unreachable|not available|exceeded|violates|not allowed"
+    r"|loss(?: value)?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|[Nn]a[Nn]\b|\bInf\b|not finite|non-finite"
+    r"|[Ll]oss scale|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|down\b"
+    r"|checkpoint|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|unknown"
+    r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|NCCL WARN|nccl\w*Error|NODE FAIL|Node failure|credential"
+    r"|Zero Bytes|[Cc]ommunicator"
+)
+
+
+def _strip_prefix(text: str) -> str:
+    m = _PREFIX.match(text)
+    return text[m.end():] if m else text
+
+
+class FamilyLayer:
+    """Classify a line by family (call only for lines no signal matched)."""
+
+    def __init__(self, disabled: tuple[str, ...] = (), options: "re2.Options | None" = None) -> None:
+        self.rules = tuple(r for r in RULES if r.name not in disabled)
+        self._set = re2.Set.SearchSet(options) if options is not None else re2.Set.SearchSet()
+        for rule in self.rules:
+            self._set.Add(rule.pattern)
+        self._set.Compile()
+        self._beats_ignore = tuple(i for i, r in enumerate(self.rules) if r.beats_ignore)
+        self._benign = re2.compile(BENIGN, options) if options is not None else re2.compile(BENIGN)
+        self.exceptions_enabled = "python.exception" not in disabled
+
+    def match(self, data: bytes, ignored: bool) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
+        """(rule, error_type, class, role, confidence, tip) for ``data``, or None."""
+        found = self._set.Match(data) or ()
+        if ignored:  # only training-health rules read lines the preset ignores (iteration lines)
+            hits = [i for i in found if i in self._beats_ignore]
+            if not hits:
+                return None
+            r = self.rules[min(hits)]
+            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
+        if self._benign.search(data):
+            return None
+        if found:
+            r = self.rules[min(found)]
+            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
+        if self.exceptions_enabled:
+            return exception_family(data.decode("utf-8", "replace"))
+        return None
+
+
+def exception_family(text: str) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
+    """A traceback's final line decides by its exception type (its message named no family)."""
+    m = _EXC_HEAD.match(_strip_prefix(text).rstrip())
+    if m is None:
+        return None
+    name = m.group(2)
+    if name.endswith("Warning"):
+        return None
+    if name in ("error", "timeout") and not m.group(1):
+        return None  # "error: ..." prose, not a traceback
+    value = EXCEPTIONS.get(name)
+    confidence = MEDIUM
+    if value is None:
+        value = next((v for word, v in _BY_NAME if word in name), None)
+        if value is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise
+            value, confidence = ("code_error", P, CAUSE), LOW
+    error_type, klass, role = value
+    return "python.exception", error_type, klass, role, confidence, _TIPS.get(error_type, "")
+
+
+def family_hit(layer_match: tuple, line_no: int, text: str, node: str | None) -> SignalHit:
+    rule, error_type, klass, role, confidence, tip = layer_match
+    return SignalHit(line_no=line_no, line=text, signal=rule, error_type=error_type, failure_class=klass,
+                     node=node, role=role, layer=Layer.FAMILY, confidence=confidence, tip=tip)

@@ -106,7 +106,9 @@ def adopt_attempt(client: SlurmClient, paths: RunPaths, run_name: str, attempt: 
     """The training job of ``attempt`` that a party which died after its sbatch submitted
     but before it recorded the id (found by the job's comment), recorded now; None if there
     is none. Its watchdog is armed unless one was."""
-    found = list(client.find_jobs(name=run_name, comment=job_comment(paths.run_id, attempt, "train")))
+    # a run of the same name elsewhere has the same comment: its jobs run in its own run dir
+    found = [j for j in client.find_jobs(name=run_name, comment=job_comment(paths.run_id, attempt, "train"))
+             if j.work_dir in (None, str(paths.root))]
     if not found:
         return None
     train = found[0].job_id

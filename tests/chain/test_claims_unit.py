@@ -160,3 +160,16 @@ def test_continuation_before_the_time_limit_waits_for_this_job(run):
     # the job then ends TIMEOUT; its watchdog (had it not been cancelled) finds nothing to do
     client.set(sub.train_job, JobState.TIMEOUT)
     assert handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0) is None
+
+
+def test_a_job_of_another_run_with_the_same_name_is_not_adopted(run):
+    paths, cfg, client, sub = run
+    paths.decide_claim(1).write_text(Holder(sub.train_job, HERE, 999999, 1.0).to_text())
+    paths.append_event("decided", attempt=1, train_job=sub.train_job,
+                       decision={"action": "restart", "reason": "r", "next_attempt": 2})
+    paths.claim_attempt(2)
+    client.jobs["556"] = JobInfo("556", JobState.PENDING, name="r1", work_dir="/elsewhere/r1",
+                                 comment=job_comment(paths.run_id, 2, "train"))
+    client.set(sub.train_job, JobState.CANCELLED)
+    handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert paths.read_job_id(paths.train_job_file(2)) not in (None, "556")

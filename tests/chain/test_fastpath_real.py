@@ -47,10 +47,11 @@ def events(run: Path, kind: str, attempt: int | None = None) -> list[dict]:
 
 
 def train_jobs_of(run: Path, attempt: int) -> list[str]:
-    """Every training job Slurm has for ``attempt`` of the run (by the job's comment)."""
+    """Every training job Slurm has for ``attempt`` of the run (by the job's comment; a run of
+    the same name from an earlier test has the same comment but another work dir)."""
     jobs = CliSlurmClient().find_jobs(name=run.name, comment=job_comment(
         (run / ".autoexp-run").read_text().strip(), attempt, "train"))
-    return [j.job_id for j in jobs]
+    return [j.job_id for j in jobs if j.work_dir == str(run)]
 
 
 def saved(log: Path) -> bool:

@@ -36,6 +36,7 @@ W. Fillers are named ``autoexp-bench-filler-<pid>`` and cancelled after every me
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -47,7 +48,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
@@ -102,41 +103,12 @@ def read_job_file(path: Path) -> str | None:
     return text if text.isdigit() else None
 
 
-def floor_rep(work: Path, rep: int, partition: str | None, timeout_s: float, poll_s: float) -> float:
-    """One bare chain: A exits 1 when its trigger appears; B (afternotok:A) starts. Seconds."""
-    trigger = work / f"floor-{rep}.go"
-    part = ["-p", partition] if partition else []
-    common = [*part, "--no-requeue", "-o", "/dev/null", "-e", "/dev/null", "--mem=50M", "-c", "1"]
-    a = run_cmd(["sbatch", "--parsable", "-J", "bench-floor-A", *common,
-                 "--wrap", f"while [ ! -e {trigger} ]; do sleep 0.02; done; exit 1"])
-    if a.returncode != 0:
-        raise RuntimeError(f"sbatch A: {a.stderr.strip()}")
-    job_a = a.stdout.strip().split(";")[0]
-    b = run_cmd(["sbatch", "--parsable", "-J", "bench-floor-B", *common,
-                 f"--dependency=afternotok:{job_a}", "--kill-on-invalid-dep=yes",
-                 "--wrap", "sleep 120"])
-    if b.returncode != 0:
-        run_cmd(["scancel", job_a])
-        raise RuntimeError(f"sbatch B: {b.stderr.strip()}")
-    job_b = b.stdout.strip().split(";")[0]
-    try:
-        if not wait_for(lambda: squeue_state(job_a) == "RUNNING", timeout_s, 0.1):
-            raise RuntimeError(f"job A {job_a} did not start within {timeout_s}s")
-        time.sleep(0.5)  # let A's batch script reach its loop
-        t0 = time.monotonic()
-        trigger.touch()
-        if not wait_for(lambda: squeue_state(job_b) == "RUNNING", timeout_s, poll_s):
-            raise RuntimeError(f"job B {job_b} did not start within {timeout_s}s of A failing")
-        return time.monotonic() - t0
-    finally:
-        run_cmd(["scancel", job_b, job_a])
-
-
-
-def floor3_rep(work: Path, rep: int, partition: str | None, timeout_s: float, poll_s: float) -> float:
-    """A fails; B (afternotok:A) starts and submits C; seconds from A's trigger to C RUNNING."""
-    trigger = work / f"floor3-{rep}.go"
-    c_file = work / f"floor3-{rep}.c"
+def floor_rep(work: Path, rep: int, partition: str | None, timeout_s: float, poll_s: float,
+              hops: int = 2) -> float:
+    """A bare chain: A exits 1 when its trigger appears; B (afternotok:A) starts; with hops=3
+    B submits C. Seconds from the trigger to the last job RUNNING. No sidecar, no watchdog."""
+    trigger = work / f"floor{hops}-{rep}.go"
+    c_file = work / f"floor{hops}-{rep}.c"
     part = ["-p", partition] if partition else []
     common = [*part, "--no-requeue", "-o", "/dev/null", "-e", "/dev/null", "--mem=50M", "-c", "1"]
     sub_c = " ".join(["sbatch", "--parsable", "-J", "bench-floor-C", *common, "--wrap", "'sleep 120'"])
@@ -145,9 +117,9 @@ def floor3_rep(work: Path, rep: int, partition: str | None, timeout_s: float, po
     if a.returncode != 0:
         raise RuntimeError(f"sbatch A: {a.stderr.strip()}")
     job_a = a.stdout.strip().split(";")[0]
+    b_script = f"{sub_c} > {c_file}.tmp && mv {c_file}.tmp {c_file}" if hops == 3 else "sleep 120"
     b = run_cmd(["sbatch", "--parsable", "-J", "bench-floor-B", *common,
-                 f"--dependency=afternotok:{job_a}", "--kill-on-invalid-dep=yes",
-                 "--wrap", f"{sub_c} > {c_file}.tmp && mv {c_file}.tmp {c_file}"])
+                 f"--dependency=afternotok:{job_a}", "--kill-on-invalid-dep=yes", "--wrap", b_script])
     if b.returncode != 0:
         run_cmd(["scancel", job_a])
         raise RuntimeError(f"sbatch B: {b.stderr.strip()}")
@@ -156,14 +128,17 @@ def floor3_rep(work: Path, rep: int, partition: str | None, timeout_s: float, po
     try:
         if not wait_for(lambda: squeue_state(job_a) == "RUNNING", timeout_s, 0.1):
             raise RuntimeError(f"job A {job_a} did not start within {timeout_s}s")
-        time.sleep(0.5)
+        time.sleep(0.5)  # let A's batch script reach its loop
         t0 = time.monotonic()
         trigger.touch()
-        job_c = wait_for(lambda: read_job_file(c_file), timeout_s, poll_s)
-        if not job_c:
-            raise RuntimeError(f"job B {job_b} submitted no job C within {timeout_s}s")
-        if not wait_for(lambda: squeue_state(job_c) == "RUNNING", timeout_s, poll_s):
-            raise RuntimeError(f"job C {job_c} did not start within {timeout_s}s")
+        last = job_b
+        if hops == 3:
+            job_c = wait_for(lambda: read_job_file(c_file), timeout_s, poll_s)
+            if not job_c:
+                raise RuntimeError(f"job B {job_b} submitted no job C within {timeout_s}s")
+            last = job_c
+        if not wait_for(lambda: squeue_state(last) == "RUNNING", timeout_s, poll_s):
+            raise RuntimeError(f"job {last} did not start within {timeout_s}s of A failing")
         return time.monotonic() - t0
     finally:
         run_cmd(["scancel", job_b, job_a, *([job_c] if job_c else [])])
@@ -341,10 +316,22 @@ class ChainRun:
                 run_cmd(["scancel", *ids])
 
 
-def chain_case(case: Case, run: ChainRun, reps: int, busy: Busy | None, timeout_s: float,
-               poll_s: float, log: Callable[[str], None]) -> None:
+@contextlib.contextmanager
+def measuring(case: Case, run: ChainRun, log: Callable[[str], None]) -> Iterator[None]:
+    """Submit the run; an error ends the case (recorded); the run is stopped in any case."""
     try:
         run.submit()
+        yield
+    except (RuntimeError, ValueError, KeyError, OSError) as exc:
+        case.errors.append(str(exc))
+        log(f"{case.name} [{case.mode}]: {exc}")
+    finally:
+        run.stop()
+
+
+def chain_case(case: Case, run: ChainRun, reps: int, busy: Busy | None, timeout_s: float,
+               poll_s: float, log: Callable[[str], None]) -> None:
+    with measuring(case, run, log):
         for i in range(reps):
             run.ready(timeout_s)
             try:
@@ -357,19 +344,13 @@ def chain_case(case: Case, run: ChainRun, reps: int, busy: Busy | None, timeout_
             case.reps.append(r)
             log(f"{case.name} [{case.mode}] rep {i + 1}/{reps}: queued {fmt(r.queued_s)} s, RUNNING "
                 f"{fmt(r.running_s)} s, first iteration {r.first_iter_s:.2f} s, GPU-s lost {r.gpu_lost_s:.1f}")
-    except (RuntimeError, ValueError, KeyError, OSError) as exc:
-        case.errors.append(str(exc))
-        log(f"{case.name} [{case.mode}]: {exc}")
-    finally:
-        run.stop()
 
 
 def pretimeout_case(case: Case, run: ChainRun, margin_s: int, timeout_s: float, poll_s: float,
                     log: Callable[[str], None]) -> None:
     """One continuation: the loss from the job's last iteration line to the continuation's first
     (both seen by this process polling the logs), and how long before the job ended it queued."""
-    try:
-        run.submit()
+    with measuring(case, run, log):
         run.ready(timeout_s)
         job = run.job
         assert job is not None
@@ -393,11 +374,6 @@ def pretimeout_case(case: Case, run: ChainRun, margin_s: int, timeout_s: float, 
         case.reps.append(Rep(ended - sub, None, loss, run.gpus * loss))
         log(f"{case.name} [{case.mode}]: queued {ended - sub:.2f} s before the job ended; "
             f"lost {loss:.2f} s (margin {margin_s} s)")
-    except (RuntimeError, ValueError, KeyError, OSError) as exc:
-        case.errors.append(str(exc))
-        log(f"{case.name} [{case.mode}]: {exc}")
-    finally:
-        run.stop()
 
 
 def fmt(v: float | None) -> str:
@@ -494,15 +470,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = time.monotonic()
     busy = Busy(args.busy_wait_s, args.partition, log)
     try:
-        for key, label, fn in (("floor", "floor (A fails -> B RUNNING)", floor_rep),
-                               ("floor3", "floor3 (A fails -> B -> C RUNNING)", floor3_rep)):
+        for key, label, hops in (("floor", "floor (A fails -> B RUNNING)", 2),
+                                 ("floor3", "floor3 (A fails -> B -> C RUNNING)", 3)):
             if key not in wanted:
                 continue
             c = Case(label, key=key)
             cases.append(c)
             for i in range(args.reps):
                 try:
-                    c.floor_s.append(fn(work, i, args.partition, args.timeout_s, args.poll_s))
+                    c.floor_s.append(floor_rep(work, i, args.partition, args.timeout_s, args.poll_s, hops))
                     log(f"{key} rep {i + 1}/{args.reps}: {c.floor_s[-1]:.2f} s")
                 except RuntimeError as exc:
                     c.errors.append(str(exc))

@@ -70,3 +70,14 @@ def continue_before_timeout(paths: RunPaths, cfg: Any, client: SlurmClient, atte
                     decision.reason)
     _hand_over(paths, client, attempt, decision, "continuation submitted before the time limit")
     return decision
+
+
+def outcome_lines(paths: RunPaths, attempt: int, job: str, decision: Decision | None) -> list[str]:
+    """What ``record``/``conclude`` print for train.sbatch: the decision, and ``relaunch attempt
+    N`` when the next attempt runs in this allocation (the batch script starts it)."""
+    lines = ["already decided by another party" if decision is None
+             else f"{decision.action.value}: {decision.reason}"]
+    nxt = relaunched_here(paths, attempt, decision, job)
+    if nxt is not None:
+        lines.append(f"relaunch attempt {nxt}")
+    return lines

@@ -48,7 +48,7 @@ def end_group(pgid: int, grace_s: float, *, sleep: Callable[[float], None] = tim
     while clock() < deadline:
         if not group_alive(pgid):
             return "ended on SIGTERM"
-        sleep(0.1)
+        sleep(0.02)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "decide and submit what follows a failed step from inside the job (run by train.sbatch)"
+HELP = "decide and submit what follows a step from inside the job (the fast path; run by train.sbatch)"
 DESCRIPTION = (
-    "The fast path. With --exit-code: the training step failed while the batch script lives; "
+    "The fast path (`record` runs it too, for a failed step). With --exit-code: the training "
+    "step failed while the batch script lives; "
     "decide with the watchdog's policy and claim, submit the next attempt (or stop), and cancel "
     "this attempt's watchdog. With --before-timeout: Slurm's pre-timeout signal arrived; submit "
     "the continuation with --dependency=afterany:<job> now. Prints the decision, and "
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sidecar.cli.common import client_for, load_run_config, setup_logging
-    from sidecar.fastpath import conclude, continue_before_timeout, relaunched_here
+    from sidecar.fastpath import conclude, continue_before_timeout, outcome_lines
     from sidecar.rundir import RunPaths
 
     setup_logging()
@@ -40,11 +41,9 @@ def run(args: argparse.Namespace) -> int:
     client = client_for(cfg)
     if args.before_timeout:
         decision = continue_before_timeout(paths, cfg, client, args.attempt, args.job)
+        print("already decided by another party" if decision is None
+              else f"{decision.action.value}: {decision.reason}")
     else:
         decision = conclude(paths, cfg, client, args.attempt, args.job, args.exit_code)
-    print("already decided by another party" if decision is None
-          else f"{decision.action.value}: {decision.reason}")
-    nxt = None if args.before_timeout else relaunched_here(paths, args.attempt, decision, args.job)
-    if nxt is not None:
-        print(f"relaunch attempt {nxt}")  # train.sbatch starts it in this allocation
+        print("\n".join(outcome_lines(paths, args.attempt, args.job, decision)))
     return 0

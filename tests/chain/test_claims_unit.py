@@ -108,12 +108,17 @@ def test_watchdog_submits_once_for_a_holder_that_died_between_claim_and_sbatch(r
     assert len(client.submitted) == n_before + 2
 
 
-def test_a_job_submitted_but_never_recorded_is_adopted(run):
-    paths, cfg, client, sub = run
-    paths.decide_claim(1).write_text(Holder(sub.train_job, HERE, 999999, 1.0).to_text())
-    paths.append_event("decided", attempt=1, train_job=sub.train_job,
+def died_after_claiming_attempt_2(paths, job):
+    """A holder in ``job`` decided a restart and claimed attempt 2, then died (pid 999999)."""
+    paths.decide_claim(1).write_text(Holder(job, HERE, 999999, 1.0).to_text())
+    paths.append_event("decided", attempt=1, train_job=job,
                        decision={"action": "restart", "reason": "r", "next_attempt": 2})
     paths.claim_attempt(2)
+
+
+def test_a_job_submitted_but_never_recorded_is_adopted(run):
+    paths, cfg, client, sub = run
+    died_after_claiming_attempt_2(paths, sub.train_job)
     # its sbatch went through just before it died
     client.jobs["555"] = JobInfo("555", JobState.PENDING, name="r1",
                                  comment=job_comment(paths.run_id, 2, "train"))
@@ -164,10 +169,7 @@ def test_continuation_before_the_time_limit_waits_for_this_job(run):
 
 def test_a_job_of_another_run_with_the_same_name_is_not_adopted(run):
     paths, cfg, client, sub = run
-    paths.decide_claim(1).write_text(Holder(sub.train_job, HERE, 999999, 1.0).to_text())
-    paths.append_event("decided", attempt=1, train_job=sub.train_job,
-                       decision={"action": "restart", "reason": "r", "next_attempt": 2})
-    paths.claim_attempt(2)
+    died_after_claiming_attempt_2(paths, sub.train_job)
     client.jobs["556"] = JobInfo("556", JobState.PENDING, name="r1", work_dir="/elsewhere/r1",
                                  comment=job_comment(paths.run_id, 2, "train"))
     client.set(sub.train_job, JobState.CANCELLED)

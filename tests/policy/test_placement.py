@@ -8,22 +8,13 @@ from sidecar.placement import Placement, place
 from sidecar.policy import Action, AttemptFacts, Cause, Decision, PastAttempt, decide
 from sidecar.slurm.types import JobState
 
+from policy.test_policy import Settings as PolicySettings
 
-@dataclass
-class Settings:
+
+@dataclass(frozen=True)
+class Settings(PolicySettings):
     in_allocation: bool = True
     in_allocation_error_types: tuple[str, ...] = ("nccl", "hang", "unknown")
-    max_retries: int = 3
-    exclude_error_types: tuple[str, ...] = ("oom",)
-    timeouts_use_budget: bool = False
-    max_timeout_restarts: int = 100
-    exclude_failed_nodes: bool = True
-    max_excluded_nodes: int = 8
-    stop_on_repeat_without_progress: bool = True
-    restart_on_unknown: bool = True
-    restart_on_cancel: bool = True
-    backoff_s: float = 0.0
-    backoff_max_s: float = 600.0
 
 
 def facts(et="nccl", node=None, last_iteration=40):

@@ -102,14 +102,14 @@ printf '%s\\n' "$(pwd)" "$@" > "$FAKE_LOG/$role.call"
 case "$2" in
   sidecar) case "$3" in
       scan) exec sleep 30 ;;
-      # the script stops the sidecar right after record: let the background one start first
-      record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan.call" ] && break; sleep 0.05; done; exit 0 ;;
-      arm) echo 7; exit 0 ;;
-      # FAKE_RELAUNCH=N: the first conclude restarts in this allocation as attempt N
-      conclude) cp "$FAKE_LOG/conclude.call" "$FAKE_LOG/conclude-$7.call"
+      # the script stops the sidecar before record: let the background one start first.
+      # FAKE_RELAUNCH=N: the fast path of the first failed step restarts here as attempt N
+      record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan.call" ] && break; sleep 0.05; done
+        cp "$FAKE_LOG/record.call" "$FAKE_LOG/record-$7.call"
         if [ -n "${FAKE_RELAUNCH:-}" ] && [ "$7" != "$FAKE_RELAUNCH" ]; then
           echo "restart: Transient failure detected (error_type=nccl)"; echo "relaunch attempt $FAKE_RELAUNCH"
         fi; exit 0 ;;
+      arm) echo 7; exit 0 ;;
       *) exit 0 ;;
     esac ;;
   sidecar.workload.megatron_sim)
@@ -157,11 +157,10 @@ def test_awkward_paths_survive_and_the_script_calls_arm_scan_train_record(tmp_pa
     assert by_role["arm"][1:] == ["-m", "sidecar", "arm", "--run", root, "--job", "41"]
     assert by_role["scan"][1:] == ["-m", "sidecar", "scan", "--run", root, "--attempt", "7", "--job", "41",
                                    "--log", f"{root}/logs/train-41.out", "--start-offset", "0"]
-    assert by_role["record"][1:] == ["-m", "sidecar", "record", "--run", root, "--attempt", "7",
-                                     "--job", "41", "--exit-code", "3"]
-    # the step failed and the batch shell was not signalled: the fast path decides
-    assert by_role["conclude"][1:] == ["-m", "sidecar", "conclude", "--run", root, "--attempt", "7",
-                                       "--job", "41", "--exit-code", "3"]
+    record = by_role["record"]
+    assert record[1:-2] == ["-m", "sidecar", "record", "--run", root, "--attempt", "7",
+                            "--job", "41", "--exit-code", "3"]
+    assert record[-2] == "--after-pid" and record[-1].isdigit()  # the sidecar, draining its log
     train = by_role["train"]
     assert train[0] == root  # ran in the run directory (the default workdir)
     assert train[1:3] == ["-m", "sidecar.workload.megatron_sim"]
@@ -183,18 +182,11 @@ def test_a_relaunch_in_the_allocation_runs_the_next_attempt_in_the_same_job(tmp_
     assert res.returncode == 3, res.stderr
     assert (log / "steps").read_text().splitlines() == [
         "attempt=7 reason=", "attempt=8 reason=Transient failure detected (error_type=nccl)"]
-    assert (log / "conclude-7.call").exists() and (log / "conclude-8.call").exists()
+    assert (log / "record-7.call").exists() and (log / "record-8.call").exists()
     # the relaunched step's sidecar starts past what the old step wrote
     scan = _calls(log)["scan"]
     assert scan[scan.index("--attempt") + 1] == "8"
     assert int(scan[scan.index("--start-offset") + 1]) > 0
-
-
-def test_a_successful_step_calls_no_conclude(tmp_path):
-    paths, python, script, log, env = _setup(tmp_path)
-    res = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert "conclude" not in _calls(log)
 
 
 def test_attempt_and_reason_from_the_environment_pass_through(tmp_path):
@@ -219,7 +211,7 @@ def test_a_signal_is_forwarded_and_recorded(tmp_path, sig, name):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     record = _calls(log)["record"]
-    assert record[-2:] == ["--signal", name], (record, err)
+    assert record[-4:-2] == ["--signal", name], (record, err)
     code = record[record.index("--exit-code") + 1]
     # the training (a bash stand-in) died by the forwarded signal: 128 + signum
     assert code == str(128 + sig), (record, err)

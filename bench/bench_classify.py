@@ -2,8 +2,9 @@
 """Benchmark ``autoexp-sidecar classify --lines`` against ``grep -E -f`` with the same patterns.
 
 Generates a Megatron-style log (mostly iteration lines, some NCCL INFO and timer lines, a few
-failure lines) of ``--size-mb`` in a temporary directory, exports the preset's signal patterns
-to an ERE file for grep, then times both over the same file in the same run and prints
+failure lines, some only the family layer reads) of ``--size-mb`` in a temporary directory,
+exports what classify searches for (the preset's signal patterns and, with every layer on, the
+family layer's prefilter) to an ERE file for grep, then times both over the same file in the same run and prints
 throughput (MB/s), their ratio, the hit counts, and classify's peak RSS. It repeats the
 classify run on a ``--small-mb`` log to show that memory does not grow with the log.
 The temporary directory is deleted at the end.
@@ -11,7 +12,8 @@ The temporary directory is deleted at the end.
     python bench/bench_classify.py                 # 1 GiB and 100 MiB logs
     python bench/bench_classify.py --size-mb 200   # quicker
 
-Targets (issue 4): classify >= 0.5 x grep's throughput; peak RSS < 100 MB, flat in log size.
+Targets (issues 4 and 7): classify with every layer on >= 0.5 x grep's throughput; peak RSS
+< 100 MB, flat in log size. ``--no-families`` measures the curated layer alone.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ FAILURES = [
     "srun: error: gpu-a17: task 0: Exited with exit code 1",
     "[rank1]: ModuleNotFoundError: No module named 'transformer_engine'",
     "CUDA device-side assert detected in kernel execution",
+    # read by the family layer only (no curated signal has these wordings)
+    "srun: error: Unable to create step for job 1234: Invalid generic resource (gres) specification",
+    "[rank2]: RuntimeError: The size of tensor a (1024) must match the size of tensor b (512) at non-singleton dimension 3",
+    "Dec  1 03:53:34 gpu-a17 kernel: NVRM: GPU at PCI:0000:3b:00: GPU-1234 GPU has fallen off the bus.",
 ]
 NOISE = [
     "node{n:03d}:{pid}:{tid} [{dev}] NCCL INFO comm 0x55d0c0a0 rank {dev} nranks 512 cudaDev {dev} busId 7000 commId 0x1234 - Init COMPLETE",
@@ -130,6 +136,13 @@ def to_ere(pattern: str) -> str:
     return "".join(out)
 
 
+def ere_patterns(cfg) -> list[str]:
+    """What classify searches for, as ERE: every signal and, with the family layer on, its prefilter."""
+    from sidecar.classify.families import PREFILTER
+
+    return [to_ere(s.pattern) for s in cfg.signals] + ([to_ere(PREFILTER)] if cfg.families.enabled else [])
+
+
 def _hwm_kib(pid: int) -> int:
     """The process's peak RSS so far (VmHWM of its own address space, after exec)."""
     try:
@@ -164,7 +177,7 @@ def count_lines(path: str) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(MB), b""))
 
 
-def bench(tmp: str, size_mb: int, preset: str, with_grep: bool, repeat: int) -> dict:
+def bench(tmp: str, size_mb: int, preset: str, with_grep: bool, repeat: int, families: bool) -> dict:
     """Time the tools on one generated log; each tool runs ``repeat`` times, interleaved, and
     its best run counts (the machine is shared: the best run is the least disturbed one)."""
     log = os.path.join(tmp, f"train-{size_mb}.log")
@@ -173,8 +186,11 @@ def bench(tmp: str, size_mb: int, preset: str, with_grep: bool, repeat: int) -> 
     size = os.path.getsize(log)
     print(f"generated {size / MB:.0f} MiB ({failures} failure lines) in {time.perf_counter() - t:.1f} s: {log}")
     count_lines(log)  # a first read so that every tool finds the file in the page cache
-    tools = [("classify --lines", "classify",
-              [sys.executable, "-m", "sidecar", "classify", "--lines", "--monitoring", preset, log], None)]
+    env = None
+    argv = [sys.executable, "-m", "sidecar", "classify", "--lines", "--monitoring", preset, log]
+    if not families:
+        argv = [sys.executable, __file__, "--classify-without-families", preset, log]
+    tools = [("classify --lines", "classify", argv, env)]
     if with_grep:
         grep = ["grep", "-E", "-f", os.path.join(tmp, "patterns.txt"), log]
         tools += [("grep -E -f (LC_ALL=C)", "grep_c", grep, {**os.environ, "LC_ALL": "C"}),
@@ -202,18 +218,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--monitoring", default="megatron_production", help="monitoring preset")
     ap.add_argument("--tmp", default=None, help="parent directory for the temporary files")
     ap.add_argument("--repeat", type=int, default=2, help="runs per tool, interleaved; the best counts (default 2)")
+    ap.add_argument("--no-families", action="store_true", help="the curated layer alone (the family layer off)")
+    ap.add_argument("--classify-without-families", nargs=2, metavar=("PRESET", "LOG"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     from sidecar.classify import load_monitoring_preset
 
-    cfg = load_monitoring_preset(args.monitoring)
+    if args.classify_without_families:  # the tool run by --no-families: classify --lines, family layer off
+        from sidecar.classify.report import write_line_hits
+
+        preset, log = args.classify_without_families
+        write_line_hits(log, load_monitoring_preset(preset, {"families": False}), sys.stdout)
+        return 0
+    cfg = load_monitoring_preset(args.monitoring, {"families": False} if args.no_families else None)
     tmp = tempfile.mkdtemp(prefix="bench-classify-", dir=args.tmp)
     try:
         with open(os.path.join(tmp, "patterns.txt"), "w") as f:
-            f.write("".join(to_ere(s.pattern) + "\n" for s in cfg.signals))
-        print(f"{len(cfg.signals)} signal patterns of preset {args.monitoring} exported to ERE for grep")
-        big = bench(tmp, args.size_mb, args.monitoring, with_grep=True, repeat=args.repeat)
-        small = bench(tmp, args.small_mb, args.monitoring, with_grep=False, repeat=1) if args.small_mb else None
+            f.write("".join(p + "\n" for p in ere_patterns(cfg)))
+        layers = "curated layer only" if args.no_families else "every layer on (signals + family prefilter)"
+        print(f"{len(cfg.signals)} signal patterns of preset {args.monitoring}, {layers}, exported to ERE for grep")
+        fam = not args.no_families
+        big = bench(tmp, args.size_mb, args.monitoring, with_grep=True, repeat=args.repeat, families=fam)
+        small = (bench(tmp, args.small_mb, args.monitoring, with_grep=False, repeat=1, families=fam)
+                 if args.small_mb else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -223,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  best of {args.repeat} runs each, throughput on {big['size_mb']:.0f} MiB: classify {big['classify_mbs']:.1f} MB/s, "
           f"grep (C) {big['grep_c_mbs']:.1f} MB/s, grep (C.UTF-8) {big['grep_utf8_mbs']:.1f} MB/s")
     print(f"  ratio classify/grep: {ratio_c:.2f} (vs LC_ALL=C), {ratio_u:.2f} (vs C.UTF-8); target >= 0.5")
-    print(f"  hits: classify {big['classify_hits']} (ignore rules applied), grep {big['grep_c_hits']}")
+    print(f"  hits: classify {big['classify_hits']} (ignore and benign rules applied), grep {big['grep_c_hits']} "
+          f"(lines matching any pattern)")
     line = f"  classify peak RSS: {big['classify_rss_mb']:.1f} MiB on {big['size_mb']:.0f} MiB"
     if small:
         line += f", {small['classify_rss_mb']:.1f} MiB on {small['size_mb']:.0f} MiB"

@@ -51,6 +51,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from sidecar.history import read_history  # noqa: E402  (the run dir's one history reader)
+from sidecar.rundir import RunPaths  # noqa: E402  (and its one layout)
 DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
 ITER_TIME_S = 0.2
 LOCAL_SETS = ("backend.args.train_iters=100000", f"backend.args.iter_time_s={ITER_TIME_S}",
@@ -229,25 +233,17 @@ class ChainRun:
 
     def attempt_file(self, n: int, name: str) -> Path:
         assert self.dir is not None
-        return self.dir / "attempts" / str(n) / name
+        return RunPaths(self.dir).attempt_dir(n) / name
 
     def log(self, job: str) -> Path:
         assert self.dir is not None
-        return self.dir / "logs" / f"train-{job}.out"
+        return RunPaths(self.dir).train_log(job)
 
     def event_time(self, kind: str, attempt: int) -> float | None:
         assert self.dir is not None
-        try:
-            lines = (self.dir / "events.jsonl").read_text().splitlines()
-        except OSError:
-            return None
-        for raw in lines:
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
-            if ev.get("event") == kind and ev.get("attempt") == attempt:
-                return ev.get("time")
+        for ev in read_history(RunPaths(self.dir)).events:
+            if ev.kind.value == kind and ev.attempt == attempt:
+                return ev.time
         return None
 
     def attempt_output(self, job: str, attempt: int) -> bytes:

@@ -13,12 +13,12 @@ right/total per label, and the misses. A line is right when:
 ``--layers family`` measures the family layer alone (no curated signal, only the preset's
 ignore list): the rules were written from how the systems fail, not from these lines, so this
 is the held-out estimate of how the classifier does on wordings it has never seen.
-``--split source`` scores each file's lines by a hash of their source into two halves and
-prints both, so a rule that only fits one source shows up as a gap between the halves.
+``--probe`` also scores ``family_probe.tsv``: wordings written down from the software's own
+messages (not log lines), per round; each round was written before the rules were fixed for it.
 
     python bench/eval_corpus.py                       # every layer
-    python bench/eval_corpus.py --layers family       # the family layer alone (held-out estimate)
-    python bench/eval_corpus.py --verbose             # misses and ambiguous choices
+    python bench/eval_corpus.py --layers family       # the family layer alone
+    python bench/eval_corpus.py --probe --verbose     # the probe rows too, misses and ambiguous choices
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import argparse
 import collections
 import csv
 import sys
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", choices=["all", "curated", "family"], default="all")
     ap.add_argument("--monitoring", default="megatron_production")
-    ap.add_argument("--split", choices=["none", "source"], default="none")
+    ap.add_argument("--probe", action="store_true", help="also score family_probe.tsv, per round")
     ap.add_argument("--categories", action="store_true", help="right/total per label/category")
     ap.add_argument("--verbose", "-v", action="store_true")
     args = ap.parse_args(argv)
@@ -124,15 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     cls = classifier(args.monitoring, args.layers)
     print(f"layers: {args.layers}, preset {args.monitoring}")
     for name in FILES:
-        rows = read_tsv(FIXTURES / name)
-        if args.split == "source":
-            for half in (0, 1):
-                part = [r for r in rows if zlib.crc32(r["source"].split("#")[0].encode()) % 2 == half]
-                score, misses = evaluate(cls, part)
-                report(f"{name} (sources half {half})", score, misses, args.verbose, args.categories)
-        else:
-            score, misses = evaluate(cls, rows)
-            report(name, score, misses, args.verbose, args.categories)
+        score, misses = evaluate(cls, read_tsv(FIXTURES / name))
+        report(name, score, misses, args.verbose, args.categories)
+    if args.probe:
+        rows = read_tsv(FIXTURES / "family_probe.tsv")
+        for rnd in sorted({r["round"] for r in rows}):
+            part = [{**r, "category": "-", "source": "probe"} for r in rows if r["round"] == rnd]
+            score, misses = evaluate(cls, part)
+            report(f"family_probe.tsv round {rnd}", score, misses, args.verbose, False)
     return 0
 
 

@@ -8,11 +8,29 @@ The scenarios of the user's "Testing Auto-Restart System" document:
     nccl         inject an NCCL error into the log: restart, reason contains error_type=nccl
     oom          micro_batch_size=16 dies with CUDA OOM: NO restart, a permanent stop
     max_retries  cancel 4 times: attempts 1-3 restart, the 4th stops (budget exhausted)
-    all          all of the above, one after the other
+    all          all of the above (and, with --workload torch, the real-fault ones below)
+
+With ``--workload torch`` the job is real distributed training (examples/local_torch.yaml: a tiny
+GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are real too:
+
+    oom          micro_batch_size=16 really does not fit: torch's allocator fails (host_oom), stop
+    rank_killed  kill -9 of a rank on a node that is not the batch host: restart (error_type=killed)
+    rank_stopped SIGSTOP of such a rank: called hung by the job's pace, ended, restarted
+    code_error   an exception in one rank (a token outside the vocabulary): permanent stop
+    nan          a huge learning rate makes the loss NaN: permanent stop
+    timeout      a 2-minute time limit: USR1 before it, the ranks save and exit, the run continues
+                 without using the budget
+    node_fail    the slurmd of a node other than the batch host killed: NODE_FAIL, restarted with
+                 exactly that node excluded (then scripts/local-slurm up restarts the slurmd)
+
+    resume_correctness  a run broken twice ends with the loss curve of an uninterrupted one
+
+The rank and node faults act on processes of this machine: they need the local cluster.
 
 Every restart is also checked to have resumed from the checkpoint: before the failure the test
 waits for a successful checkpoint save; the restarted job's log must show loading that
-checkpoint, and its first ``iteration`` line must be the last saved iteration + 1.
+checkpoint, and its first ``iteration`` line must be the last saved iteration + 1; with the
+torch workload the iterations it redoes must log exactly the losses the failed job logged.
 
 By default it runs against the local cluster (``scripts/local-slurm up``) with
 ``examples/local.yaml`` and run directories in a temporary directory; ``--config`` and ``--set``
@@ -20,6 +38,7 @@ point it at any cluster. Exit code 0 when every scenario passed, 1 otherwise.
 
     python scripts/test_auto_restart.py --scenario scancel --iterations 2
     python scripts/test_auto_restart.py --scenario all
+    python scripts/test_auto_restart.py --workload torch --scenario all
 """
 
 from __future__ import annotations
@@ -30,6 +49,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +70,7 @@ from sidecar.slurm.cli_client import CliSlurmClient  # noqa: E402
 from sidecar.slurm.parse import parse_squeue, split_scontrol_fields  # noqa: E402
 from sidecar.slurm.runner import make_runner  # noqa: E402
 from sidecar.slurm.types import ACTIVE_STATES, TERMINAL_STATES  # noqa: E402
+from sidecar.workload.loss_curve import compare, loss_curve  # noqa: E402
 DEFAULT_CONFIG = REPO / "examples" / "local.yaml"
 
 # Overrides that make the CPU workload of examples/local.yaml quick: an iteration every 0.2 s,
@@ -60,6 +81,19 @@ LOCAL_SETS: tuple[str, ...] = (
     "backend.args.save_interval=10",
 )
 OOM_SET = "backend.args.micro_batch_size=16"
+
+# The torch workload (examples/local_torch.yaml) with the same pace: 0.25 s per iteration, a
+# checkpoint every 10. Each step holds 150 MB per sample; the local cluster does not enforce
+# memory (TaskPlugin=task/none), so an address-space limit is the limit: srun passes the batch
+# shell's limits to every task, micro batch 4 fits in it and 16 does not.
+TORCH_SETS: tuple[str, ...] = (
+    "backend.args.train_iters=5000",
+    "backend.args.iter_time_s=0.25",
+    "backend.args.save_interval=10",
+    "backend.args.activation_mb_per_sample=150",
+    'slurm.env_setup=["ulimit -v 2200000"]',
+)
+TORCH_CONFIG = REPO / "examples" / "local_torch.yaml"
 
 HANG_LINE = "CUDA device-side assert detected in kernel execution"
 NCCL_LINE = "[default0]:NCCL ERROR timeout"
@@ -73,6 +107,8 @@ ITERATION_RE = re.compile(rb"\biteration\s+(\d+)\s*/\s*\d+\s*\|")
 SAVED_RE = re.compile(rb"successfully saved checkpoint from iteration\s+(\d+)")
 # Megatron: "loading checkpoint from DIR at iteration N", "loading distributed checkpoint from
 # DIR at iteration N", "successfully loaded checkpoint from DIR [ t 0/ 1, p 0/ 1 ] at iteration N"
+# the workload's "> rank 1 of 2 (local rank 0) on node n2, pid 4242" line, behind srun --label
+PLACEMENT_RE = re.compile(rb"^(\d+): \[default\d+\]:> rank (\d+) of (\d+) \(local rank \d+\) on node (\S+), pid (\d+)", re.M)
 LOADING_RE = re.compile(rb"\b(?:loading|loaded)\b[^\n]*?\bcheckpoint\b[^\n]*?\bat iteration\s+(\d+)")
 
 SLURM_CMD_TIMEOUT_S = 30
@@ -297,6 +333,8 @@ class Harness:
     config: Path = DEFAULT_CONFIG
     sets: tuple[str, ...] = LOCAL_SETS
     oom_set: str = OOM_SET
+    oom_error_type: str = "oom"
+    workload: str = "sim"
     run_root: Path | None = None
     restart_timeout_s: float = 120.0
     start_timeout_s: float = 120.0
@@ -405,6 +443,10 @@ class Harness:
 
         def found() -> dict | None:
             marker = run.marker(attempt)
+            # a first marker may name a symptom that the cause, printed later, supersedes:
+            # take it as final once it names the expected type or the watchdog has decided
+            if marker is not None and marker.get("error_type") != error_type and run.decision(attempt) is None:
+                return None
             if marker is None and injected is not None:
                 log, line = injected
                 if line.encode() not in read_bytes(log):
@@ -526,6 +568,59 @@ class Harness:
                                f"(last checkpoint {last})")
             raise ScenarioFailed("resume")
         self.reporter.ok(f"Resumed from checkpoint: loaded iteration {loaded}, first iteration {first}")
+        self.verify_same_losses(run, old_job, new_job, last)
+
+    def verify_same_losses(self, run: Run, old_job: str, new_job: str, last_ckpt: int) -> None:
+        """The iterations the new job redoes (after the checkpoint, up to where the old job got)
+        log exactly the losses the old job logged: same model state, same data. A restart from
+        scratch, from another checkpoint, or with skipped data logs different ones."""
+        old = {i: v for i, v in loss_curve([read_bytes(run.log(old_job))]).items() if i > last_ckpt}
+        if not old:
+            return  # failed right after its checkpoint: nothing redone to compare
+        until = max(old)
+        new: dict[int, float] = {}
+
+        def caught_up() -> bool:
+            new.update(loss_curve([read_bytes(run.log(new_job))]))
+            return bool(new) and max(new) >= until
+
+        if not wait_for(caught_up, self.checkpoint_timeout_s):
+            self.reporter.fail(f"Job {new_job} did not get to iteration {until} within "
+                               f"{self.checkpoint_timeout_s:g}s to compare losses")
+            raise ScenarioFailed("resume")
+        diff = compare(new, old)
+        if diff.missing or diff.max_abs_diff > 1e-6:
+            self.reporter.fail(f"Redone iterations {last_ckpt + 1}-{until} log other losses: {diff.summary()}")
+            raise ScenarioFailed("resume")
+        self.reporter.ok(f"Redone iterations {last_ckpt + 1}-{until} log the same losses: {diff.summary()}")
+
+    def rank_off_batch_host(self, run: Run, job: str) -> tuple[int, str, int]:
+        """(rank, node, pid) of a rank that does not run on the job's batch host (the workload
+        prints where each rank runs; rank numbers are the rendezvous' join order, not nodes)."""
+        batch = job_field(job, "BatchHost") or ""
+        log = run.log(job)
+
+        def placed() -> list[tuple[int, str, int]] | None:
+            found = [(int(m.group(2)), m.group(4).decode(), int(m.group(5)))
+                     for m in PLACEMENT_RE.finditer(read_bytes(log))]
+            world = {int(m.group(3)) for m in PLACEMENT_RE.finditer(read_bytes(log))}
+            return found if world and len(found) >= max(world) else None
+
+        ranks = wait_for(placed, self.checkpoint_timeout_s) or []
+        off = [r for r in ranks if r[1] != batch]
+        if not off:
+            self.reporter.fail(f"No rank of job {job} off its batch host {batch!r} (placement: {ranks})")
+            raise ScenarioFailed("placement")
+        self.reporter.info(f"Rank placement: {', '.join(f'rank {r} on {n}' for r, n, _ in sorted(ranks))}; "
+                           f"batch host {batch}")
+        return off[0]
+
+    def signal_rank(self, run: Run, job: str, sig: signal.Signals) -> tuple[int, str, int]:
+        rank, node, pid = self.rank_off_batch_host(run, job)
+        self.reporter.info(f"Sending {sig.name} to rank {rank} (pid {pid}) on node {node}")
+        os.kill(pid, sig)  # the local cluster's nodes are this machine
+        self.reporter.ok(f"{sig.name} sent to rank {rank} on {node}")
+        return rank, node, pid
 
     def expect_no_restart(self, run: Run, attempt: int, reason: str) -> None:
         """``attempt`` was decided as a stop with ``reason``, and nothing followed it."""
@@ -644,14 +739,14 @@ def scenario_oom(h: Harness) -> bool:
     h.wait_job_ended(run.job)
     marker = run.marker(run.attempt)
     if marker is not None:
-        if marker.get("error_type") != "oom":
-            h.reporter.fail(f"Classified as error_type: {marker.get('error_type')} (expected oom)")
+        if marker.get("error_type") != h.oom_error_type:
+            h.reporter.fail(f"Classified as error_type: {marker.get('error_type')} (expected {h.oom_error_type})")
             raise ScenarioFailed("marker")
-        h.reporter.ok("Monitor detected the failure: error_type: oom")
+        h.reporter.ok(f"Monitor detected the failure: error_type: {h.oom_error_type}: {marker.get('line', '')!r}")
     else:
         h.reporter.info("No marker (the job ended before the monitor wrote one); the watchdog "
                         "classifies the log")
-    h.expect_no_restart(run, run.attempt, REASON_OOM)
+    h.expect_no_restart(run, run.attempt, f"Permanent failure detected (excluded error_type: {h.oom_error_type})")
     h.reporter.ok("Test passed: OOM is not restarted!")
     return True
 
@@ -672,12 +767,207 @@ def scenario_max_retries(h: Harness) -> bool:
     return True
 
 
+def scenario_rank_killed(h: Harness) -> bool:
+    """kill -9 of a rank off the batch host: restarted; the cause is the killed rank (error_type
+    killed), not the survivor's connection error printed before it."""
+    run = h.submit("rank_killed")
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    h.signal_rank(run, run.job, signal.SIGKILL)
+    h.wait_marker(run, run.attempt, "killed")
+    new = h.expect_restart(run, run.attempt, run.job, reason="Transient failure detected (error_type=killed)")
+    h.verify_resume(run, run.job, new)
+    h.reporter.ok("Test passed: a killed rank is restarted!")
+    return True
+
+
+def scenario_rank_stopped(h: Harness) -> bool:
+    """SIGSTOP of a rank off the batch host: nothing is printed, torch would wait 30 min; the
+    sidecar calls it a hang from the job's pace, the job (stopped rank included) is ended and
+    restarted."""
+    run = h.submit("rank_stopped")
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    _rank, _node, pid = h.signal_rank(run, run.job, signal.SIGSTOP)
+    t0 = time.monotonic()
+    marker = h.wait_marker(run, run.attempt, "hang")
+    h.reporter.info(f"Called hung {time.monotonic() - t0:.1f} s after the SIGSTOP: {marker.get('line', '')}")
+    new = h.expect_restart(run, run.attempt, run.job, reason=REASON_HANG)
+    h.wait_job_ended(run.job)
+    if wait_for(lambda: not _pid_alive(pid), 30) is None:
+        h.reporter.fail(f"The stopped rank (pid {pid}) outlived its job")
+        raise ScenarioFailed("stopped")
+    h.reporter.ok(f"The stopped rank (pid {pid}) was ended with its job")
+    h.verify_resume(run, run.job, new)
+    h.reporter.ok("Test passed: a stopped rank is called hung and restarted!")
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _permanent_scenario(h: Harness, name: str, extra: Sequence[str], error_type: str, text: str) -> bool:
+    run = h.submit(name, extra)
+    h.wait_job_ended(run.job, timeout_s=h.checkpoint_timeout_s)
+    marker = h.wait_marker(run, run.attempt, error_type)
+    if text not in str(marker.get("line", "")):
+        h.reporter.fail(f"Root-cause line {marker.get('line')!r} does not show {text!r}")
+        raise ScenarioFailed("marker")
+    h.reporter.ok(f"Root cause: {marker.get('line')}")
+    h.expect_no_restart(run, run.attempt, f"Permanent failure detected (excluded error_type: {error_type})")
+    return True
+
+
+def scenario_code_error(h: Harness) -> bool:
+    """A real exception in one rank (an out-of-vocabulary token: IndexError): a permanent stop."""
+    _permanent_scenario(h, "code_error", ["backend.args.bad_token_at_iteration=15",
+                                          "backend.args.bad_token_rank=1"],
+                        "code_error", "IndexError: index out of range in self")
+    h.reporter.ok("Test passed: a code error is not restarted!")
+    return True
+
+
+def scenario_nan(h: Harness) -> bool:
+    """A huge learning rate: the loss becomes NaN, printed as NAN in the iteration line: stop."""
+    _permanent_scenario(h, "nan", ["backend.args.lr=1e6"], "nan_loss", "lm loss: NAN")
+    h.reporter.ok("Test passed: a NaN loss is not restarted!")
+    return True
+
+
+REASON_TIMEOUT = "Continuing from checkpoint after timeout (error_type=timeout); does not use the retry budget"
+EXIT_ON_SIGNAL = b"exiting program after receiving SIGUSR1"
+
+
+def scenario_timeout(h: Harness) -> bool:
+    """A 2-minute time limit with sbatch's USR1 90 s before it: the ranks save and exit
+    (Megatron's --exit-signal-handler), the run continues without using the budget."""
+    run = h.submit("timeout", ["slurm.time=00:02:00", "slurm.signal_before_timeout_s=90"])
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    h.reporter.info("Waiting for the time limit's warning (USR1) and the save on it...")
+    if not wait_for(lambda: EXIT_ON_SIGNAL in read_bytes(run.log(run.job)), 180):
+        h.reporter.fail("The workload did not save and exit on the time limit's warning within 180s")
+        raise ScenarioFailed("timeout")
+    h.reporter.ok(f"Saved at iteration {saved_iterations(read_bytes(run.log(run.job)))[-1]} and exited on USR1")
+    new = h.expect_restart(run, run.attempt, run.job, reason=REASON_TIMEOUT)
+    d = run.decision(run.attempt) or {}
+    if d.get("counts_against_budget") is not False:
+        h.reporter.fail(f"The time limit used the retry budget: {d}")
+        raise ScenarioFailed("budget")
+    h.reporter.ok("The retry budget is untouched")
+    h.verify_resume(run, run.job, new)
+    h.reporter.ok("Test passed: a time limit continues from the checkpoint!")
+    return True
+
+
+def scenario_resume_correctness(h: Harness, iters: int = 60) -> bool:
+    """Fixed seeds: a run broken twice (kill -9 of a rank, then scancel) ends with the loss curve
+    of an uninterrupted run, at every iteration (a restart from scratch, from the wrong
+    checkpoint, or with skipped data would not)."""
+    extra = [f"backend.args.train_iters={iters}"]
+    ref = h.submit("reference", extra)
+    if h.wait_job_ended(ref.job, timeout_s=300) != "COMPLETED":
+        h.reporter.fail(f"The uninterrupted run (job {ref.job}) did not complete")
+        raise ScenarioFailed("reference")
+    run = h.submit("interrupted", extra)
+    job, attempt = run.job, run.attempt
+    h.wait_state(job, "RUNNING")
+    h.wait_checkpoint(run, job)
+    h.signal_rank(run, job, signal.SIGKILL)
+    job = h.expect_restart(run, attempt, job, reason="Transient failure detected (error_type=killed)")
+    attempt += 1
+    h.wait_state(job, "RUNNING")
+    h.wait_checkpoint(run, job)
+    h.cancel(job)
+    job = h.expect_restart(run, attempt, job, reason=REASON_SCANCEL)
+    if h.wait_job_ended(job, timeout_s=300) != "COMPLETED":
+        h.reporter.fail(f"The interrupted run's last job {job} did not complete")
+        raise ScenarioFailed("resume")
+    logs = [read_bytes(run.log(j)) for j in run.job_ids()[1]]
+    diff = compare(loss_curve(logs), loss_curve([read_bytes(ref.log(ref.job))]))
+    if diff.common != iters or diff.missing or diff.max_abs_diff > 1e-6:
+        h.reporter.fail(f"Loss curve of the interrupted run vs the uninterrupted one: {diff.summary()}")
+        raise ScenarioFailed("resume")
+    h.reporter.ok(f"Interrupted twice, same loss curve as the uninterrupted run: {diff.summary()}")
+    h.reporter.ok("Test passed: resuming is exact!")
+    return True
+
+
+LOCAL_SLURM = REPO / "scripts" / "local-slurm"
+
+
+def _slurmd_pid(node: str) -> int | None:
+    """The pid of the local cluster's slurmd for ``node`` (scripts/local-slurm's pid file)."""
+    lab = Path(os.environ.get("AUTOEXP_SLURM_LAB") or "/var/tmp/autoexp-slurm")
+    try:
+        pid = int((lab / "run" / f"slurmd-{node}.pid").read_text().strip())
+        return pid if Path(f"/proc/{pid}/comm").read_text().strip() == "slurmd" else None
+    except (OSError, ValueError):
+        return None
+
+
+def scenario_node_fail(h: Harness) -> bool:
+    """The slurmd of a node that is not the batch host is killed: the job ends NODE_FAIL and
+    restarts with exactly that node excluded (local cluster; the slurmd is restarted after)."""
+    run = h.submit("node_fail")
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)
+    batch = job_field(run.job, "BatchHost") or ""
+    res = run_cmd(["scontrol", "show", "hostnames", job_field(run.job, "NodeList") or ""])
+    node = next((n for n in res.stdout.split() if n != batch), None)
+    pid = _slurmd_pid(node) if node else None
+    if pid is None:
+        h.reporter.fail(f"No slurmd of a node other than the batch host {batch!r} to kill ({res.stdout.split()})")
+        raise ScenarioFailed("node_fail")
+    h.reporter.info(f"Killing the slurmd of {node} (pid {pid}); the batch host is {batch}")
+    os.kill(pid, signal.SIGKILL)
+    try:
+        new = h.expect_restart(run, run.attempt, run.job, reason_contains="error_type=node_fail")
+        d = run.decision(run.attempt) or {}
+        if d.get("state") != "NODE_FAIL" or d.get("exclude_nodes") != [node]:
+            h.reporter.fail(f"Expected NODE_FAIL excluding exactly [{node}]: state {d.get('state')}, "
+                            f"excluded {d.get('exclude_nodes')}")
+            raise ScenarioFailed("node_fail")
+        excluded = job_field(new, "ExcNodeList") or ""
+        if node not in excluded:
+            h.reporter.fail(f"Job {new} does not exclude {node} (ExcNodeList={excluded!r})")
+            raise ScenarioFailed("node_fail")
+        h.reporter.ok(f"Job ended NODE_FAIL; job {new} excludes exactly {node}")
+        h.verify_resume(run, run.job, new)
+    finally:
+        up = run_cmd([str(LOCAL_SLURM), "up"], timeout_s=180)
+        (h.reporter.ok if up.returncode == 0 else h.reporter.warn)(
+            f"scripts/local-slurm up (restarts the slurmd of {node}): exit {up.returncode}")
+    h.reporter.ok("Test passed: a node failure restarts elsewhere!")
+    return True
+
+
 SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "scancel": scenario_scancel,
     "hang": scenario_hang,
     "nccl": scenario_nccl,
     "oom": scenario_oom,
     "max_retries": scenario_max_retries,
+    "rank_killed": scenario_rank_killed,
+    "rank_stopped": scenario_rank_stopped,
+    "code_error": scenario_code_error,
+    "nan": scenario_nan,
+    "timeout": scenario_timeout,
+    "node_fail": scenario_node_fail,
+    "resume_correctness": scenario_resume_correctness,
+}
+SEED_SCENARIOS = ("scancel", "hang", "nccl", "oom", "max_retries")
+# what each workload runs for --scenario all, and its settings for the local cluster
+WORKLOADS: dict[str, dict[str, Any]] = {
+    "sim": {"config": DEFAULT_CONFIG, "sets": LOCAL_SETS, "oom_error_type": "oom",
+            "scenarios": SEED_SCENARIOS},
+    "torch": {"config": TORCH_CONFIG, "sets": TORCH_SETS, "oom_error_type": "host_oom",
+              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan", "timeout", "node_fail", "resume_correctness")},
 }
 
 
@@ -707,6 +997,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", required=True, choices=[*SCENARIOS, "all"])
+    p.add_argument("--workload", choices=list(WORKLOADS), default="sim",
+                   help="sim: megatron_sim, faults injected as log lines (default); torch: real "
+                        "PyTorch DDP over srun + torchrun, real faults")
     p.add_argument("--iterations", type=int, default=2,
                    help="scancel: how many times to cancel and expect a restart (default 2)")
     p.add_argument("--config", type=Path, default=None,
@@ -734,9 +1027,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def harness_from_args(args: argparse.Namespace, reporter: Reporter) -> Harness:
-    config = args.config or DEFAULT_CONFIG
-    sets = tuple(args.sets) if args.config else (*LOCAL_SETS, *args.sets)
+    wl = WORKLOADS[args.workload]
+    config = args.config or wl["config"]
+    sets = tuple(args.sets) if args.config else (*wl["sets"], *args.sets)
     return Harness(reporter=reporter, config=config.resolve(), sets=sets, oom_set=args.oom_set,
+                   oom_error_type=wl["oom_error_type"], workload=args.workload,
                    run_root=args.run_root, restart_timeout_s=args.restart_timeout_s,
                    start_timeout_s=args.start_timeout_s, no_restart_wait_s=args.no_restart_wait_s,
                    checkpoint_timeout_s=args.checkpoint_timeout_s,
@@ -754,7 +1049,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("sbatch") is None:
         reporter.fail("sbatch not found: no Slurm here (for the local cluster: scripts/local-slurm up)")
         return 1
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = list(WORKLOADS[args.workload]["scenarios"]) if args.scenario == "all" else [args.scenario]
     h = harness_from_args(args, reporter)
     results: list[tuple[str, bool, float]] = []
     t_all = time.monotonic()

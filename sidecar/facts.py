@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from loguru import logger
 
+from sidecar.checkpoints import read_tracker
 from sidecar.errors import SlurmError
 from sidecar.policy import AttemptFacts, Cause
 from sidecar.rundir import RunPaths, read_json
@@ -86,9 +87,13 @@ def _int(v: Any) -> int | None:
 
 def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
            monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S,
-           known: JobInfo | None = None) -> AttemptFacts:
-    """``known``: the job's end as the job itself knows it (the fast path, before Slurm has
-    it); otherwise Slurm's record is asked for."""
+           checkpoint_dir: str | os.PathLike[str] | None = None,
+           timeout_signal: str | None = None, known: JobInfo | None = None) -> AttemptFacts:
+    """What is known about ``attempt``. ``checkpoint_dir``: where training saves; its tracker
+    file, not the last save line seen in the log, gives the last checkpoint. ``timeout_signal``:
+    the signal sbatch sends before the time limit (None: none configured). ``known``: the job's
+    end as the job itself knows it (the fast path, before Slurm has it); otherwise Slurm's
+    record is asked for."""
     if known is not None:
         info, read = known, True
     elif train_job:
@@ -126,5 +131,12 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         signal=info.signal, nodes=info.nodes, failed_nodes=failed_nodes, marker=marker, log_cause=log_cause,
         stop_requested=paths.stop_request.exists(), slurm_unreadable=not read,
         first_iteration=_int(progress.get("first_iteration")), last_iteration=last_it,
-        last_checkpoint=_int(progress.get("last_checkpoint")),
+        last_checkpoint=_last_checkpoint(checkpoint_dir, progress),
+        warned_before_timeout=timeout_signal is not None and end.get("signal") == timeout_signal,
     )
+
+
+def _last_checkpoint(checkpoint_dir: str | os.PathLike[str] | None,
+                     progress: dict[str, Any]) -> int | None:
+    on_disk = read_tracker(checkpoint_dir)
+    return on_disk if on_disk is not None else _int(progress.get("last_checkpoint"))

@@ -20,12 +20,11 @@ from typing import Any
 
 from loguru import logger
 
-from sidecar.facts import gather
 from sidecar.launch import cancel_watchdog
 from sidecar.policy import Action, Decision
 from sidecar.rundir import RunPaths
 from sidecar.slurm.types import JobInfo, JobState, SlurmClient
-from sidecar.watchdog import handle_attempt
+from sidecar.watchdog import gather_facts, handle_attempt
 
 
 def _hand_over(paths: RunPaths, client: SlurmClient, attempt: int, decision: Decision | None,
@@ -38,8 +37,8 @@ def _hand_over(paths: RunPaths, client: SlurmClient, attempt: int, decision: Dec
 def conclude(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int, job: str,
              exit_code: int) -> Decision | None:
     """Decide and act on a failed step from inside the job. None when another party decided."""
-    facts = gather(paths, attempt, job, client, cfg.monitoring,
-                   known=JobInfo(job_id=job, state=JobState.FAILED, exit_code=exit_code))
+    facts = gather_facts(paths, cfg, client, attempt, job,
+                         known=JobInfo(job_id=job, state=JobState.FAILED, exit_code=exit_code))
     decision = handle_attempt(paths, cfg, client, attempt, job, facts=facts,
                               relaunch_in=job if cfg.restart.in_allocation else None)
     if decision is not None:
@@ -61,8 +60,8 @@ def relaunched_here(paths: RunPaths, attempt: int, decision: Decision | None, jo
 def continue_before_timeout(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int,
                             job: str) -> Decision | None:
     """Submit the continuation of a job about to reach its time limit, to start after it."""
-    facts = gather(paths, attempt, job, client, cfg.monitoring,
-                   known=JobInfo(job_id=job, state=JobState.TIMEOUT))
+    facts = gather_facts(paths, cfg, client, attempt, job,
+                         known=JobInfo(job_id=job, state=JobState.TIMEOUT))
     decision = handle_attempt(paths, cfg, client, attempt, job, facts=facts,
                               dependency=f"afterany:{job}")
     if decision is not None:

@@ -138,6 +138,8 @@ class History:
                 last_iteration=_int(e.get("last_iteration")),
                 excluded_nodes=tuple(str(x) for x in (d.get("exclude_nodes") or ())),
                 in_allocation=e.get("placement") == "in_allocation",
+                node=d.get("node") if isinstance(d.get("node"), str) else None,
+                nodes=tuple(str(x) for x in (d.get("nodes") or ())),
             ))
         return out
 

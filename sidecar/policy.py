@@ -59,6 +59,8 @@ class Cause:
     node: str | None = None
     line: str | None = None
     source: str = "marker"  # "marker" | "log" | "slurm"
+    role: str = "cause"  # the classifier's role of the line: cause | death | symptom
+
 
     @classmethod
     def from_marker(cls, marker: Mapping[str, Any]) -> "Cause | None":
@@ -67,8 +69,10 @@ class Cause:
         if not isinstance(et, str) or fc not in ("transient", "permanent", "terminal"):
             return None
         node = marker.get("node")
+        role = marker.get("role")
         return cls(et, fc, node if isinstance(node, str) else None,
-                   str(marker.get("line", ""))[:500], "marker")
+                   str(marker.get("line", ""))[:500], "marker",
+                   role if role in ("cause", "death", "symptom") else "cause")
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,9 @@ class AttemptFacts:
     first_iteration: int | None = None
     last_iteration: int | None = None
     last_checkpoint: int | None = None
+    # the batch shell got the time limit's warning signal (sbatch --signal=B:USR1@N) and the
+    # training ended by itself after it (saved and exited, Megatron's --exit-signal-handler)
+    warned_before_timeout: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,8 @@ class PastAttempt:
     timeout: bool
     last_iteration: int | None
     excluded_nodes: tuple[str, ...] = ()  # the run's exclusion list after it, oldest first
+    node: str | None = None  # the node its cause named
+    nodes: tuple[str, ...] = ()  # the nodes it ran on
     in_allocation: bool = False  # its restart ran inside the same allocation
 
 
@@ -114,6 +123,8 @@ class Decision:
     next_attempt: int | None = None
     exclude_nodes: tuple[str, ...] = ()  # oldest exclusion first, so a cap keeps the newest
     delay_s: float = 0.0
+    node: str | None = None  # the node the cause named (read back as history)
+    nodes: tuple[str, ...] = ()  # the nodes the attempt ran on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,7 +132,7 @@ class Decision:
             "class": self.failure_class, "counts_against_budget": self.counts_against_budget,
             "budget_used": self.budget_used, "budget_max": self.budget_max,
             "next_attempt": self.next_attempt, "exclude_nodes": list(self.exclude_nodes),
-            "delay_s": self.delay_s,
+            "delay_s": self.delay_s, "node": self.node, "nodes": list(self.nodes),
         }
 
 
@@ -144,7 +155,15 @@ def _cause(f: AttemptFacts) -> Cause:
         base = _SLURM_CAUSES[f.state]
         node = f.marker.node if f.marker and f.marker.node else None
         return Cause(base.error_type, base.failure_class, node, None, "slurm")
+    if f.warned_before_timeout and f.state in (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED):
+        # ended on the time limit's warning: what the launcher printed on the way out (torchrun's
+        # SignalException) is not a failure; continue from the checkpoint it saved
+        return _SLURM_CAUSES[JobState.TIMEOUT]
     if f.marker is not None:
+        if f.state == JobState.OUT_OF_MEMORY and f.marker.role in ("death", "symptom"):
+            # "a rank was SIGKILLed" (or a survivor's connection error) is what an OOM kill
+            # looks like in the log; Slurm's OUT_OF_MEMORY says why it died
+            return Cause("host_oom", "permanent", f.marker.node, f.marker.line, "slurm")
         return f.marker
     if f.state in _SLURM_CAUSES:
         return _SLURM_CAUSES[f.state]
@@ -153,6 +172,30 @@ def _cause(f: AttemptFacts) -> Cause:
     if f.state == JobState.CANCELLED:
         return Cause("scancel", "transient", source="slurm")
     return Cause("unknown", "transient", source="slurm")
+
+
+# GPU faults after which a CUDA OOM at startup on the same node points at the GPU, not the config
+_GPU_FAULTS = frozenset({"gpu_hw", "cuda_error", "xid"})
+OOM_AFTER_GPU_FAULT = "oom_after_gpu_fault"
+
+
+def weigh_history(cause: Cause, facts: AttemptFacts, history: Sequence[PastAttempt]) -> tuple[Cause, tuple[str, ...]]:
+    """The cause seen with the attempts before it, and nodes the history points at.
+
+    - A CUDA OOM before the first iteration, right after a GPU fault on the same node, points
+      at the GPU (memory lost to a faulty device, a stuck context): restart once without the
+      node instead of stopping for a config error. Once: the next OOM is the config's.
+    - A failure that names no node, on a node an earlier failure named: that node again.
+    """
+    prev = history[-1] if history else None
+    if (cause.error_type == "oom" and facts.last_iteration is None and prev is not None
+            and prev.error_type in _GPU_FAULTS and prev.node
+            and (cause.node == prev.node or (cause.node is None and prev.node in facts.nodes))):
+        return Cause(OOM_AFTER_GPU_FAULT, "transient", prev.node, cause.line, cause.source), ()
+    if cause.node is None and facts.nodes and cause.error_type not in ("scancel", "unknown"):
+        named_before = {p.node for p in history if p.node}
+        return cause, tuple(n for n in facts.nodes if n in named_before)
+    return cause, ()
 
 
 def _recent_nodes(nodes: Sequence[str], cap: int) -> tuple[str, ...]:
@@ -215,12 +258,13 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
                         f"training job {facts.job_id} is still {facts.state.value}; nothing to do",
                         budget_used=used_before, budget_max=settings.max_retries)
 
-    cause = _cause(facts)
+    cause, named_before = weigh_history(_cause(facts), facts, history)
     et, fc = cause.error_type, cause.failure_class
 
     def made(action: Action, reason: str, **rest: Any) -> Decision:
         return Decision(action, reason, error_type=et, failure_class=fc,
-                        budget_max=settings.max_retries, **rest)
+                        budget_max=settings.max_retries, node=cause.node,
+                        nodes=tuple(facts.nodes), **rest)
 
     if fc == "permanent" or et in settings.exclude_error_types:
         return made(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",
@@ -274,12 +318,18 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
         return made(Action.STOP, f"retry budget exhausted (attempt {used}/{settings.max_retries})",
                         counts_against_budget=True, budget_used=used)
 
-    new_nodes = _failed_nodes(facts, cause) if settings.exclude_failed_nodes else ()
+    new_nodes: list[str] = []
+    if settings.exclude_failed_nodes:
+        new_nodes.extend(_failed_nodes(facts, cause))
+        new_nodes.extend(named_before)  # named by an earlier failure, failed again
     exclude = _recent_nodes([*prior_excluded, *new_nodes], cap)
     if et == "scancel":
         reason = "Cancelled without a recorded failure (error_type=scancel)"
     elif et == "unknown":
         reason = f"Failure with no known cause (error_type=unknown, exit code {facts.exit_code})"
+    elif et == OOM_AFTER_GPU_FAULT:
+        reason = (f"Transient failure detected (error_type={et}): CUDA out of memory before the first "
+                  f"iteration right after a GPU fault on {cause.node}; restarting once without the node")
     elif fc == "terminal":
         reason = f"Continuing from checkpoint after {et} (error_type={et}); uses the retry budget"
     else:

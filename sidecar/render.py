@@ -99,6 +99,9 @@ def render_args(args: Mapping[str, Any]) -> list[str]:
     return words
 
 
+# the signal sbatch sends the batch shell before the time limit (it forwards it to training)
+TIMEOUT_SIGNAL = "USR1"
+
 _SHELL_WORD = "\0checkpoint-dir\0"  # stands for the default checkpoint dir until quoting
 
 
@@ -118,13 +121,21 @@ def train_command(cfg: ResolvedConfig, paths: RunPaths, python: str) -> str:
     args.setdefault("load", ckpt)
     arg_text = " ".join(default_ckpt if w == _SHELL_WORD else shlex.quote(w) for w in render_args(args))
     if backend.kind == "megatron_torchrun":
+        nproc = int(backend.nproc_per_node or cfg.slurm.gpus_per_node or 1)
+        script = (["-m", backend.module] if backend.module
+                  else [f"{str(backend.megatron_path).rstrip('/')}/pretrain_gpt.py"])
+        # srun --label: every line starts with its task number, i.e. its node (one torchrun per
+        # node): the rank torchrun prints is the rendezvous' join order, not the node
         launch = " ".join([
-            "exec srun --kill-on-bad-exit=1 torchrun",
+            "exec srun --kill-on-bad-exit=1 --label",
+            backend.torchrun.replace("{python}", shlex.quote(python)),
             '--nnodes="$SLURM_NNODES"',
-            f"--nproc-per-node={int(cfg.slurm.gpus_per_node or 1)}",
+            f"--nproc-per-node={nproc}",
             "--rdzv-backend=c10d",
+            '--rdzv-id="$SLURM_JOB_ID"',
             '--rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT"',
-            shlex.quote(f"{str(backend.megatron_path).rstrip('/')}/pretrain_gpt.py"),
+            _quote_words(backend.torchrun_args),
+            _quote_words(script),
         ])
     elif isinstance(backend.command, str):  # shell text, as the user wrote it
         launch = backend.command.replace("{python}", shlex.quote(python))
@@ -141,9 +152,12 @@ def launch_setup(cfg: ResolvedConfig) -> str:
     if cfg.backend.kind != "megatron_torchrun":
         return ""
     return "\n".join([
-        "# torchrun rendezvous: the first node of the allocation",
-        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-        f"MASTER_PORT={int(cfg.backend.master_port)}",
+        "# torchrun rendezvous on the first node of the allocation, by its address: a node's name",
+        "# need not resolve on the nodes (a cluster's internal names, the local cluster's n1..n3)",
+        'MASTER_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        'MASTER_ADDR=$(scontrol show node "$MASTER_NODE" 2>/dev/null | sed -n \'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p\' | head -n 1)',
+        'MASTER_ADDR=${MASTER_ADDR:-$MASTER_NODE}',
+        f"MASTER_PORT=$(({int(cfg.backend.master_port)} + SLURM_JOB_ID % 1000))",
         "export MASTER_ADDR MASTER_PORT",
     ])
 
@@ -169,7 +183,7 @@ def render_train_script(cfg: ResolvedConfig, paths: RunPaths, python: str) -> st
     import sbatch_templates
 
     s = cfg.slurm
-    signal = f"B:USR1@{s.signal_before_timeout_s}" if s.signal_before_timeout_s else None
+    signal = f"B:{TIMEOUT_SIGNAL}@{s.signal_before_timeout_s}" if s.signal_before_timeout_s else None
     options = [
         ("partition", s.partition), ("account", s.account), ("qos", s.qos), ("nodes", s.nodes),
         ("ntasks-per-node", s.ntasks_per_node), ("gpus-per-node", s.gpus_per_node or None),

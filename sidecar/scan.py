@@ -40,7 +40,9 @@ from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
-MAX_LINE_BYTES = 4096
+# How much of a line the marker and its evidence keep (the classifier looks at more: its own
+# MAX_LINE_BYTES; the follower buffers more: follow.MAX_BUFFERED_LINE_BYTES).
+MARKER_LINE_BYTES = 4096
 PROGRESS_INTERVAL_S = 2.0
 # A failed scancel (controller busy) is retried; after this many tries the job is left to end
 # by itself and the marker still tells the watchdog what happened.
@@ -54,7 +56,7 @@ class Canceller(Protocol):
 
 
 # -- pure helpers -----------------------------------------------------------------------------
-def line_text(line: str | bytes, limit: int = MAX_LINE_BYTES) -> str:
+def line_text(line: str | bytes, limit: int = MARKER_LINE_BYTES) -> str:
     """A log line as text for the marker: bytes decoded with errors=replace, cut to ``limit``."""
     if isinstance(line, str):
         line = line.encode("utf-8", "replace")
@@ -155,6 +157,9 @@ class CancelDecision:
     reason: str
 
 
+SYMPTOM_GRACE_S = 10.0
+
+
 def decide_cancel(
     marker: dict[str, Any] | None, detected_at: float | None, now: float, grace_s: float,
     *, cancelled: bool, next_try_at: float | None = None,
@@ -166,6 +171,11 @@ def decide_cancel(
         return CancelDecision(Action.NONE, f"terminal ({marker.get('error_type')}): Slurm is already ending the job")
     if cancelled:
         return CancelDecision(Action.NONE, "job already cancelled")
+    if marker.get("role") == "symptom":
+        # a survivor's connection error comes first; torch elastic reports the dead rank only at
+        # its next monitor round (1.9 s after the gloo error in a real kill -9 of a rank):
+        # cancelling sooner would lose the line that names the cause
+        grace_s = max(grace_s, SYMPTOM_GRACE_S)
     left = detected_at + grace_s - now
     if left > 0:
         return CancelDecision(Action.WAIT, f"grace: {left:.1f} s left")
@@ -268,8 +278,8 @@ class Scanner:
                 logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
                             line_no, hit.signal, hit.error_type)
 
-    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict | None = None,
-                            replaced: dict | None = None) -> None:
+    def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict[str, Any] | None = None,
+                            replaced: dict[str, Any] | None = None) -> None:
         p = self.progress
         self.marker = build_marker(
             error_type=hit.error_type, failure_class=class_value(hit.failure_class),

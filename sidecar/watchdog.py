@@ -17,8 +17,9 @@ from sidecar.handoff import complete_record, recorded_decision, relaunch_here, s
 from sidecar.history import EventKind, read_history
 from sidecar.placement import Placement, place
 from sidecar.policy import Action, AttemptFacts, Decision, PastAttempt, decide
+from sidecar.render import TIMEOUT_SIGNAL
 from sidecar.rundir import RunPaths, atomic_write_json
-from sidecar.slurm.types import JobState, SlurmClient
+from sidecar.slurm.types import JobInfo, JobState, SlurmClient
 
 
 # While Slurm cannot be read, the watchdog asks again this often (each ask itself retries the
@@ -59,6 +60,15 @@ def _record(paths: RunPaths, facts: AttemptFacts, decision: Decision,
         paths.append_event(EventKind.FINISHED, attempt=facts.attempt, reason=decision.reason)
 
 
+def gather_facts(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, attempt: int,
+                 train_job: str | None, *, wait_s: float = 30.0, known: JobInfo | None = None) -> AttemptFacts:
+    """``sidecar.facts.gather`` with what the run's config says (checkpoints, timeout signal)."""
+    return gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s,
+                  checkpoint_dir=cfg.backend.checkpoint_dir or paths.checkpoints,
+                  timeout_signal=TIMEOUT_SIGNAL if cfg.slurm.signal_before_timeout_s else None,
+                  known=known)
+
+
 def _claim(paths: RunPaths, attempt: int, client: SlurmClient | None) -> bool:
     claimed, how = take_claim(paths.decide_claim(attempt), client)
     if not claimed:
@@ -91,7 +101,7 @@ def handle_attempt(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, at
     deadline = time.monotonic() + defer_s
     while True:
         if facts is None or facts.attempt != attempt:
-            facts = gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s)
+            facts = gather_facts(paths, cfg, client, attempt, train_job, wait_s=wait_s)
         decision, past = _decide(paths, cfg, facts, now)
         logger.info("attempt {} (job {}, {}): {} - {}", attempt, train_job, facts.state.value,
                     decision.action.value, decision.reason)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re2
 
 from sidecar.classify.config import re2_options
-from sidecar.classify.families import PREFILTER, FamilyLayer, family_hit
+from sidecar.classify.families import EXCEPTION_RULE, PREFILTER, FamilyLayer, FamilyRule, family_hit
 from sidecar.errors import ConfigError
 from sidecar.classify.model import Confidence, Layer, MonitoringConfig, Role, SignalHit
 
@@ -101,8 +101,8 @@ class LineClassifier:
     def ignored(self, data: bytes) -> bool:
         return self._ignore is not None and self._ignore.search(data) is not None
 
-    def _family(self, data: bytes) -> tuple | None:
-        if self.families is None:
+    def _family(self, data: bytes) -> FamilyRule | None:
+        if self.families is None or self._prefilter is None:
             return None
         for piece in self._pieces(data):
             if self._prefilter.search(piece):
@@ -110,6 +110,19 @@ class LineClassifier:
                 if found is not None:
                     return found
         return None
+
+    def why_silent(self, line: str | bytes) -> str:
+        """Why a line that does not fire is silent (for ``classify --explain``)."""
+        data = _to_bytes(line).rstrip(b"\r\n")
+        if self._set.Match(data) and self.ignored(data):
+            return "a signal matches, but an ignore pattern of the preset marks the line benign"
+        if self.families is None or self._prefilter is None:
+            return "no signal matches (the family layer is off)"
+        if not self._prefilter.search(data):
+            return "no signal matches and the line has no error-looking word (the family layer's prefilter)"
+        if self.families.benign(data):
+            return "no signal matches; the family layer reads it as benign (a log level below error, a retry, advice, a traceback frame or shutdown chatter)"
+        return "no signal matches and no failure family recognises it"
 
     def node_of(self, data: bytes) -> str | None:
         for pat in self._nodes:
@@ -129,8 +142,8 @@ class LineClassifier:
             # A wrapper line that carries its cause ("watchdog thread terminated with exception:
             # CUDA error: ... hardware error"): the family layer's named cause beats the wrapper.
             found = self._family(data)
-            if (found is not None and found[3] is Role.CAUSE and found[4] is not Confidence.LOW
-                    and found[0] != "python.exception"):
+            if (found is not None and found.role in (Role.CAUSE, Role.DEATH)
+                    and found.confidence is not Confidence.LOW and found.name != EXCEPTION_RULE):
                 fam = found
         if idx is None and fam is None:
             return None
@@ -140,6 +153,7 @@ class LineClassifier:
             text = text[: MAX_KEPT_LINE // 2] + " ... " + text[-MAX_KEPT_LINE // 2 :]
         if fam is not None:
             return family_hit(fam, line_no, text, self.node_of(head))
+        assert idx is not None  # no family hit: a signal matched
         sig = self.cfg.signals[idx]
         return SignalHit(
             line_no=line_no,

@@ -68,13 +68,20 @@ RULES: tuple[FamilyRule, ...] = (
                "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
 
     # --- process deaths reported by launchers and shells: facts about one rank ----------------
-    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$",
+    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$",
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
                "an admin, or a health check"),
     FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error",
                "crashed", T, DEATH, LOW, "a native crash; if it repeats at the same step it is a code or library bug"),
 
+    # --- transport libraries: their own errors say where it failed (before memory words) -----
+    FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d_\S*.*(?:port error|link down|error CQE|fatal|syndrome)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link is down|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
+               "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),
+    FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail)|\bcxi\w*.*(?:error|fail)|\bOFI\b.*(?:error|fail)",
+               "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
+    FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
+               "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
     # --- memory --------------------------------------------------------------------------------
     FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
                "host_oom", P, CAUSE, MEDIUM,
@@ -92,7 +99,7 @@ RULES: tuple[FamilyRule, ...] = (
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.fabric", r"(?i)fabric ?manager.*(?:not running|fail|error|state|in progress|uninitiali[sz]ed|not started)|cudaErrorSystemNotReady|system not yet initialized|CUDA_ERROR_SYSTEM_NOT_READY|NVSwitch.*(?:error|fatal|fail)|NVLink.*(?:error|fatal|fail|down|inactive)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
-    FamilyRule("gpu.runtime", r"(?i)cudaError(?:ECCUncorrectable|HardwareStackError|IllegalInstruction|LaunchFailure|Contained|NoDevice|DevicesUnavailable|Unknown|InitializationError|LaunchTimeout|IllegalAddress)|CUDA(?: driver)? error: (?:unknown error|uncorrectable|hardware|unspecified launch failure|an illegal instruction|initialization error|no CUDA-capable device|all CUDA-capable devices are busy|the launch timed out|invalid device ordinal)|hardware error|ECC error|CUDA_ERROR_(?:ECC_UNCORRECTABLE|HARDWARE_STACK_ERROR|LAUNCH_FAILED|NO_DEVICE|UNKNOWN)|Memory access fault by GPU|HSA_STATUS_ERROR|hipError(?:NoDevice|LaunchFailure|Unknown|IllegalAddress)|amdgpu.*(?:fault|reset|timeout)",
+    FamilyRule("gpu.runtime", r"(?i)cudaError(?:ECCUncorrectable|HardwareStackError|IllegalInstruction|LaunchFailure|Contained|NoDevice|DevicesUnavailable|Unknown|InitializationError|LaunchTimeout|IllegalAddress)|CUDA(?: driver)? error: (?:unknown error|uncorrectable|hardware|unspecified launch failure|an illegal instruction|initialization error|no CUDA-capable device|all CUDA-capable devices are busy|CUDA-capable device\(s\) is/are busy|the launch timed out|invalid device ordinal)|hardware error|ECC error|CUDA_ERROR_(?:ECC_UNCORRECTABLE|HARDWARE_STACK_ERROR|LAUNCH_FAILED|NO_DEVICE|UNKNOWN)|Memory access fault by GPU|HSA_STATUS_ERROR|hipError(?:NoDevice|LaunchFailure|Unknown|IllegalAddress)|amdgpu.*(?:fault|reset|timeout)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.library", r"CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|NOT_INITIALIZED)|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|NCCL WARN Cuda failure",
                "cuda_error", T, CAUSE, LOW, "a CUDA library failed on the device; restart once, a repeat without progress stops"),
@@ -109,15 +116,15 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure)",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
-    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential",
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
-    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
+    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
 
     # --- launch environment -------------------------------------------------------------------
     FamilyRule("config.arguments", r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}[\w./-]+: error: (?:unrecognized arguments|argument |the following arguments are required|invalid choice|too few arguments|expected (?:one )?argument)",
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
-    FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)",
+    FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)|(?:fail|error)\S* .*(?:pull|import|download|registry))",
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
     FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
@@ -125,7 +132,7 @@ RULES: tuple[FamilyRule, ...] = (
     # --- collectives, stores, networks ----------------------------------------------------------
     FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
                "nccl", T, CAUSE, MEDIUM, "NCCL failed (a peer, the network or the GPU); restart"),
-    FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|unknown NCCL_",
+    FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|unknown NCCL_|invalid usage|ncclInvalidUsage",
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
     FamilyRule("hang.watchdog", r"(?i)no heartbeat|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
                "hang", T, CAUSE, MEDIUM, "a collective or the process hung; restart"),
@@ -135,15 +142,11 @@ RULES: tuple[FamilyRule, ...] = (
                "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
     FamilyRule("store.c10d", r"(?i)TCPStore|c10d|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
-    FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d_\S*.*(?:port error|link down|error CQE|fatal|syndrome)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link is down|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
-               "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),
-    FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail)|\bcxi\w*.*(?:error|fail)|\bOFI\b.*(?:error|fail)",
-               "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
-    FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
-               "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
+    FamilyRule("net.mpi", r"MPI_ERR_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
+               "network", T, CAUSE, LOW, "MPI reported a communication error; restart"),
     FamilyRule("nccl.warn", r"NCCL WARN .*(?i:error|fail|timeout|abort|unable)|\bncclInvalidUsage\b|NCCL (?:failure|timeout)",
                "nccl", T, CAUSE, LOW, "NCCL reported an error; restart"),
-    FamilyRule("net.socket", r"(?i)Connection (?:reset by peer|refused|timed out|aborted)|No route to host|Network is unreachable|Software caused connection abort|Broken pipe|Name or service not known|Temporary failure in name resolution|\[Errno (?:104|110|111|113|101|32)\]",
+    FamilyRule("net.socket", r"(?i)Connection (?:reset by peer|refused|timed out|aborted)|No route to host|Network is unreachable|Software caused connection abort|Broken pipe|Socket Timeout|socket timed out|Name or service not known|Temporary failure in name resolution|\[Errno (?:104|110|111|113|101|32)\]",
                "network", T, SYMPTOM, LOW, "a network connection failed; restart"),
 
     # --- storage ------------------------------------------------------------------------------
@@ -154,7 +157,7 @@ RULES: tuple[FamilyRule, ...] = (
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
-    FamilyRule("health.nan_iteration", r"\bloss(?: value)?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
+    FamilyRule("health.nan_iteration", r"(?:^|[^A-Za-z])loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
                "nan_loss", P, CAUSE, HIGH, _TIP_NAN, beats_ignore=True),
     FamilyRule("health.nan", r"(?i)loss (?:is|became|was) (?:nan|inf|not finite)|non-finite loss|\bnan loss\b|NaN or Inf (?:in|detected)|(?:found|detected|contains) (?:a )?(?:nan|inf)\b|\bnan detected",
                "nan_loss", P, CAUSE, MEDIUM, _TIP_NAN),
@@ -166,13 +169,18 @@ RULES: tuple[FamilyRule, ...] = (
                "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
     FamilyRule("code.native_assert", r"Assertion `[^`]*` failed|: Assertion .* failed\.$",
                "device_assert", P, CAUSE, MEDIUM, "a kernel/native assertion (often an index out of range: bad data or vocab size); a restart repeats it"),
+    FamilyRule("config.model_files", r"Can't load (?:the )?(?:tokenizer|config|model|weights)|does not appear to have a file named|is not a valid model identifier|not a local folder and is not a valid",
+               "config_error", P, CAUSE, MEDIUM, "the model or tokenizer named in the config cannot be found: check its name/path"),
+    FamilyRule("net.http", r"couldn't connect to|Max retries exceeded with url|HTTPSConnectionPool|Read timed out|Connection aborted",
+               "network", T, CAUSE, LOW, "a download or remote service failed; restart"),
     FamilyRule("data.missing", r"(?i)dataset.*(?:not found|does not exist|missing)|(?:not found|does not exist).*dataset|\.idx\b.*\.bin\b",
                "data_missing", P, CAUSE, LOW, "the training data is not where the config says"),
 )
 
+EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 # The last line of a Python traceback: an exception type at the start of the line (after rank
 # and launcher prefixes), then its message. Its type decides when its message names no family.
-_EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
+_EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
 _PREFIX = re.compile(
     r"^(?:\s*(?:\d+:|\[[^\]]{0,80}\]:?|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|\d\d:\d\d:\d\d(?:[.,]\d+)?"
     r"|[\w.-]+/\d+ \[\d+\]:|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|what\(\):))+\s*")
@@ -195,27 +203,34 @@ for _names, _value in (
     ("ConnectionError ConnectionResetError ConnectionRefusedError ConnectionAbortedError BrokenPipeError "
      "TimeoutError timeout gaierror herror RemoteDisconnected ProtocolError ReadTimeout ConnectTimeout "
      "ReadTimeoutError ConnectTimeoutError", ("network", T, SYMPTOM)),
-    ("DistNetworkError DistStoreError RendezvousConnectionError RendezvousTimeoutError RendezvousError "
+    ("DistError DistNetworkError DistStoreError RendezvousConnectionError RendezvousTimeoutError RendezvousError "
      "RendezvousStateError", ("store", T, SYMPTOM)),
     ("DistBackendError NcclError", ("nccl", T, CAUSE)),
     ("AcceleratorError CUDAError CudaError", ("cuda_error", T, CAUSE)),
     ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit "
-     "SignalException WorkerError", ("abort", T, CASCADE)),
-    ("OSError IOError", ("filesystem", T, CAUSE)),
+     "SignalException WorkerError CalledProcessError", ("abort", T, CASCADE)),
+    ("OSError IOError BlockingIOError InterruptedError", ("filesystem", T, CAUSE)),
 ):
     for _n in _names.split():
         EXCEPTIONS[_n] = _value
 # Unknown exception types by their name's words, in this order.
 _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
-    ("Timeout", ("timeout", T, CAUSE)),
-    ("Connection", ("network", T, SYMPTOM)),
-    ("Network", ("network", T, SYMPTOM)),
-    ("Socket", ("network", T, SYMPTOM)),
-    ("Checkpoint", ("checkpoint_error", P, CAUSE)),
-    ("Config", ("config_error", P, CAUSE)),
-    ("Validation", ("config_error", P, CAUSE)),
-    ("Argument", ("config_error", P, CAUSE)),
+    ("timeout", ("timeout", T, CAUSE)),
+    ("deadlineexceeded", ("timeout", T, CAUSE)),
+    ("deadlock", ("hang", T, CAUSE)),
+    ("unavailable", ("network", T, SYMPTOM)),
+    ("resourceexhausted", ("oom", P, CAUSE)),
+    ("connection", ("network", T, SYMPTOM)),
+    ("network", ("network", T, SYMPTOM)),
+    ("socket", ("network", T, SYMPTOM)),
+    ("checkpoint", ("checkpoint_error", P, CAUSE)),
+    ("config", ("config_error", P, CAUSE)),
+    ("validation", ("config_error", P, CAUSE)),
+    ("argument", ("config_error", P, CAUSE)),
 )
+# The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
+# when no family rule read the line: waiting that ran out, or a peer that went away.
+_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnection\b|\bsocket\b|\bnetwork\b|\bpeer\b)")
 _TIPS = {
     "code_error": "an error in the training code or its inputs; a restart repeats it: fix and resubmit",
     "config_error": "a bad value in the config or arguments; fix it and resubmit",
@@ -241,6 +256,7 @@ BENIGN = (
     # advice and traceback scaffolding
     r"|^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
     r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
+    r"|^(?:\S+:)?\s+raise [\w.]+(?:\(|$)"
     r"|error_file:|<NO_OTHER_FAILURES>|To enable traceback"
     # normal shutdown chatter of torchrun/c10d
     r"|(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
@@ -262,11 +278,12 @@ PREFILTER = (
     r"|[Tt]imed out|[Tt]imeout|refused|reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|Errno|denied"
     r"|not found|No such file|[Uu]nable to|[Cc]annot|can't|[Ii]nvalid|mismatch|[Cc]orrupt|[Aa]bort|lost|[Ss]tale"
     r"|[Qq]uota|No space|out of memory|oom|OOM|bad_alloc|unreachable|not available|exceeded|violates|not allowed"
-    r"|loss(?: value)?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|[Nn]a[Nn]\b|\bInf\b|not finite|non-finite"
-    r"|[Ll]oss scale|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|down\b"
-    r"|checkpoint|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|unknown"
+    r"|loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
+    r"|not finite|non-finite|nan loss|minimum loss scale|loss scale (?:already )?at minimum|decrease (?:loss )?scale"
+    r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
+    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|NCCL WARN|nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Zero Bytes|[Cc]ommunicator"
+    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE"
 )
 
 
@@ -286,28 +303,28 @@ class FamilyLayer:
         self._set.Compile()
         self._beats_ignore = tuple(i for i, r in enumerate(self.rules) if r.beats_ignore)
         self._benign = re2.compile(BENIGN, options) if options is not None else re2.compile(BENIGN)
-        self.exceptions_enabled = "python.exception" not in disabled
+        self.exceptions_enabled = EXCEPTION_RULE not in disabled
 
-    def match(self, data: bytes, ignored: bool) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
-        """(rule, error_type, class, role, confidence, tip) for ``data``, or None."""
+    def benign(self, data: bytes) -> bool:
+        return self._benign.search(data) is not None
+
+    def match(self, data: bytes, ignored: bool) -> FamilyRule | None:
+        """The rule that reads ``data`` (``ignored``: an ignore pattern of the preset matched)."""
         found = self._set.Match(data) or ()
-        if ignored:  # only training-health rules read lines the preset ignores (iteration lines)
-            hits = [i for i in found if i in self._beats_ignore]
-            if not hits:
-                return None
-            r = self.rules[min(hits)]
-            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
-        if self._benign.search(data):
+        # training health is read in progress lines, which presets ignore and log at INFO
+        health = [i for i in found if i in self._beats_ignore]
+        if health:
+            return self.rules[min(health)]
+        if ignored or self._benign.search(data):
             return None
         if found:
-            r = self.rules[min(found)]
-            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
+            return self.rules[min(found)]
         if self.exceptions_enabled:
             return exception_family(data.decode("utf-8", "replace"))
         return None
 
 
-def exception_family(text: str) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
+def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
     m = _EXC_HEAD.match(_strip_prefix(text).rstrip())
     if m is None:
@@ -320,14 +337,22 @@ def exception_family(text: str) -> tuple[str, str, FailureClass, Role, Confidenc
     value = EXCEPTIONS.get(name)
     confidence = MEDIUM
     if value is None:
-        value = next((v for word, v in _BY_NAME if word in name), None)
-        if value is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise
-            value, confidence = ("code_error", P, CAUSE), LOW
+        value = next((v for word, v in _BY_NAME if word in name.lower()), None)
+    if value is None:
+        words = _MESSAGE_WORDS.search(m.group(3) or "")
+        confidence = LOW
+        if words is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise
+            value = ("code_error", P, CAUSE)
+        elif words.group(1):
+            value = ("timeout", T, CAUSE)
+        else:
+            value = ("network", T, SYMPTOM)
     error_type, klass, role = value
-    return "python.exception", error_type, klass, role, confidence, _TIPS.get(error_type, "")
+    return FamilyRule(EXCEPTION_RULE, _EXC_HEAD.pattern, error_type, klass, role, confidence,
+                      _TIPS.get(error_type, ""))
 
 
-def family_hit(layer_match: tuple, line_no: int, text: str, node: str | None) -> SignalHit:
-    rule, error_type, klass, role, confidence, tip = layer_match
-    return SignalHit(line_no=line_no, line=text, signal=rule, error_type=error_type, failure_class=klass,
-                     node=node, role=role, layer=Layer.FAMILY, confidence=confidence, tip=tip)
+def family_hit(rule: FamilyRule, line_no: int, text: str, node: str | None) -> SignalHit:
+    return SignalHit(line_no=line_no, line=text, signal=rule.name, error_type=rule.error_type,
+                     failure_class=rule.failure_class, node=node, role=rule.role, layer=Layer.FAMILY,
+                     confidence=rule.confidence, tip=rule.tip)

@@ -109,7 +109,9 @@ class HangConfig:
     floor_s: float = 5.0  # never call a hang sooner than this after the last iteration
     ceiling_s: float = 1800.0  # always call a hang after this long without an iteration
     startup_timeout_s: float = 1800.0  # before the first iteration: no output at all this long
-    checkpoint_timeout_s: float = 3600.0  # a checkpoint save may run silently this long
+    checkpoint_timeout_s: float = 3600.0  # a save may run silently this long (the first one; the cap)
+    save_factor: float = 5.0  # later saves: this many times the run's longest save so far ...
+    save_floor_s: float = 60.0  # ... but at least this long
 
 
 @dataclass(frozen=True)

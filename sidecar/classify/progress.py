@@ -3,8 +3,11 @@
 A fixed inactivity timeout is both slow (300 s for a job that logs every 0.2 s) and wrong (a
 checkpoint save may print nothing for minutes). So: once iteration lines appear, the job is
 hung when no new one arrives for ``pace_factor`` times the recent interval between them
-(median of the last few, clamped to [floor_s, ceiling_s]); while a checkpoint save is running
-only ``checkpoint_timeout_s`` applies; before the first iteration (imports, data loading,
+(median of the last few, clamped to [floor_s, ceiling_s]); while a checkpoint save is running,
+the save is hung after ``save_factor`` times the longest save seen so far (at least
+``save_floor_s``; the first save, with nothing learned yet, gets ``checkpoint_timeout_s``, which
+also caps the window): a rank that stops during a save is found in minutes, not after torch's
+own 30-minute process-group timeout. Before the first iteration (imports, data loading,
 checkpoint loading) only a total silence of ``startup_timeout_s`` counts. Time is passed in so
 that the rule is a pure function of what was observed and when.
 """
@@ -48,6 +51,7 @@ class ProgressTracker:
         self._save_iteration: int | None = None
         self._saved_since_iter = False  # a save between two iterations: that gap is not pace
         self._intervals: deque[float] = deque(maxlen=_PACE_WINDOW)
+        self.longest_save_s: float | None = None  # the longest save seen (saving -> saved)
 
     def start(self, now: float) -> None:
         """Mark the start of watching (counts as output for the startup timeout)."""
@@ -74,6 +78,9 @@ class ProgressTracker:
             return
         m = _SAVED.search(data)
         if m:
+            if self.saving_checkpoint and self._save_started_t is not None:
+                took = now - self._save_started_t
+                self.longest_save_s = max(took, self.longest_save_s or 0.0)
             self.last_checkpoint = int(m.group(1))
             self.saving_checkpoint = False
             self._saved_since_iter = True
@@ -106,6 +113,13 @@ class ProgressTracker:
         pace = statistics.median(self._intervals)
         return max(h.floor_s, min(h.ceiling_s, h.pace_factor * pace))
 
+    def save_timeout_s(self) -> float:
+        """How long a checkpoint save may run silently, from the run's earlier saves."""
+        h = self.hang
+        if self.longest_save_s is None:
+            return h.checkpoint_timeout_s
+        return min(h.checkpoint_timeout_s, max(h.save_floor_s, h.save_factor * self.longest_save_s))
+
     def hang_reason(self, now: float) -> str | None:
         """Why the job counts as hung at ``now``, or None. Pure: changes nothing."""
         h = self.hang
@@ -113,9 +127,13 @@ class ProgressTracker:
             return None
         if self.saving_checkpoint and self._save_started_t is not None:
             running = now - self._save_started_t
-            if running > h.checkpoint_timeout_s:
+            limit = self.save_timeout_s()
+            if running > limit:
+                how = (f"checkpoint_timeout_s {h.checkpoint_timeout_s:g}" if self.longest_save_s is None
+                       else f"limit {limit:.0f} s: {h.save_factor:g} x longest earlier save "
+                            f"{self.longest_save_s:.1f} s, floor {h.save_floor_s:g} s")
                 return (f"checkpoint save at iteration {self._save_iteration} running for "
-                        f"{running:.0f} s (checkpoint_timeout_s {h.checkpoint_timeout_s:g})")
+                        f"{running:.0f} s ({how})")
             return None
         if self._last_iter_t is None:
             silent = now - (self._last_output_t or self._started_t)

@@ -12,7 +12,7 @@ import re
 from typing import IO, Any, Iterator
 
 from sidecar.classify.classifier import LineClassifier
-from sidecar.classify.model import FailureClass, MonitoringConfig, SignalHit, Verdict
+from sidecar.classify.model import FailureClass, Layer, MonitoringConfig, Role, SignalHit, Verdict
 from sidecar.classify.progress import _ITERATION, _LOADED, _SAVED
 from sidecar.classify.scan import scan_path
 from sidecar.classify.tracker import RootCauseTracker
@@ -128,6 +128,9 @@ def verdict_to_json(verdict: Verdict, decision: dict[str, Any], path: str, monit
         "node": verdict.node,
         "evidence_count": verdict.evidence_total,
         "evidence": [{**h.to_json(), "line": h.line, "cascade": h.cascade} for h in verdict.evidence],
+        "why": verdict.why,
+        "superseded": [{**h.to_json(), "line": h.line} for h in verdict.superseded],
+        "tip": root.tip if root else "",
         "last_iteration": verdict.last_iteration,
         "last_checkpoint": verdict.last_checkpoint,
         "decision": decision,
@@ -156,4 +159,75 @@ def verdict_to_text(verdict: Verdict, decision: dict[str, Any], path: str, monit
     for hit in verdict.evidence[:5]:
         kind = "cascade" if hit.cascade else hit.failure_class.value
         out.append(f"  evidence line {hit.line_no} ({hit.signal}, {kind}): {hit.line[:160]}")
+    return "\n".join(out)
+
+
+def override_hint(hit: SignalHit) -> str:
+    """How a user changes what ``hit`` decided, in their run config."""
+    if hit.layer is Layer.FAMILY:
+        return (f"monitoring_overrides: {{families: {{disabled: [{hit.signal}]}}}}   # switch the family rule off, "
+                f"or add your own signal for this wording (yours come first): monitoring_overrides: "
+                f"{{signals: {{my_rule: {{pattern: '...', error_type: {hit.error_type}, class: transient|permanent}}}}}}")
+    if hit.layer is Layer.USER:
+        return f"your own signal {hit.signal}: edit or remove it in the run config"
+    return (f"monitoring.signals.{hit.signal}.class: transient|permanent   # or "
+            f"monitoring.signals.{hit.signal}.disabled: true (the family layer may still read the line)")
+
+
+def _hit_line(hit: SignalHit, width: int = 160) -> str:
+    return (f"line {hit.line_no} ({hit.signal}: {hit.layer.value} layer, {hit.role.value}, "
+            f"{hit.failure_class.value}, {hit.confidence.value}): {hit.line[:width]}")
+
+
+def explain_verdict(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str) -> str:
+    """``classify --explain LOG``: which layer and rule decided, why that line, and which lines
+    were taken as cascade or replaced."""
+    out = [f"log:             {path}", f"monitoring:      {monitoring}"]
+    root = verdict.root
+    if root is None:
+        out.append("root cause:      none: no line named a cause (cascade lines alone never do)")
+    else:
+        out += [
+            f"root cause:      line {root.line_no}: {root.line[:300]}",
+            f"decided by:      {root.layer.value} layer, {'rule' if root.layer is Layer.FAMILY else 'signal'} "
+            f"{root.signal} (role {root.role.value}, confidence {root.confidence.value})",
+            f"error_type:      {root.error_type} ({root.failure_class.value})",
+            f"why this line:   {verdict.why}",
+        ]
+        for old in verdict.superseded:
+            out.append(f"  replaced {_hit_line(old)}")
+        if root.tip:
+            out.append(f"tip:             {root.tip}")
+        out.append(f"to override:     {override_hint(root)}")
+    cascade = [h for h in verdict.evidence if h.role is Role.CASCADE]
+    other = [h for h in verdict.evidence if h.role is not Role.CASCADE]
+    out.append(f"node:            {verdict.node or '-'}")
+    out.append(f"decision:        {decision['action']}: {decision['reason']}")
+    out.append(f"later lines:     {verdict.evidence_total} matched after the root (first {len(verdict.evidence)} shown); "
+               f"{len(cascade)} of them cascade (never a root)")
+    for hit in cascade:
+        out.append(f"  cascade {_hit_line(hit)}")
+    for hit in other:
+        out.append(f"  after the root {_hit_line(hit)}")
+    return "\n".join(out)
+
+
+def explain_line(line: str, cfg: MonitoringConfig) -> str:
+    """``classify --explain --line TEXT``: what one line means and which layer says so, or why
+    it does not fire."""
+    classifier = LineClassifier(cfg)
+    hit = classifier.classify(line, 1)
+    out = [f"line:            {line[:300]}", f"monitoring:      {cfg.name}"]
+    if hit is not None:
+        out += [
+            f"decided by:      {hit.layer.value} layer, {'rule' if hit.layer is Layer.FAMILY else 'signal'} {hit.signal}",
+            f"error_type:      {hit.error_type} ({hit.failure_class.value})",
+            f"role:            {hit.role.value} (confidence {hit.confidence.value})",
+            f"node:            {hit.node or '-'}",
+        ]
+        if hit.tip:
+            out.append(f"tip:             {hit.tip}")
+        out.append(f"to override:     {override_hint(hit)}")
+        return "\n".join(out)
+    out.append(f"no hit:          {classifier.why_silent(line)}")
     return "\n".join(out)

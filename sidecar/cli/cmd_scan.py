@@ -8,10 +8,10 @@ after a final drain of the log.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 import os
 import signal
 import sys
+from typing import Any
 
 HELP = "follow a training log inside the allocation; write the marker; end a failed or hung job"
 DESCRIPTION = (

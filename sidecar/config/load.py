@@ -177,9 +177,9 @@ def _backend(tree: dict[str, Any]) -> BackendConfig:
     if backend.kind == "command" and not backend.command:
         raise ConfigError("backend.command: the command backend needs a command",
                           'e.g. backend.command=["{python}", "train.py"]')
-    if backend.kind == "megatron_torchrun" and not backend.megatron_path:
+    if backend.kind == "megatron_torchrun" and not (backend.megatron_path or backend.module):
         raise ConfigError("backend.megatron_path: megatron_torchrun needs the Megatron-LM checkout",
-                          "set backend.megatron_path=/path/to/Megatron-LM")
+                          "set backend.megatron_path=/path/to/Megatron-LM (or backend.module=a.python.module)")
     return backend
 
 
@@ -240,9 +240,10 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), now: dat
             raise ConfigError(f"{group}: must be a preset name or a mapping, got {tree[group]!r}")
     slurm = _slurm(tree)
     backend = _backend(tree)
-    if backend.kind == "megatron_torchrun" and not slurm.gpus_per_node:
+    if backend.kind == "megatron_torchrun" and not (slurm.gpus_per_node or backend.nproc_per_node):
         raise ConfigError("slurm.gpus_per_node: megatron_torchrun starts one process per GPU and "
-                          "needs it (torchrun --nproc-per-node)", "e.g. slurm.gpus_per_node=4")
+                          "needs it (torchrun --nproc-per-node)",
+                          "e.g. slurm.gpus_per_node=4 (or, without GPUs, backend.nproc_per_node=1)")
     cfg = ResolvedConfig(run=_run(tree, path, now, env), slurm=slurm, backend=backend,
                          monitoring=_monitoring(tree), restart=_restart(tree))
     _check_placeholders(cfg)

@@ -93,6 +93,14 @@ class BackendConfig:
     megatron: str | None = field(None, help="a Megatron model preset (sidecar/presets/megatron/) "
                                  "whose arguments are added to args")
     megatron_path: str | None = field(None, help="the Megatron-LM checkout holding pretrain_gpt.py")
+    module: str | None = field(None, help="megatron_torchrun: run this Python module (torchrun -m) "
+                               "instead of <megatron_path>/pretrain_gpt.py")
+    torchrun: str = field("torchrun", help="megatron_torchrun: the torchrun command (shell text; "
+                          "{python} stands for the submitting Python interpreter)")
+    torchrun_args: tuple[str, ...] = field(("--tee", "3"), help="megatron_torchrun: more torchrun "
+                                           "options (--tee 3: every line carries its rank)")
+    nproc_per_node: int | None = field(None, min=1, help="megatron_torchrun: processes per node "
+                                       "(default: slurm.gpus_per_node)")
     command: tuple[str, ...] | str | None = field(
         None, help="command backend: a list of argv words (each quoted), or a string of shell "
         "text used as written; {python} stands for the submitting Python interpreter")
@@ -102,7 +110,9 @@ class BackendConfig:
                                        "(--save and --load); default: the run directory's checkpoints/")
     workdir: str | None = field(None, help="directory the training command runs in (default: the run directory)")
     env: dict[str, str] = field(default_factory=dict, help="environment variables exported for training")
-    master_port: int = field(29500, min=1, help="megatron_torchrun: the rendezvous port on the first node")
+    master_port: int = field(29500, min=1, help="megatron_torchrun: the rendezvous port on "
+                             "the first node is this + the job id modulo 1000 (two jobs on one node "
+                             "must not share it)")
 
 
 @dataclass(frozen=True)

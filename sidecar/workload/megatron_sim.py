@@ -28,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
-TRACKER = "latest_checkpointed_iteration.txt"
+from sidecar.checkpoints import TRACKER, read_tracker
+
 GiB = 1 << 30
 
 
@@ -85,15 +86,6 @@ def lr_at(iteration: int, a: argparse.Namespace) -> float:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def read_tracker(load: str | None) -> int | None:
-    if not load:
-        return None
-    try:
-        text = (Path(load) / TRACKER).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
 
 def save_checkpoint(save: str, iteration: int, consumed: int) -> None:
     """Megatron's layout; the iteration dir and then the tracker are each replaced atomically,

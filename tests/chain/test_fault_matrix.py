@@ -112,12 +112,33 @@ def test_sidecar_killed_mid_run_the_failure_is_still_classified(tmp_path):
     try:
         wait_until(lambda: running(job), timeout_s=90, what="RUNNING")
         pid = wait_until(lambda: _sidecar_pid(run), timeout_s=30, what="the sidecar process")
+        # the loop in train.sbatch that restarts a killed sidecar first, then the sidecar
+        loop = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(loop, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
         d = wait_until(lambda: decision(run, 1), timeout_s=120, what="the watchdog's decision")
         assert not RunPaths(run).marker(1).exists()  # no sidecar, no marker: the log tail decided
         assert d["state"] == "FAILED"
         assert d["action"] == "stop" and d["error_type"] == "oom", d
         assert d["reason"] == "Permanent failure detected (excluded error_type: oom)"
+    finally:
+        stop(run)
+
+
+def test_a_killed_sidecar_is_started_again_and_still_catches_the_failure(tmp_path):
+    run, job = submit(tmp_path, "respawn")
+    try:
+        wait_until(lambda: running(job), timeout_s=90, what="RUNNING")
+        pid = wait_until(lambda: _sidecar_pid(run), timeout_s=30, what="the sidecar process")
+        os.kill(pid, signal.SIGKILL)
+        new = wait_until(lambda: (lambda p: p if p and p != pid else None)(_sidecar_pid(run)),
+                         timeout_s=30, what="a new sidecar")
+        assert new != pid
+        time.sleep(2)  # let it read up to the end of the log
+        with open(RunPaths(run).train_log(job), "a") as fh:
+            fh.write("[default0]:NCCL ERROR timeout\n")
+        d = wait_until(lambda: decision(run, 1), timeout_s=120, what="the watchdog's decision")
+        assert d["action"] == "restart" and d["error_type"] == "nccl", d
     finally:
         stop(run)
 

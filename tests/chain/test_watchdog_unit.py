@@ -397,3 +397,18 @@ def test_unreadable_slurm_defers_and_resume_decides_later(run):
     assert build_status(paths, client, 3).state is RunState.BROKEN
     assert "decided attempt 1: restart" in resume(paths, cfg, client)
     assert len(_trains(client)) == 2
+
+
+def test_last_checkpoint_is_the_one_on_disk_not_the_last_save_line_seen(run):
+    """The sidecar recorded 40 (it stopped reading mid-save); the tracker file says 60."""
+    from sidecar.facts import gather
+
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED)
+    atomic_write_json(paths.progress(1), {"last_iteration": 63, "last_checkpoint": 40})
+    assert gather(paths, 1, sub.train_job, client, cfg.monitoring, wait_s=0,
+                  checkpoint_dir=paths.checkpoints).last_checkpoint == 40  # no tracker yet
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    (paths.checkpoints / "latest_checkpointed_iteration.txt").write_text("60\n")
+    assert gather(paths, 1, sub.train_job, client, cfg.monitoring, wait_s=0,
+                  checkpoint_dir=paths.checkpoints).last_checkpoint == 60

@@ -119,3 +119,34 @@ def test_buffered_bursts_are_not_a_hang():
         assert p.hang_reason(t + 26.9) is None
     assert p.iteration_timeout_s() == 270  # 10 x the 27 s between bursts
     assert p.hang_reason(5 * 27 + 269) is None and p.hang_reason(5 * 27 + 271)
+
+
+def test_a_later_save_gets_a_window_learned_from_earlier_saves():
+    """A rank stopped during a save: once a save has been seen (3 s here), the next one is hung
+    after save_factor x 3 s (floor 10 s), not after checkpoint_timeout_s (an hour)."""
+    p = ProgressTracker(HangConfig(checkpoint_timeout_s=3600, save_factor=5, save_floor_s=10))
+    p.observe(it(1), 0)
+    p.observe(it(2), 1)
+    p.observe(" saving checkpoint at iteration        2 to /ckpt", 1)
+    assert p.save_timeout_s() == 3600  # nothing learned yet
+    p.observe("  successfully saved checkpoint from iteration       2 to /ckpt", 4)
+    assert p.longest_save_s == 3
+    p.observe(it(3), 5)
+    p.observe(it(4), 6)
+    p.observe(" saving checkpoint at iteration        4 to /ckpt", 6)
+    assert p.save_timeout_s() == 15
+    assert p.hang_reason(6 + 14) is None
+    reason = p.hang_reason(6 + 16)
+    assert "checkpoint save at iteration 4" in reason and "5 x longest earlier save 3.0 s" in reason
+
+
+def test_the_save_window_has_a_floor_and_a_cap():
+    p = ProgressTracker(HangConfig(checkpoint_timeout_s=100, save_factor=5, save_floor_s=60))
+    p.observe(it(1), 0)
+    p.observe(" saving checkpoint at iteration        1 to /ckpt", 0)
+    p.observe("  successfully saved checkpoint from iteration       1 to /ckpt", 1)
+    assert p.save_timeout_s() == 60  # 5 x 1 s, raised to the floor
+    p.observe(it(2), 2)
+    p.observe(" saving checkpoint at iteration        2 to /ckpt", 2)
+    p.observe("  successfully saved checkpoint from iteration       2 to /ckpt", 52)
+    assert p.save_timeout_s() == 100  # 5 x 50 s, capped by checkpoint_timeout_s

@@ -324,3 +324,18 @@ def test_unreadable_slurm_without_a_marker_defers():
 def test_unreadable_slurm_with_a_marker_decides_by_the_marker():
     d = decide(facts(JobState.UNKNOWN, slurm_unreadable=True, marker=marker("nccl")), [], S, 0)
     assert d.action is Action.RESTART and d.error_type == "nccl"
+
+
+def test_saved_and_exited_on_the_time_limit_warning_continues_without_budget():
+    """The batch shell got sbatch's USR1 before the time limit, training saved and exited, and
+    torchrun ended non-zero (its SignalException): a time limit, not a failure."""
+    f = facts(JobState.FAILED, exit_code=1, warned_before_timeout=True, last_iteration=80,
+              marker=marker("unknown_launcher_error"))
+    d = decide(f, [], S, 0)
+    assert d.action is Action.RESTART and not d.counts_against_budget
+    assert d.reason == "Continuing from checkpoint after timeout (error_type=timeout); does not use the retry budget"
+
+
+def test_node_failure_outranks_the_time_limit_warning():
+    f = facts(JobState.NODE_FAIL, warned_before_timeout=True, nodes=("n2",))
+    assert decide(f, [], S, 0).error_type == "node_fail"

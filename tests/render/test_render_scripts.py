@@ -32,6 +32,7 @@ CASES = {
     "juwels_megatron": ["slurm=juwels", "slurm.account=myproject", "backend=megatron_torchrun",
                         "backend.megatron=llama1_8b_qkln", "backend.megatron_path=/p/software/Megatron-LM",
                         "slurm.signal_before_timeout_s=600", "run.name=golden-juwels"],
+    "local_torch": ["slurm=local", "backend=local", "slurm.nodes=2", "run.name=golden-local-torch"],
 }
 
 
@@ -69,7 +70,7 @@ def test_training_script_has_the_chain_pieces():
                    "#SBATCH --chdir=/scratch/runs/golden-juwels", "#SBATCH --account=myproject",
                    "#SBATCH --gpus-per-node=4", "#SBATCH --signal=B:USR1@600",
                    "-m sidecar arm --run", "-m sidecar scan --run", "-m sidecar record --run",
-                   "srun --kill-on-bad-exit=1 torchrun", "--nproc-per-node=4", "--rdzv-backend=c10d",
+                   "srun --kill-on-bad-exit=1 --label torchrun", "--nproc-per-node=4", "--rdzv-backend=c10d", "--tee 3",
                    "/p/software/Megatron-LM/pretrain_gpt.py", "--num-layers 32", "--qk-layernorm",
                    '--save "$AUTOEXP_RUN_DIR/checkpoints"', '--load "$AUTOEXP_RUN_DIR/checkpoints"',
                    "module load"):
@@ -101,7 +102,9 @@ role=train; [ "$2" = sidecar ] && role=$3
 printf '%s\\n' "$(pwd)" "$@" > "$FAKE_LOG/$role.call"
 case "$2" in
   sidecar) case "$3" in
-      scan) exec sleep 30 ;;
+      scan) n=$(cat "$FAKE_LOG/scan.count" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE_LOG/scan.count"
+            [ "$n" -lt "${FAKE_SCAN_CRASHES:-0}" ] && exit 137
+            exec sleep 30 ;;
       # the script stops the sidecar before record: let the background one start first.
       # FAKE_RELAUNCH=N: the fast path of the first failed step restarts here as attempt N
       record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan.call" ] && break; sleep 0.05; done
@@ -155,8 +158,10 @@ def test_awkward_paths_survive_and_the_script_calls_arm_scan_train_record(tmp_pa
     by_role = _calls(log)
     root = str(paths.root)
     assert by_role["arm"][1:] == ["-m", "sidecar", "arm", "--run", root, "--job", "41"]
-    assert by_role["scan"][1:] == ["-m", "sidecar", "scan", "--run", root, "--attempt", "7", "--job", "41",
-                                   "--log", f"{root}/logs/train-41.out", "--start-offset", "0"]
+    scan = by_role["scan"][1:]
+    assert scan[:9] == ["-m", "sidecar", "scan", "--run", root, "--attempt", "7", "--job", "41"]
+    assert scan[9] == "--parent-pid" and scan[10].isdigit()  # the batch shell, not the respawn loop
+    assert scan[11:] == ["--log", f"{root}/logs/train-41.out", "--start-offset", "0"]
     record = by_role["record"]
     assert record[1:-2] == ["-m", "sidecar", "record", "--run", root, "--attempt", "7",
                             "--job", "41", "--exit-code", "3"]
@@ -216,3 +221,12 @@ def test_a_signal_is_forwarded_and_recorded(tmp_path, sig, name):
     # the training (a bash stand-in) died by the forwarded signal: 128 + signum
     assert code == str(128 + sig), (record, err)
     assert proc.returncode == 128 + sig
+
+
+def test_a_killed_sidecar_is_started_again(tmp_path):
+    paths, python, script, log, env = _setup(tmp_path)
+    res = subprocess.run(["bash", str(script)], env={**env, "FAKE_SCAN_CRASHES": "2", "FAKE_SLEEP": "4"},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert (log / "scan.count").read_text().strip() == "3"  # killed twice, running the third time
+    assert "starting it again (2/5)" in paths.sidecar_log(7).read_text()

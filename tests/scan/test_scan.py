@@ -233,3 +233,11 @@ def test_a_failing_tick_does_not_stop_the_scan(tmp_path):
     world.at(2.0, NCCL)
     run(world, scanner)
     assert read_json(paths.marker(1))["error_type"] == "nccl" and client.calls
+
+
+def test_a_symptom_waits_longer_for_its_cause():
+    """A survivor's connection error (role symptom): the launcher's report of the dead rank
+    follows seconds later, so the sidecar does not end the job after the short grace."""
+    symptom = {"class": "transient", "error_type": "peer_lost", "role": "symptom"}
+    assert decide_cancel(symptom, 0.0, 3.0, 2.0, cancelled=False).action is Action.WAIT
+    assert decide_cancel(symptom, 0.0, 10.5, 2.0, cancelled=False).action is Action.CANCEL

@@ -81,10 +81,28 @@ def assert_pending_afternotok(watchdog: str, train: str) -> None:
 # ============================================================================ the user's scenarios
 
 
-@pytest.mark.parametrize("scenario", list(T.SCENARIOS))
+@pytest.mark.parametrize("scenario", list(T.WORKLOADS["sim"]["scenarios"]))
 def test_scenario(harness, scenario):
     passed = T.run_scenario(harness, scenario)
     assert passed, f"scenario {scenario} failed:\n{_transcript(harness)}"
+
+
+@pytest.fixture
+def torch_harness(tmp_path):
+    pytest.importorskip("torch", reason="the [workload] extra (torch) is not installed")
+    wl = T.WORKLOADS["torch"]
+    h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
+                  config=wl["config"], sets=wl["sets"], oom_error_type=wl["oom_error_type"],
+                  workload="torch", iterations=1, start_timeout_s=120, restart_timeout_s=120)
+    yield h
+    h.close()
+
+
+@pytest.mark.parametrize("scenario", list(T.WORKLOADS["torch"]["scenarios"]))
+def test_torch_scenario(torch_harness, scenario):
+    """Real PyTorch DDP on 2 nodes (srun + torchrun), real faults: the same script's checks."""
+    passed = T.run_scenario(torch_harness, scenario)
+    assert passed, f"scenario {scenario} (torch) failed:\n{_transcript(torch_harness)}"
 
 
 # ============================================================================ at most one restart

@@ -60,10 +60,20 @@ def test_log_parsing():
 
 
 def test_scenarios_and_reasons_are_the_users():
-    assert list(T.SCENARIOS) == ["scancel", "hang", "nccl", "oom", "max_retries"]
+    assert list(T.WORKLOADS["sim"]["scenarios"]) == ["scancel", "hang", "nccl", "oom", "max_retries"]
+    assert list(T.SCENARIOS)[:5] == ["scancel", "hang", "nccl", "oom", "max_retries"]
+    # the torch workload runs the user's five too, then the real faults
+    assert list(T.WORKLOADS["torch"]["scenarios"])[:5] == list(T.WORKLOADS["sim"]["scenarios"])
     assert T.REASON_HANG == "Transient failure detected (error_type=hang)"
     assert T.REASON_OOM == "Permanent failure detected (excluded error_type: oom)"
     assert T.REASON_BUDGET == "retry budget exhausted (attempt 4/3)"
+
+
+def test_workload_torch_uses_its_config_and_oom_type():
+    args = T.parse_args(["--scenario", "all", "--workload", "torch"])
+    h = T.harness_from_args(args, T.Reporter(stream=io.StringIO()))
+    assert h.config == T.TORCH_CONFIG and h.oom_error_type == "host_oom" and h.workload == "torch"
+    assert "backend.args.activation_mb_per_sample=150" in h.sets
 
 
 def test_cli_defaults():

@@ -23,6 +23,8 @@ GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are
     node_fail    the slurmd of a node other than the batch host killed: NODE_FAIL, restarted with
                  exactly that node excluded (then scripts/local-slurm up restarts the slurmd)
 
+    resume_correctness  a run broken twice ends with the loss curve of an uninterrupted one
+
 The rank and node faults act on processes of this machine: they need the local cluster.
 
 Every restart is also checked to have resumed from the checkpoint: before the failure the test
@@ -527,21 +529,36 @@ class Harness:
         self.reporter.ok(f"Restart reason: {got}")
         return new
 
-    def verify_resume(self, run: Run, old_job: str, new_job: str) -> None:
-        """The new job loaded the last checkpoint the old job saved and went on from there."""
-        old_saved = saved_iterations(read_bytes(run.log(old_job)))
+    def verify_resume(self, run: Run, old_job: str, new_job: str, attempt: int) -> None:
+        """The new attempt loaded the last checkpoint the old one saved and went on from there.
+        An attempt restarted inside the allocation (restart.in_allocation) shares the job and its
+        log: the two are told apart by the attempt banner the training script prints."""
+        banner = f"autoexp-sidecar: attempt {attempt + 1} of run".encode()
+
+        def old_part() -> bytes:
+            data = read_bytes(run.log(old_job))
+            return data.split(banner, 1)[0] if old_job == new_job else data
+
+        def new_part() -> bytes:
+            data = read_bytes(run.log(new_job))
+            if old_job != new_job:
+                return data
+            return data.split(banner, 1)[1] if banner in data else b""
+
+        old_saved = saved_iterations(old_part())
         if not old_saved:
             self.reporter.fail(f"Job {old_job} saved no checkpoint; cannot check the resume")
             raise ScenarioFailed("resume")
         last = old_saved[-1]
         self.wait_state(new_job, "RUNNING")
-        log = run.log(new_job)
-        self.reporter.info(f"Checking that job {new_job} resumed from the checkpoint of iteration {last}...")
-        first = wait_for(lambda: first_iteration(read_bytes(log)), self.checkpoint_timeout_s)
+        where = "in the same allocation" if old_job == new_job else ""
+        self.reporter.info(f"Checking that job {new_job} resumed from the checkpoint of iteration {last}"
+                           f"{' ' + where if where else ''}...")
+        first = wait_for(lambda: first_iteration(new_part()), self.checkpoint_timeout_s)
         if first is None:
             self.reporter.fail(f"Job {new_job} printed no iteration within {self.checkpoint_timeout_s:g}s")
             raise ScenarioFailed("resume")
-        loaded = loaded_iteration(read_bytes(log))
+        loaded = loaded_iteration(new_part())
         if loaded != last:
             self.reporter.fail(f"Job {new_job} loaded checkpoint at iteration {loaded} "
                                f"(the last one saved by job {old_job} was {last})")
@@ -674,7 +691,7 @@ def _cancel_and_restart(h: Harness, run: Run, attempt: int, job: str) -> str:
     h.wait_checkpoint(run, job)
     h.cancel(job)
     new = h.expect_restart(run, attempt, job, reason=REASON_SCANCEL)
-    h.verify_resume(run, job, new)
+    h.verify_resume(run, job, new, attempt)
     return new
 
 
@@ -698,7 +715,7 @@ def _inject_scenario(h: Harness, scenario: str, line: str, error_type: str,
     injected = h.inject(run, run.job, line)
     h.wait_marker(run, run.attempt, error_type, injected)
     new = h.expect_restart(run, run.attempt, run.job, reason=reason, reason_contains=reason_contains)
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     return True
 
 
@@ -848,6 +865,39 @@ def scenario_timeout(h: Harness) -> bool:
     return True
 
 
+def scenario_resume_correctness(h: Harness, iters: int = 60) -> bool:
+    """Fixed seeds: a run broken twice (kill -9 of a rank, then scancel) ends with the loss curve
+    of an uninterrupted run, at every iteration (a restart from scratch, from the wrong
+    checkpoint, or with skipped data would not)."""
+    extra = [f"backend.args.train_iters={iters}"]
+    ref = h.submit("reference", extra)
+    if h.wait_job_ended(ref.job, timeout_s=300) != "COMPLETED":
+        h.reporter.fail(f"The uninterrupted run (job {ref.job}) did not complete")
+        raise ScenarioFailed("reference")
+    run = h.submit("interrupted", extra)
+    job, attempt = run.job, run.attempt
+    h.wait_state(job, "RUNNING")
+    h.wait_checkpoint(run, job)
+    h.signal_rank(run, job, signal.SIGKILL)
+    job = h.expect_restart(run, attempt, job, reason="Transient failure detected (error_type=killed)")
+    attempt += 1
+    h.wait_state(job, "RUNNING")
+    h.wait_checkpoint(run, job)
+    h.cancel(job)
+    job = h.expect_restart(run, attempt, job, reason=REASON_SCANCEL)
+    if h.wait_job_ended(job, timeout_s=300) != "COMPLETED":
+        h.reporter.fail(f"The interrupted run's last job {job} did not complete")
+        raise ScenarioFailed("resume")
+    logs = [read_bytes(run.log(j)) for j in run.job_ids()[1]]
+    diff = compare(loss_curve(logs), loss_curve([read_bytes(ref.log(ref.job))]))
+    if diff.common != iters or diff.missing or diff.max_abs_diff > 1e-6:
+        h.reporter.fail(f"Loss curve of the interrupted run vs the uninterrupted one: {diff.summary()}")
+        raise ScenarioFailed("resume")
+    h.reporter.ok(f"Interrupted twice, same loss curve as the uninterrupted run: {diff.summary()}")
+    h.reporter.ok("Test passed: resuming is exact!")
+    return True
+
+
 LOCAL_SLURM = REPO / "scripts" / "local-slurm"
 
 
@@ -909,6 +959,7 @@ SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "nan": scenario_nan,
     "timeout": scenario_timeout,
     "node_fail": scenario_node_fail,
+    "resume_correctness": scenario_resume_correctness,
 }
 SEED_SCENARIOS = ("scancel", "hang", "nccl", "oom", "max_retries")
 # what each workload runs for --scenario all, and its settings for the local cluster
@@ -916,7 +967,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "sim": {"config": DEFAULT_CONFIG, "sets": LOCAL_SETS, "oom_error_type": "oom",
             "scenarios": SEED_SCENARIOS},
     "torch": {"config": TORCH_CONFIG, "sets": TORCH_SETS, "oom_error_type": "host_oom",
-              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan", "timeout", "node_fail")},
+              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan", "timeout", "node_fail", "resume_correctness")},
 }
 
 

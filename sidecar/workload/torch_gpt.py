@@ -125,6 +125,15 @@ def batch_for(a: argparse.Namespace, iteration: int, rank: int, micro: int) -> t
     return (start + step * pos) % a.vocab_size
 
 
+def hold_activation_memory(a: argparse.Namespace) -> torch.Tensor:
+    """Memory that grows with the micro batch, taken in the first step and kept (as a caching
+    allocator keeps activation memory). One write per page makes it resident, so a memory
+    cgroup sees it as well as an address-space limit does, at no cost per step."""
+    held = torch.empty(int(a.micro_batch_size * a.activation_mb_per_sample * MiB) // 4)
+    held[::1024] = 1.0  # 1024 float32 = one 4 KiB page
+    return held
+
+
 def lr_at(iteration: int, a: argparse.Namespace) -> float:
     if iteration <= a.lr_warmup_iters:
         return a.lr * iteration / max(1, a.lr_warmup_iters)
@@ -254,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     last_save = start
     nan_iters = 0
+    activations: torch.Tensor | None = None
     it = start
     for it in range(start + 1, a.train_iters + 1):
         t0 = time.monotonic()
@@ -265,14 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             tokens = batch_for(a, it, rank, micro)
             if a.bad_token_at_iteration == it and a.bad_token_rank == rank:
                 tokens[0, 0] = a.vocab_size  # one id past the table: torch raises in the embedding
-            held = None
-            if a.activation_mb_per_sample > 0:  # memory that grows with the micro batch, touched
-                held = torch.ones(int(a.micro_batch_size * a.activation_mb_per_sample * MiB) // 4)
+            if activations is None and a.activation_mb_per_sample > 0:
+                activations = hold_activation_memory(a)
             logits = ddp(tokens[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, a.vocab_size), tokens[:, 1:].reshape(-1))
             (loss / n_micro).backward()
             total += loss.detach() / n_micro
-            del held
         grad_norm = float(torch.nn.utils.clip_grad_norm_(ddp.parameters(), 1.0))
         opt.step()
         dist.all_reduce(total)

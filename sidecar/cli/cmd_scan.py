@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sidecar.follow import LogFollower
     from sidecar.rundir import RunPaths
-    from sidecar.scan import ScanContext, Scanner, process_alive, run_loop
+    from sidecar.scan import ScanContext, Scanner, process_alive, run_loop, task_nodes
 
     _setup_logging()
     paths = RunPaths.of(args.run)
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         paths=paths, attempt=args.attempt, job_id=str(args.job),
         kill_grace_s=float(getattr(monitoring, "kill_grace_s", 2.0)),
         hang_enabled=bool(getattr(hang, "enabled", True)), client=client,
+        task_nodes=task_nodes(os.environ.get("SLURM_JOB_NODELIST"), os.environ.get("SLURM_NTASKS_PER_NODE")),
     )
     scanner = Scanner.for_monitoring(ctx, monitoring)
     follower = LogFollower(args.log, on_notice=lambda msg: logger.warning(msg))

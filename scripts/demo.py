@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from sidecar.rundir import RunPaths  # noqa: E402  (the run directory's one layout)
 CLI = [sys.executable, "-m", "sidecar"]
 
 
@@ -169,7 +172,8 @@ def demo_sim(root: Path, train_iters: int) -> int:
     job = info["train_job"]
     say(f"   run directory {run}; training job {job}, watchdog job {info['watchdog_job']} "
         f"(--dependency=afternotok:{job})")
-    log = run / "logs" / f"train-{job}.out"
+    paths = RunPaths(run)
+    log = paths.train_log(job)
 
     say(f"3. waiting for job {job} to run and save a checkpoint...")
     wait_for("RUNNING", lambda: job_state(job) == "RUNNING", 60)
@@ -181,22 +185,22 @@ def demo_sim(root: Path, train_iters: int) -> int:
     with open(log, "a") as fh:
         fh.write(line + "\n")
     t0 = time.monotonic()
-    marker = run / "attempts" / "1" / "marker.json"
+    marker = paths.marker(1)
     wait_for("the sidecar's marker", marker.exists, 30, 0.05)
     m = json.loads(marker.read_text())
     say(f"   sidecar marker after {time.monotonic() - t0:.2f}s: error_type={m['error_type']} "
         f"class={m['class']} line {m['line_no']}")
 
     say("5. the sidecar ends the job; Slurm starts the watchdog; the watchdog decides...")
-    new_job_file = run / "attempts" / "2" / "train_job"
+    new_job_file = paths.train_job_file(2)
     wait_for("the restarted training job", new_job_file.exists, 120)
     new = new_job_file.read_text().strip()
-    decision = json.loads((run / "attempts" / "1" / "decision.json").read_text())
+    decision = json.loads(paths.decision(1).read_text())
     say(f"   job {job} ended {job_state(job)}; watchdog decision: {decision['action']} - "
         f"{decision['reason']}")
     wait_for(f"job {new} RUNNING", lambda: job_state(new) in ("RUNNING", "COMPLETED"), 60)
     say(f"   ✓ restarted as job {new}, {time.monotonic() - t0:.1f}s after the error line")
-    new_log = run / "logs" / f"train-{new}.out"
+    new_log = paths.train_log(new)
     wait_for("the first iteration of the new attempt",
              lambda: re.search(r"iteration\s+\d+/", read(new_log)), 60)
     for ln in read(new_log).splitlines():

@@ -529,21 +529,36 @@ class Harness:
         self.reporter.ok(f"Restart reason: {got}")
         return new
 
-    def verify_resume(self, run: Run, old_job: str, new_job: str) -> None:
-        """The new job loaded the last checkpoint the old job saved and went on from there."""
-        old_saved = saved_iterations(read_bytes(run.log(old_job)))
+    def verify_resume(self, run: Run, old_job: str, new_job: str, attempt: int) -> None:
+        """The new attempt loaded the last checkpoint the old one saved and went on from there.
+        An attempt restarted inside the allocation (restart.in_allocation) shares the job and its
+        log: the two are told apart by the attempt banner the training script prints."""
+        banner = f"autoexp-sidecar: attempt {attempt + 1} of run".encode()
+
+        def old_part() -> bytes:
+            data = read_bytes(run.log(old_job))
+            return data.split(banner, 1)[0] if old_job == new_job else data
+
+        def new_part() -> bytes:
+            data = read_bytes(run.log(new_job))
+            if old_job != new_job:
+                return data
+            return data.split(banner, 1)[1] if banner in data else b""
+
+        old_saved = saved_iterations(old_part())
         if not old_saved:
             self.reporter.fail(f"Job {old_job} saved no checkpoint; cannot check the resume")
             raise ScenarioFailed("resume")
         last = old_saved[-1]
         self.wait_state(new_job, "RUNNING")
-        log = run.log(new_job)
-        self.reporter.info(f"Checking that job {new_job} resumed from the checkpoint of iteration {last}...")
-        first = wait_for(lambda: first_iteration(read_bytes(log)), self.checkpoint_timeout_s)
+        where = "in the same allocation" if old_job == new_job else ""
+        self.reporter.info(f"Checking that job {new_job} resumed from the checkpoint of iteration {last}"
+                           f"{' ' + where if where else ''}...")
+        first = wait_for(lambda: first_iteration(new_part()), self.checkpoint_timeout_s)
         if first is None:
             self.reporter.fail(f"Job {new_job} printed no iteration within {self.checkpoint_timeout_s:g}s")
             raise ScenarioFailed("resume")
-        loaded = loaded_iteration(read_bytes(log))
+        loaded = loaded_iteration(new_part())
         if loaded != last:
             self.reporter.fail(f"Job {new_job} loaded checkpoint at iteration {loaded} "
                                f"(the last one saved by job {old_job} was {last})")
@@ -676,7 +691,7 @@ def _cancel_and_restart(h: Harness, run: Run, attempt: int, job: str) -> str:
     h.wait_checkpoint(run, job)
     h.cancel(job)
     new = h.expect_restart(run, attempt, job, reason=REASON_SCANCEL)
-    h.verify_resume(run, job, new)
+    h.verify_resume(run, job, new, attempt)
     return new
 
 
@@ -700,7 +715,7 @@ def _inject_scenario(h: Harness, scenario: str, line: str, error_type: str,
     injected = h.inject(run, run.job, line)
     h.wait_marker(run, run.attempt, error_type, injected)
     new = h.expect_restart(run, run.attempt, run.job, reason=reason, reason_contains=reason_contains)
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     return True
 
 

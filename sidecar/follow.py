@@ -24,7 +24,8 @@ import os
 from typing import Callable
 
 CHUNK_BYTES = 64 * 1024
-MAX_LINE_BYTES = 1024 * 1024
+# A line longer than this is passed on as its head and tail (the middle dropped), not buffered whole.
+MAX_BUFFERED_LINE_BYTES = 1024 * 1024
 MAX_POLL_BYTES = 8 * 1024 * 1024
 
 Line = tuple[int, bytes]
@@ -66,7 +67,7 @@ class LogFollower:
         *,
         start_offset: int = 0,
         chunk_bytes: int = CHUNK_BYTES,
-        max_line_bytes: int = MAX_LINE_BYTES,
+        max_line_bytes: int = MAX_BUFFERED_LINE_BYTES,
         max_poll_bytes: int = MAX_POLL_BYTES,
         on_notice: Callable[[str], None] | None = None,
     ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
 
 from loguru import logger
 
@@ -88,7 +87,3 @@ def render_text(st: RunStatus) -> str:
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     return "\n".join(lines)
-
-
-def status_dict(st: RunStatus) -> dict[str, Any]:
-    return st.to_dict()

@@ -17,6 +17,9 @@ What the scanner does:
   never cancelled: Slurm is already ending the job, and a cancel would turn a TIMEOUT, which does
   not use the failure budget, into a CANCELLED, which does;
 - a hang (ProgressTracker.hang_reason) gets a ``hang`` marker and the same cancel;
+- with the fast path on (``restart.fast_path``), the training step is ended instead of the
+  job (``ScanContext.end_step``, sidecar.step): the batch script then decides and submits the
+  next attempt itself, without waiting for the watchdog to be scheduled;
 - progress.json is rewritten every ``progress_interval_s`` and on each checkpoint save.
 
 Nothing read from the log is executed or evaluated: lines are only matched and stored as text.
@@ -25,7 +28,6 @@ Nothing read from the log is executed or evaluated: lines are only matched and s
 from __future__ import annotations
 
 import enum
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,12 +35,15 @@ from typing import Any, Callable, Protocol, Sequence
 
 from loguru import logger
 
+from sidecar.claims import pid_alive
 from sidecar.follow import LogFollower
 from sidecar.history import EventKind
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
-MAX_LINE_BYTES = 4096
+# How much of a line the marker and its evidence keep (the classifier looks at more: its own
+# MAX_LINE_BYTES; the follower buffers more: follow.MAX_BUFFERED_LINE_BYTES).
+MARKER_LINE_BYTES = 4096
 PROGRESS_INTERVAL_S = 2.0
 # A failed scancel (controller busy) is retried; after this many tries the job is left to end
 # by itself and the marker still tells the watchdog what happened.
@@ -52,7 +57,7 @@ class Canceller(Protocol):
 
 
 # -- pure helpers -----------------------------------------------------------------------------
-def line_text(line: str | bytes, limit: int = MAX_LINE_BYTES) -> str:
+def line_text(line: str | bytes, limit: int = MARKER_LINE_BYTES) -> str:
     """A log line as text for the marker: bytes decoded with errors=replace, cut to ``limit``."""
     if isinstance(line, str):
         line = line.encode("utf-8", "replace")
@@ -234,6 +239,9 @@ class ScanContext:
     client: Canceller | None = None  # None: record only, never cancel (tests, benchmarks)
     task_nodes: tuple[str, ...] = ()  # the node of each srun task (see line_node)
     progress_interval_s: float = PROGRESS_INTERVAL_S
+    # the fast path: end the training step only (the batch script decides what follows);
+    # None: cancel the whole job and leave it to the watchdog
+    end_step: Callable[[], str] | None = None
 
 
 @dataclass
@@ -401,6 +409,8 @@ class Scanner:
         if self.ctx.client is None:
             logger.warning("would cancel job {} (cancel disabled): {}", self.ctx.job_id, d.reason)
             return
+        if self.ctx.end_step is not None and self._end_step(now, d.reason):
+            return
         self.cancel_tries += 1
         logger.warning("cancelling job {}: {}", self.ctx.job_id, d.reason)
         try:
@@ -419,6 +429,22 @@ class Scanner:
                                         job_id=self.ctx.job_id, reason=d.reason)
         except OSError as exc:
             self._error(f"cannot append the cancel event: {exc}")
+
+    def _end_step(self, now: float, reason: str) -> bool:
+        """End the training step, not the job; False when that failed (then cancel the job)."""
+        assert self.ctx.end_step is not None
+        logger.warning("ending the training step of job {}: {}", self.ctx.job_id, reason)
+        try:
+            how = self.ctx.end_step()
+        except Exception as exc:
+            logger.error("cannot end the training step ({}); cancelling the job instead", exc)
+            return False
+        try:
+            self.ctx.paths.append_event(EventKind.SIDECAR_END_STEP, now=now, attempt=self.ctx.attempt,
+                                        job_id=self.ctx.job_id, reason=reason, how=how)
+        except OSError as exc:
+            self._error(f"cannot append the end-step event: {exc}")
+        return True
 
     def _maybe_write_progress(self, now: float, force: bool = False) -> None:
         ckpt = getattr(self.progress, "last_checkpoint", None)
@@ -456,20 +482,8 @@ class Scanner:
 
 
 # -- the loop ---------------------------------------------------------------------------------
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (a dead batch shell not yet reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
-    except (OSError, ValueError):
-        return True
+# (the batch shell is watched with sidecar.claims.pid_alive: a zombie counts as gone)
+process_alive = pid_alive
 
 
 def run_loop(

@@ -9,7 +9,6 @@ import pytest
 
 from sidecar.slurm.parse import (
     expand_nodelist,
-    merge_job_info,
     parse_exit_code,
     parse_sacct,
     parse_sbatch_parsable,
@@ -266,12 +265,6 @@ def test_exit_code_forms():
     assert parse_exit_code("x") == (None, None)
     assert parse_exit_code("") == (None, None)
     assert parse_exit_code("0:1", JobState.NODE_FAIL) == (None, None)
-
-
-def test_merge_prefers_primary():
-    sc, sa = one("scontrol", "timeout"), one("sacct", "timeout")
-    m = merge_job_info(sa, sc)
-    assert m.state is JobState.TIMEOUT and m.comment == "fx timeout job" and m.source == "sacct"
 
 
 def test_node_states_and_which_are_bad():

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re2
 
 from sidecar.classify.config import re2_options
-from sidecar.classify.families import PREFILTER, FamilyLayer, family_hit
+from sidecar.classify.families import EXCEPTION_RULE, PREFILTER, FamilyLayer, FamilyRule, family_hit
 from sidecar.errors import ConfigError
 from sidecar.classify.model import Confidence, Layer, MonitoringConfig, Role, SignalHit
 
@@ -101,7 +101,7 @@ class LineClassifier:
     def ignored(self, data: bytes) -> bool:
         return self._ignore is not None and self._ignore.search(data) is not None
 
-    def _family(self, data: bytes) -> tuple | None:
+    def _family(self, data: bytes) -> FamilyRule | None:
         if self.families is None or self._prefilter is None:
             return None
         for piece in self._pieces(data):
@@ -142,8 +142,8 @@ class LineClassifier:
             # A wrapper line that carries its cause ("watchdog thread terminated with exception:
             # CUDA error: ... hardware error"): the family layer's named cause beats the wrapper.
             found = self._family(data)
-            if (found is not None and found[3] is Role.CAUSE and found[4] is not Confidence.LOW
-                    and found[0] != "python.exception"):
+            if (found is not None and found.role in (Role.CAUSE, Role.DEATH)
+                    and found.confidence is not Confidence.LOW and found.name != EXCEPTION_RULE):
                 fam = found
         if idx is None and fam is None:
             return None

@@ -107,7 +107,7 @@ def _signal(raw: Any, where: str) -> Signal:
 
 def _families(raw: Any, where: str) -> FamilySettings:
     """``families: {enabled: true, disabled: [rule, ...]}`` (see ``families.py`` for the rules)."""
-    from sidecar.classify.families import RULES
+    from sidecar.classify.families import EXCEPTION_RULE, RULES
 
     if raw is None:
         return FamilySettings()
@@ -122,7 +122,7 @@ def _families(raw: Any, where: str) -> FamilySettings:
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}.enabled: must be true or false, got {enabled!r}")
     disabled = raw.get("disabled") or []
-    known = [r.name for r in RULES] + ["python.exception"]
+    known = [r.name for r in RULES] + [EXCEPTION_RULE]
     if not isinstance(disabled, list) or any(d not in known for d in disabled):
         bad = disabled if not isinstance(disabled, list) else [d for d in disabled if d not in known]
         raise ConfigError(f"{where}.disabled: unknown family rule(s) {bad!r}",

@@ -68,7 +68,7 @@ RULES: tuple[FamilyRule, ...] = (
                "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
 
     # --- process deaths reported by launchers and shells: facts about one rank ----------------
-    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$",
+    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$",
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
                "an admin, or a health check"),
@@ -116,9 +116,9 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure)",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
-    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential",
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
-    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
+    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|can ?not be satisfied|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
 
     # --- launch environment -------------------------------------------------------------------
@@ -157,7 +157,7 @@ RULES: tuple[FamilyRule, ...] = (
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
-    FamilyRule("health.nan_iteration", r"\bloss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
+    FamilyRule("health.nan_iteration", r"(?:^|[^A-Za-z])loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
                "nan_loss", P, CAUSE, HIGH, _TIP_NAN, beats_ignore=True),
     FamilyRule("health.nan", r"(?i)loss (?:is|became|was) (?:nan|inf|not finite)|non-finite loss|\bnan loss\b|NaN or Inf (?:in|detected)|(?:found|detected|contains) (?:a )?(?:nan|inf)\b|\bnan detected",
                "nan_loss", P, CAUSE, MEDIUM, _TIP_NAN),
@@ -177,6 +177,7 @@ RULES: tuple[FamilyRule, ...] = (
                "data_missing", P, CAUSE, LOW, "the training data is not where the config says"),
 )
 
+EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 # The last line of a Python traceback: an exception type at the start of the line (after rank
 # and launcher prefixes), then its message. Its type decides when its message names no family.
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
@@ -207,22 +208,29 @@ for _names, _value in (
     ("DistBackendError NcclError", ("nccl", T, CAUSE)),
     ("AcceleratorError CUDAError CudaError", ("cuda_error", T, CAUSE)),
     ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit "
-     "SignalException WorkerError", ("abort", T, CASCADE)),
+     "SignalException WorkerError CalledProcessError", ("abort", T, CASCADE)),
     ("OSError IOError BlockingIOError InterruptedError", ("filesystem", T, CAUSE)),
 ):
     for _n in _names.split():
         EXCEPTIONS[_n] = _value
 # Unknown exception types by their name's words, in this order.
 _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
-    ("Timeout", ("timeout", T, CAUSE)),
-    ("Connection", ("network", T, SYMPTOM)),
-    ("Network", ("network", T, SYMPTOM)),
-    ("Socket", ("network", T, SYMPTOM)),
-    ("Checkpoint", ("checkpoint_error", P, CAUSE)),
-    ("Config", ("config_error", P, CAUSE)),
-    ("Validation", ("config_error", P, CAUSE)),
-    ("Argument", ("config_error", P, CAUSE)),
+    ("timeout", ("timeout", T, CAUSE)),
+    ("deadlineexceeded", ("timeout", T, CAUSE)),
+    ("deadlock", ("hang", T, CAUSE)),
+    ("unavailable", ("network", T, SYMPTOM)),
+    ("resourceexhausted", ("oom", P, CAUSE)),
+    ("connection", ("network", T, SYMPTOM)),
+    ("network", ("network", T, SYMPTOM)),
+    ("socket", ("network", T, SYMPTOM)),
+    ("checkpoint", ("checkpoint_error", P, CAUSE)),
+    ("config", ("config_error", P, CAUSE)),
+    ("validation", ("config_error", P, CAUSE)),
+    ("argument", ("config_error", P, CAUSE)),
 )
+# The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
+# when no family rule read the line: waiting that ran out, or a peer that went away.
+_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnection\b|\bsocket\b|\bnetwork\b|\bpeer\b)")
 _TIPS = {
     "code_error": "an error in the training code or its inputs; a restart repeats it: fix and resubmit",
     "config_error": "a bad value in the config or arguments; fix it and resubmit",
@@ -275,7 +283,7 @@ PREFILTER = (
     r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|NCCL WARN|nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE"
+    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 
 
@@ -295,30 +303,28 @@ class FamilyLayer:
         self._set.Compile()
         self._beats_ignore = tuple(i for i, r in enumerate(self.rules) if r.beats_ignore)
         self._benign = re2.compile(BENIGN, options) if options is not None else re2.compile(BENIGN)
-        self.exceptions_enabled = "python.exception" not in disabled
+        self.exceptions_enabled = EXCEPTION_RULE not in disabled
 
     def benign(self, data: bytes) -> bool:
         return self._benign.search(data) is not None
 
-    def match(self, data: bytes, ignored: bool) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
-        """(rule, error_type, class, role, confidence, tip) for ``data``, or None."""
+    def match(self, data: bytes, ignored: bool) -> FamilyRule | None:
+        """The rule that reads ``data`` (``ignored``: an ignore pattern of the preset matched)."""
         found = self._set.Match(data) or ()
         # training health is read in progress lines, which presets ignore and log at INFO
         health = [i for i in found if i in self._beats_ignore]
         if health:
-            r = self.rules[min(health)]
-            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
+            return self.rules[min(health)]
         if ignored or self._benign.search(data):
             return None
         if found:
-            r = self.rules[min(found)]
-            return r.name, r.error_type, r.failure_class, r.role, r.confidence, r.tip
+            return self.rules[min(found)]
         if self.exceptions_enabled:
             return exception_family(data.decode("utf-8", "replace"))
         return None
 
 
-def exception_family(text: str) -> tuple[str, str, FailureClass, Role, Confidence, str] | None:
+def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
     m = _EXC_HEAD.match(_strip_prefix(text).rstrip())
     if m is None:
@@ -331,14 +337,22 @@ def exception_family(text: str) -> tuple[str, str, FailureClass, Role, Confidenc
     value = EXCEPTIONS.get(name)
     confidence = MEDIUM
     if value is None:
-        value = next((v for word, v in _BY_NAME if word in name), None)
-        if value is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise
-            value, confidence = ("code_error", P, CAUSE), LOW
+        value = next((v for word, v in _BY_NAME if word in name.lower()), None)
+    if value is None:
+        words = _MESSAGE_WORDS.search(m.group(3) or "")
+        confidence = LOW
+        if words is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise
+            value = ("code_error", P, CAUSE)
+        elif words.group(1):
+            value = ("timeout", T, CAUSE)
+        else:
+            value = ("network", T, SYMPTOM)
     error_type, klass, role = value
-    return "python.exception", error_type, klass, role, confidence, _TIPS.get(error_type, "")
+    return FamilyRule(EXCEPTION_RULE, _EXC_HEAD.pattern, error_type, klass, role, confidence,
+                      _TIPS.get(error_type, ""))
 
 
-def family_hit(layer_match: tuple, line_no: int, text: str, node: str | None) -> SignalHit:
-    rule, error_type, klass, role, confidence, tip = layer_match
-    return SignalHit(line_no=line_no, line=text, signal=rule, error_type=error_type, failure_class=klass,
-                     node=node, role=role, layer=Layer.FAMILY, confidence=confidence, tip=tip)
+def family_hit(rule: FamilyRule, line_no: int, text: str, node: str | None) -> SignalHit:
+    return SignalHit(line_no=line_no, line=text, signal=rule.name, error_type=rule.error_type,
+                     failure_class=rule.failure_class, node=node, role=rule.role, layer=Layer.FAMILY,
+                     confidence=rule.confidence, tip=rule.tip)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 import json
 import os
 import sys
+from typing import Any
 
 HELP = "classify a finished training log: root cause, class, node, and the restart decision"
 DESCRIPTION = (

@@ -11,14 +11,17 @@ DESCRIPTION = (
     "Re-arm a broken chain: a running training job without a live watchdog gets a new one; an "
     "ended attempt nobody decided on is decided now; a restart that was never submitted is "
     "submitted. A stopped or finished run is left alone unless --force, which removes the STOP "
-    "request and submits a new attempt."
+    "request and submits a new attempt. Nothing is submitted while a watchdog is still "
+    "submitting the next attempt, and --force refuses while the last training job is still "
+    "pending, running or completing (two jobs would write the same checkpoints)."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_arg(p)
     p.add_argument("--force", action="store_true",
-                   help="also restart a stopped run (removes STOP, submits a new attempt)")
+                   help="also restart a stopped or finished run (removes STOP, submits a new "
+                        "attempt; refused while its training job is still active)")
 
 
 def run(args: argparse.Namespace) -> int:

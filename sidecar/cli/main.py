@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "scan",
     "watchdog",
     "record",
+    "conclude",
     "arm",
 )
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 from sidecar.config.validate import did_you_mean, load_yaml
 from sidecar.errors import ConfigError
 
-GROUPS = ("slurm", "backend", "megatron", "restart", "monitoring")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 # what the user writes to choose a preset of each group

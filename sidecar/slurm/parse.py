@@ -326,18 +326,6 @@ def parse_squeue(text: str, fields: Sequence[str] = SQUEUE_FIELDS) -> list[JobIn
     return jobs
 
 
-def merge_job_info(primary: JobInfo, secondary: JobInfo | None) -> JobInfo:
-    """Fill fields ``primary`` lacks from ``secondary`` (e.g. scontrol's state, sacct's comment)."""
-    if secondary is None:
-        return primary
-    values = {}
-    for name in JobInfo.__dataclass_fields__:
-        mine = getattr(primary, name)
-        values[name] = getattr(secondary, name) if mine in (None, (), "") else mine
-    values["state"] = primary.state if primary.state is not JobState.UNKNOWN else secondary.state
-    return JobInfo(**values)
-
-
 def only_jobs(jobs: Iterable[JobInfo], name: str | None = None, comment: str | None = None) -> list[JobInfo]:
     """Keep jobs whose name / comment equal the given ones (None: any)."""
     return [j for j in jobs

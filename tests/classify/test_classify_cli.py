@@ -105,3 +105,29 @@ def test_crlf_lines_scan_like_single_lines():
     text = b"ok\r\n[rank0]: AssertionError\r\nprogress 10%\rprogress 20%\r\nKeyError\r\n"
     got = [(h.line_no, h.signal) for h in scan_stream(io.BytesIO(text), cls)]
     assert got == [(2, "code_error"), (4, "code_error")]
+
+
+def test_explain_a_real_episode_names_layer_rule_replaced_and_cascade_lines(capsys):
+    from classify_helpers import FIXTURES
+
+    path = FIXTURES / "episodes" / "ddp_killed_rank.log"
+    assert main(["classify", str(path), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "root cause:      line 33:" in out
+    assert "decided by:      curated layer, signal rank_killed (role death, confidence high)" in out
+    assert "why this line:   a death after the peer_lost symptom of line 31" in out
+    assert "  replaced line 31 (gloo_peer_closed: curated layer, symptom" in out
+    assert "  cascade line 50 (elastic_child_failed" in out
+    assert "to override:     monitoring.signals.rank_killed." in out
+
+
+def test_explain_one_line_from_the_family_layer_and_a_silent_one(capsys):
+    assert main(["classify", "--explain", "--line",
+                 "srun: error: Unable to allocate resources: Invalid qos specification"]) == 0
+    out = capsys.readouterr().out
+    assert "decided by:      family layer, rule slurm.refused" in out and "config_error (permanent)" in out
+    assert "families: {disabled: [slurm.refused]}" in out
+    assert main(["classify", "--explain", "--line", "[W1201 10:00:00.000 socket.cpp:464] connect failed, retrying"]) == 0
+    assert "the family layer reads it as benign (a log level below error, a retry" in capsys.readouterr().out
+    assert main(["classify", "--line", "x"]) == 2
+    assert "--line TEXT goes with --explain" in capsys.readouterr().err

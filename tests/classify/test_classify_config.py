@@ -123,3 +123,19 @@ def test_override_errors_name_the_users_key():
 def test_pattern_matching_empty_string_is_refused(pattern):
     with pytest.raises(ConfigError, match=r"monitoring\.signals\[0\]\.pattern \(signal 's1'\): .* matches the empty string"):
         load_monitoring({"signals": [sig(pattern=pattern)]})
+
+
+def test_dump_and_load_round_trip_keeps_roles_layers_tips_and_families():
+    # the frozen run.yaml stores the resolved monitoring config; the watchdog reads it back
+    import yaml
+
+    from sidecar.classify.config import dump_monitoring
+
+    cfg = load_monitoring_preset("megatron_production", {
+        "signals": {"mine": {"pattern": "MYFAIL", "error_type": "custom", "class": "permanent", "tip": "fix it"}},
+        "families": {"disabled": ["storage.full"]},
+    })
+    again = load_monitoring(yaml.safe_load(yaml.safe_dump(dump_monitoring(cfg))))
+    assert again.signals == cfg.signals and again.families == cfg.families
+    assert again.signals[0].layer.value == "user" and again.signals[0].tip == "fix it"
+    assert {s.role.value for s in again.signals} == {"cause", "death", "symptom", "cascade"}

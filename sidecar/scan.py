@@ -28,9 +28,10 @@ Nothing read from the log is executed or evaluated: lines are only matched and s
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from loguru import logger
 
@@ -98,10 +99,13 @@ def build_marker(
     role: str = "cause",
     tip: str = "",
     superseded: list[dict[str, Any]] | None = None,
+    line_node: str | None = None,
 ) -> dict[str, Any]:
     """The marker.json content. Pure; the keys are the interface read by the watchdog.
     ``layer``/``confidence``/``role`` say which classifier layer decided and how sure it is;
-    ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause)."""
+    ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause);
+    ``line_node`` is the node the line came from (srun --label), for the reader: ``node`` is the
+    node the failure blames, which the policy may exclude."""
     return {
         "error_type": error_type,
         "class": failure_class,
@@ -123,7 +127,33 @@ def build_marker(
         "role": role,
         "tip": tip,
         "superseded": list(superseded or []),
+        "line_node": line_node,
     }
+
+
+# "1: [default0]:..." - srun --label's task number in front of every line of a step
+_SRUN_LABEL = re.compile(rb"^\s*(\d+): ")
+
+
+def line_node(line: bytes, task_nodes: Sequence[str]) -> str | None:
+    """The node a line of the job's log came from: srun --label's task number, looked up in the
+    nodes of the tasks (Slurm's default block layout: tasks fill the allocation's nodes in
+    order). None for a line without the label (the batch script's own output) or out of range.
+    Not the rank torchrun prints: ranks are the rendezvous' join order."""
+    m = _SRUN_LABEL.match(line)
+    if not m or not task_nodes:
+        return None
+    task = int(m.group(1))
+    return task_nodes[task] if task < len(task_nodes) else None
+
+
+def task_nodes(nodelist: str | None, tasks_per_node: str | None) -> tuple[str, ...]:
+    """The node of each task of a step with ``tasks_per_node`` tasks on each node of
+    ``nodelist`` (SLURM_JOB_NODELIST, SLURM_NTASKS_PER_NODE), in task order."""
+    from sidecar.slurm.parse import expand_nodelist
+
+    per = int(tasks_per_node) if (tasks_per_node or "").isdigit() else 1
+    return tuple(n for n in expand_nodelist(nodelist) for _ in range(max(1, per)))
 
 
 def enum_value(value: Any, default: str) -> str:
@@ -207,6 +237,7 @@ class ScanContext:
     kill_grace_s: float = 2.0
     hang_enabled: bool = True
     client: Canceller | None = None  # None: record only, never cancel (tests, benchmarks)
+    task_nodes: tuple[str, ...] = ()  # the node of each srun task (see line_node)
     progress_interval_s: float = PROGRESS_INTERVAL_S
     # the fast path: end the training step only (the batch script decides what follows);
     # None: cancel the whole job and leave it to the watchdog
@@ -294,6 +325,7 @@ class Scanner:
             tip=getattr(hit, "tip", "") or "",
             evidence=keep["evidence"] if keep else None,
             superseded=[*(keep or {}).get("superseded", []), replaced] if replaced else None,
+            line_node=line_node(raw, self.ctx.task_nodes),
         )
         if keep is not None and self.detected_at is not None:
             now = self.detected_at  # the kill grace keeps counting from the first detection

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sidecar.follow import LogFollower
     from sidecar.rundir import RunPaths
-    from sidecar.scan import ScanContext, Scanner, process_alive, run_loop
+    from sidecar.scan import ScanContext, Scanner, process_alive, run_loop, task_nodes
     from sidecar.step import end_step
 
     _setup_logging()
@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         paths=paths, attempt=args.attempt, job_id=str(args.job),
         kill_grace_s=float(getattr(monitoring, "kill_grace_s", 2.0)),
         hang_enabled=bool(getattr(hang, "enabled", True)), client=client,
+        task_nodes=task_nodes(os.environ.get("SLURM_JOB_NODELIST"), os.environ.get("SLURM_NTASKS_PER_NODE")),
         end_step=(lambda: end_step(paths.step_pgid(args.attempt))) if fast_path and client else None,
     )
     scanner = Scanner.for_monitoring(ctx, monitoring)

@@ -236,10 +236,11 @@ class Scanner:
     _checkpoint_seen: Any = None
 
     @classmethod
-    def for_monitoring(cls, ctx: ScanContext, monitoring: Any) -> "Scanner":
+    def for_monitoring(cls, ctx: ScanContext, monitoring: Any, task_nodes: tuple[str, ...] = ()) -> "Scanner":
         from sidecar.classify import LineClassifier, ProgressTracker, RootCauseTracker
 
-        return cls(ctx, LineClassifier(monitoring), RootCauseTracker(), ProgressTracker(monitoring.hang))
+        return cls(ctx, LineClassifier(monitoring, task_nodes), RootCauseTracker(),
+                   ProgressTracker(monitoring.hang))
 
     # -- per line
     def feed(self, line_no: int, raw: bytes, now: float) -> None:

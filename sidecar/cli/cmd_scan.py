@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
+    from sidecar.classify.tasks import task_nodes_from_env
     from sidecar.follow import LogFollower
     from sidecar.rundir import RunPaths
     from sidecar.scan import ScanContext, Scanner, process_alive, run_loop
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         hang_enabled=bool(getattr(hang, "enabled", True)), client=client,
         end_step=(lambda: end_step(paths.step_pgid(args.attempt))) if fast_path and client else None,
     )
-    scanner = Scanner.for_monitoring(ctx, monitoring)
+    # srun --label prefixes: the task's node from the allocation's layout
+    scanner = Scanner.for_monitoring(ctx, monitoring, task_nodes_from_env(os.environ))
     follower = LogFollower(args.log, start_offset=max(0, args.start_offset),
                            on_notice=lambda msg: logger.warning(msg))
     logger.info("started: pid {}, job {}, attempt {}, log {}, monitoring {}, grace {:g} s, cancel {}, "

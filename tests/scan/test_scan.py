@@ -241,3 +241,11 @@ def test_a_symptom_waits_longer_for_its_cause():
     symptom = {"class": "transient", "error_type": "peer_lost", "role": "symptom"}
     assert decide_cancel(symptom, 0.0, 3.0, 2.0, cancelled=False).action is Action.WAIT
     assert decide_cancel(symptom, 0.0, 10.5, 2.0, cancelled=False).action is Action.CANCEL
+
+
+def test_a_low_confidence_hit_waits_for_confirmation():
+    low = {"class": "transient", "error_type": "killed", "role": "death", "confidence": "low"}
+    assert decide_cancel(low, 0.0, 100.0, 2.0, cancelled=False).action is Action.WAIT
+    assert decide_cancel(low, 0.0, 100.0, 2.0, cancelled=False, confirmations=1).action is Action.CANCEL
+    medium = {**low, "confidence": "medium"}
+    assert decide_cancel(medium, 0.0, 100.0, 2.0, cancelled=False).action is Action.CANCEL

@@ -379,7 +379,7 @@ class Scanner:
                 reason = None
             if reason and self.marker is None:
                 self._write_hang_marker(reason, now)
-            elif reason:
+            elif reason and self.marker is not None:
                 # the job stalled after an unsure hit: the hit is confirmed, its grace starts now
                 self.confirmations += 1
                 self.detected_at = now

@@ -20,9 +20,11 @@ from typing import Mapping
 
 from sidecar.slurm.parse import expand_nodelist
 
-# Failures that happen on the node printing them: a labelled line names that node.
+# Failures of the node printing them: a labelled line names that node. Not a killed or crashed
+# process: a kill -9 (an admin, a user, a launcher) says nothing bad about its node, and a node
+# the marker names is excluded from the next attempt.
 NODE_LOCAL_ERROR_TYPES = frozenset({
-    "gpu_hw", "cuda_error", "xid", "host_hw", "killed", "crashed", "host_oom", "oom", "node_failure",
+    "gpu_hw", "cuda_error", "xid", "host_hw", "host_oom", "oom", "node_failure",
 })
 
 _LABEL = re.compile(rb"^\s*(\d{1,6}): ")

@@ -8,6 +8,7 @@ from sidecar.classify.tasks import expand_tasks_per_node, labelled_node, task_no
 
 CFG = load_monitoring_preset("megatron_production")
 KILLED = FIXTURES / "episodes" / "ddp_killed_rank.log"
+ALLOC = FIXTURES / "episodes" / "ddp_cpu_alloc.log"
 
 
 def test_tasks_per_node_compressed_form():
@@ -41,24 +42,32 @@ def test_from_the_batch_environment():
     assert task_nodes_from_env({}) == ()
 
 
-def _real(prefix: str, needle: str) -> str:
-    """A line of the real killed-rank episode as ``srun --label`` prints it for task ``prefix``."""
-    line = next(x for x in KILLED.read_text(encoding="utf-8").splitlines() if needle in x)
+def _real(path, prefix: str, needle: str) -> str:
+    """A line of a real episode as ``srun --label`` prints it for task ``prefix``."""
+    line = next(x for x in path.read_text(encoding="utf-8").splitlines() if needle in x and x[0] != "#")
     return f"{prefix}: {line}"
 
 
-def test_killed_rank_names_its_node_the_survivor_does_not():
-    # the real episode (torchrun, gloo, kill -9 of one rank) as one torchrun per node under
-    # srun --label prints it: the survivor on task 0, the dead rank's agent on task 1
-    lines = [_real("0", "Connection reset by peer"), _real("1", "failed (exitcode: -9)")]
+def test_a_rank_out_of_memory_names_its_node_the_survivor_does_not():
+    # the real episode (torchrun, gloo, DefaultCPUAllocator refusing 8 GiB in rank 1) as one
+    # torchrun per node under srun --label prints it: the failing rank on task 1, the survivor on 0
+    lines = [_real(ALLOC, "1", "DefaultCPUAllocator"), _real(ALLOC, "0", "pair.cc:553] Connection closed by peer")]
     nodes = task_nodes("n[1-3]", "1(x3)")
     verdict = classify_lines(lines, CFG, nodes)
-    assert verdict.root is not None and verdict.root.error_type == "killed"
+    assert verdict.root is not None and verdict.root.error_type == "host_oom"
     assert verdict.node == "n2"
-    survivor = LineClassifier(CFG, nodes).classify(lines[0], 1)
-    assert survivor is not None and survivor.node is None  # a symptom: node 0 is not to blame
-    # without the layout the label names nothing
-    assert classify_lines(lines, CFG).node is None
+    survivor = LineClassifier(CFG, nodes).classify(lines[1], 2)
+    assert survivor is not None and survivor.node is None  # a symptom: node 1 is not to blame
+    assert classify_lines(lines, CFG).node is None  # without the layout the label names nothing
+
+
+def test_a_killed_rank_does_not_blame_its_node():
+    # kill -9 of a rank (the real killed-rank episode): the node is not at fault, and a node the
+    # marker names would be excluded from the next attempt
+    lines = [_real(KILLED, "0", "Connection reset by peer"), _real(KILLED, "1", "failed (exitcode: -9)")]
+    verdict = classify_lines(lines, CFG, task_nodes("n[1-3]", "1(x3)"))
+    assert verdict.root is not None and verdict.root.error_type == "killed"
+    assert verdict.node is None
 
 
 def test_a_line_naming_its_node_wins_over_the_label():

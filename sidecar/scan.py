@@ -31,7 +31,6 @@ Nothing read from the log is executed or evaluated: lines are only matched and s
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol, Sequence

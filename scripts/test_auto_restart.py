@@ -529,21 +529,36 @@ class Harness:
         self.reporter.ok(f"Restart reason: {got}")
         return new
 
-    def verify_resume(self, run: Run, old_job: str, new_job: str) -> None:
-        """The new job loaded the last checkpoint the old job saved and went on from there."""
-        old_saved = saved_iterations(read_bytes(run.log(old_job)))
+    def verify_resume(self, run: Run, old_job: str, new_job: str, attempt: int) -> None:
+        """The new attempt loaded the last checkpoint the old one saved and went on from there.
+        An attempt restarted inside the allocation (restart.in_allocation) shares the job and its
+        log: the two are told apart by the attempt banner the training script prints."""
+        banner = f"autoexp-sidecar: attempt {attempt + 1} of run".encode()
+
+        def old_part() -> bytes:
+            data = read_bytes(run.log(old_job))
+            return data.split(banner, 1)[0] if old_job == new_job else data
+
+        def new_part() -> bytes:
+            data = read_bytes(run.log(new_job))
+            if old_job != new_job:
+                return data
+            return data.split(banner, 1)[1] if banner in data else b""
+
+        old_saved = saved_iterations(old_part())
         if not old_saved:
             self.reporter.fail(f"Job {old_job} saved no checkpoint; cannot check the resume")
             raise ScenarioFailed("resume")
         last = old_saved[-1]
         self.wait_state(new_job, "RUNNING")
-        log = run.log(new_job)
-        self.reporter.info(f"Checking that job {new_job} resumed from the checkpoint of iteration {last}...")
-        first = wait_for(lambda: first_iteration(read_bytes(log)), self.checkpoint_timeout_s)
+        where = "in the same allocation" if old_job == new_job else ""
+        self.reporter.info(f"Checking that job {new_job} resumed from the checkpoint of iteration {last}"
+                           f"{' ' + where if where else ''}...")
+        first = wait_for(lambda: first_iteration(new_part()), self.checkpoint_timeout_s)
         if first is None:
             self.reporter.fail(f"Job {new_job} printed no iteration within {self.checkpoint_timeout_s:g}s")
             raise ScenarioFailed("resume")
-        loaded = loaded_iteration(read_bytes(log))
+        loaded = loaded_iteration(new_part())
         if loaded != last:
             self.reporter.fail(f"Job {new_job} loaded checkpoint at iteration {loaded} "
                                f"(the last one saved by job {old_job} was {last})")
@@ -553,20 +568,21 @@ class Harness:
                                f"(last checkpoint {last})")
             raise ScenarioFailed("resume")
         self.reporter.ok(f"Resumed from checkpoint: loaded iteration {loaded}, first iteration {first}")
-        self.verify_same_losses(run, old_job, new_job, last)
+        self.verify_same_losses(old_part, new_part, new_job, last)
 
-    def verify_same_losses(self, run: Run, old_job: str, new_job: str, last_ckpt: int) -> None:
-        """The iterations the new job redoes (after the checkpoint, up to where the old job got)
-        log exactly the losses the old job logged: same model state, same data. A restart from
-        scratch, from another checkpoint, or with skipped data logs different ones."""
-        old = {i: v for i, v in loss_curve([read_bytes(run.log(old_job))]).items() if i > last_ckpt}
+    def verify_same_losses(self, old_part: Callable[[], bytes], new_part: Callable[[], bytes],
+                           new_job: str, last_ckpt: int) -> None:
+        """The iterations the new attempt redoes (after the checkpoint, up to where the old one
+        got) log exactly the losses the old one logged: same model state, same data. A restart
+        from scratch, from another checkpoint, or with skipped data logs different ones."""
+        old = {i: v for i, v in loss_curve([old_part()]).items() if i > last_ckpt}
         if not old:
             return  # failed right after its checkpoint: nothing redone to compare
         until = max(old)
         new: dict[int, float] = {}
 
         def caught_up() -> bool:
-            new.update(loss_curve([read_bytes(run.log(new_job))]))
+            new.update(loss_curve([new_part()]))
             return bool(new) and max(new) >= until
 
         if not wait_for(caught_up, self.checkpoint_timeout_s):
@@ -676,7 +692,7 @@ def _cancel_and_restart(h: Harness, run: Run, attempt: int, job: str) -> str:
     h.wait_checkpoint(run, job)
     h.cancel(job)
     new = h.expect_restart(run, attempt, job, reason=REASON_SCANCEL)
-    h.verify_resume(run, job, new)
+    h.verify_resume(run, job, new, attempt)
     return new
 
 
@@ -700,7 +716,7 @@ def _inject_scenario(h: Harness, scenario: str, line: str, error_type: str,
     injected = h.inject(run, run.job, line)
     h.wait_marker(run, run.attempt, error_type, injected)
     new = h.expect_restart(run, run.attempt, run.job, reason=reason, reason_contains=reason_contains)
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     return True
 
 
@@ -758,10 +774,14 @@ def scenario_rank_killed(h: Harness) -> bool:
     run = h.submit("rank_killed")
     h.wait_state(run.job, "RUNNING")
     h.wait_checkpoint(run, run.job)
-    h.signal_rank(run, run.job, signal.SIGKILL)
-    h.wait_marker(run, run.attempt, "killed")
+    _rank, node, _pid = h.signal_rank(run, run.job, signal.SIGKILL)
+    marker = h.wait_marker(run, run.attempt, "killed")
+    if marker.get("line_node") != node:  # srun --label's task number -> the node
+        h.reporter.fail(f"The root-cause line is placed on {marker.get('line_node')!r}, not on {node}")
+        raise ScenarioFailed("marker")
+    h.reporter.ok(f"The root-cause line came from {node}: {marker.get('line', '')[:120]}")
     new = h.expect_restart(run, run.attempt, run.job, reason="Transient failure detected (error_type=killed)")
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     h.reporter.ok("Test passed: a killed rank is restarted!")
     return True
 
@@ -783,7 +803,7 @@ def scenario_rank_stopped(h: Harness) -> bool:
         h.reporter.fail(f"The stopped rank (pid {pid}) outlived its job")
         raise ScenarioFailed("stopped")
     h.reporter.ok(f"The stopped rank (pid {pid}) was ended with its job")
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     h.reporter.ok("Test passed: a stopped rank is called hung and restarted!")
     return True
 
@@ -845,7 +865,7 @@ def scenario_timeout(h: Harness) -> bool:
         h.reporter.fail(f"The time limit used the retry budget: {d}")
         raise ScenarioFailed("budget")
     h.reporter.ok("The retry budget is untouched")
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     h.reporter.ok("Test passed: a time limit continues from the checkpoint!")
     return True
 
@@ -923,7 +943,7 @@ def scenario_node_fail(h: Harness) -> bool:
             h.reporter.fail(f"Job {new} does not exclude {node} (ExcNodeList={excluded!r})")
             raise ScenarioFailed("node_fail")
         h.reporter.ok(f"Job ended NODE_FAIL; job {new} excludes exactly {node}")
-        h.verify_resume(run, run.job, new)
+        h.verify_resume(run, run.job, new, run.attempt)
     finally:
         up = run_cmd([str(LOCAL_SLURM), "up"], timeout_s=180)
         (h.reporter.ok if up.returncode == 0 else h.reporter.warn)(

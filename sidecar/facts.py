@@ -88,12 +88,18 @@ def _int(v: Any) -> int | None:
 def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
            monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S,
            checkpoint_dir: str | os.PathLike[str] | None = None,
-           timeout_signal: str | None = None) -> AttemptFacts:
+           timeout_signal: str | None = None, known: JobInfo | None = None) -> AttemptFacts:
     """What is known about ``attempt``. ``checkpoint_dir``: where training saves; its tracker
     file, not the last save line seen in the log, gives the last checkpoint. ``timeout_signal``:
-    the signal sbatch sends before the time limit (None: none configured)."""
-    info, read = (slurm_record(client, train_job, wait_s=wait_s) if train_job
-                  else (JobInfo(job_id="", state=JobState.UNKNOWN), True))
+    the signal sbatch sends before the time limit (None: none configured). ``known``: the job's
+    end as the job itself knows it (the fast path, before Slurm has it); otherwise Slurm's
+    record is asked for."""
+    if known is not None:
+        info, read = known, True
+    elif train_job:
+        info, read = slurm_record(client, train_job, wait_s=wait_s)
+    else:
+        info, read = JobInfo(job_id="", state=JobState.UNKNOWN), True
     raw_marker = read_json(paths.marker(attempt))
     marker = Cause.from_marker(raw_marker) if isinstance(raw_marker, dict) else None
     progress = read_json(paths.progress(attempt)) or {}

@@ -31,6 +31,7 @@ class EventKind(str, enum.Enum):
     WATCHDOG_CANCELLED = "watchdog_cancelled"
     MARKER = "marker"  # the sidecar recorded a failure
     SIDECAR_CANCEL = "sidecar_cancel"  # the sidecar ended its job
+    SIDECAR_END_STEP = "sidecar_end_step"  # the sidecar ended the training step (the fast path)
     ENDED = "ended"  # the training script recorded its exit
     DECIDED = "decided"  # the policy's decision on an ended attempt (first per attempt wins)
     DEFERRED = "deferred"  # a watchdog could not read Slurm and left the decision to resume
@@ -136,6 +137,7 @@ class History:
                 timeout=d.get("class") == "terminal" and restart,
                 last_iteration=_int(e.get("last_iteration")),
                 excluded_nodes=tuple(str(x) for x in (d.get("exclude_nodes") or ())),
+                in_allocation=e.get("placement") == "in_allocation",
                 node=d.get("node") if isinstance(d.get("node"), str) else None,
                 nodes=tuple(str(x) for x in (d.get("nodes") or ())),
             ))

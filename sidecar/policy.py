@@ -108,6 +108,7 @@ class PastAttempt:
     excluded_nodes: tuple[str, ...] = ()  # the run's exclusion list after it, oldest first
     node: str | None = None  # the node its cause named
     nodes: tuple[str, ...] = ()  # the nodes it ran on
+    in_allocation: bool = False  # its restart ran inside the same allocation
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,9 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     if settings.stop_on_repeat_without_progress and et not in ("scancel", "unknown") and last:
         # a wall-time end (budgeted here) repeats only with the same known iteration
         progress_unknown = facts.last_iteration is None and fc != "terminal"
+        # (after an in-allocation restart the repeat leaves the allocation first: sidecar.placement)
         if (last.error_type == et and (fc == "terminal" or not last.timeout)
+                and not last.in_allocation
                 and (progress_unknown or facts.last_iteration == last.last_iteration)):
             it = facts.last_iteration if facts.last_iteration is not None else "none"
             return made(Action.STOP, f"Repeated failure without progress "

@@ -206,6 +206,7 @@ def render_train_script(cfg: ResolvedConfig, paths: RunPaths, python: str) -> st
         "attempt_dir": _in_run_dir(rundir.ATTEMPT_DIR, attempt="AUTOEXP_ATTEMPT"),
         "train_log": _in_run_dir(rundir.TRAIN_LOG, job="SLURM_JOB_ID"),
         "sidecar_log": _in_run_dir(rundir.SIDECAR_LOG, attempt="AUTOEXP_ATTEMPT"),
+        "step_pgid": _in_run_dir(rundir.STEP_PGID, attempt="AUTOEXP_ATTEMPT"),
     })
 
 

@@ -10,7 +10,8 @@ Layout (one run, on the shared filesystem)::
     <run>/logs/train-<job>.out     the training job's log (what the sidecar follows)
     <run>/logs/watchdog-<job>.out  a watchdog's log
     <run>/attempts/<n>/            per attempt: train_job, watchdog_job, marker.json, end.json,
-                                   progress.json, decision.json, sidecar.log, claims
+                                   progress.json, decision.json, sidecar.log, claims,
+                                   step.pgid (the training's process group)
     <run>/endings/<job>.json       written by the optional epilog hook (hooks/epilog)
     <run>/checkpoints/             default checkpoint dir of the backends
 
@@ -39,6 +40,7 @@ ATTEMPT_DIR = "attempts/{attempt}"
 TRAIN_LOG = "logs/train-{job}.out"
 WATCHDOG_LOG = "logs/watchdog-{job}.out"
 SIDECAR_LOG = ATTEMPT_DIR + "/sidecar.log"
+STEP_PGID = ATTEMPT_DIR + "/step.pgid"  # the training's process group (the fast path ends it)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -145,6 +147,7 @@ class RunPaths:
     def decision(self, n: int) -> Path: return self.attempt_dir(n) / "decision.json"
     def sidecar_log(self, n: int) -> Path: return self.root / SIDECAR_LOG.format(attempt=n)
     def decide_claim(self, n: int) -> Path: return self.attempt_dir(n) / "decide.claim"
+    def step_pgid(self, n: int) -> Path: return self.root / STEP_PGID.format(attempt=n)
 
     # -- operations
     def create(self, run_id: str) -> None:

@@ -17,8 +17,9 @@ HELP = "follow a training log inside the allocation; write the marker; end a fai
 DESCRIPTION = (
     "The sidecar. Follows the training job's log from the start of this attempt, classifies each "
     "line with the run's monitoring preset, writes attempts/<N>/marker.json on the first root "
-    "cause or a hang, and cancels its own job after the grace period (kill_grace_s) so that the "
-    "watchdog starts. Started by train.sbatch; you rarely run it by hand."
+    "cause or a hang, and after the grace period (kill_grace_s) ends the training step (with "
+    "restart.fast_path: the batch script then decides what follows) or cancels its own job "
+    "(so that the watchdog starts). Started by train.sbatch; you rarely run it by hand."
 )
 
 DEFAULT_MONITORING = "megatron_production"
@@ -29,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attempt", required=True, type=int, metavar="N", help="attempt number")
     parser.add_argument("--job", required=True, metavar="JOBID", help="the training job's id (the one to cancel)")
     parser.add_argument("--log", required=True, metavar="PATH", help="the training job's log file (may not exist yet)")
+    parser.add_argument("--start-offset", type=int, default=0, metavar="BYTES",
+                        help="start reading the log at this byte offset (a step relaunched in the "
+                        "same allocation appends to the same log; default 0)")
     parser.add_argument("--poll-s", type=float, default=0.1, metavar="S", help="seconds between reads of the log (default 0.1)")
     parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
                         help="exit when this process is gone (default: the parent, i.e. the batch shell)")
@@ -46,19 +50,20 @@ def _setup_logging() -> None:
                level="INFO", backtrace=False, diagnose=False)
 
 
-def _load_settings(args: argparse.Namespace, paths: Any) -> tuple[Any, str]:
+def _load_settings(args: argparse.Namespace, paths: Any) -> tuple[Any, str, bool]:
     """(monitoring config, slurm client kind). A broken run.yaml must not leave the job
     unwatched: the sidecar falls back to the default preset and says so."""
     from loguru import logger
 
     from sidecar.classify import load_monitoring_preset
 
-    monitoring, client_kind = None, "auto"
+    monitoring, client_kind, fast_path = None, "auto", False
     try:
         from sidecar.config import load_frozen
 
         cfg = load_frozen(paths.config)
         monitoring, client_kind = cfg.monitoring, cfg.slurm.client
+        fast_path = bool(cfg.restart.fast_path)
     except Exception as exc:
         logger.error("cannot load {}: {}; using the {} preset", paths.config, exc,
                      args.monitoring or DEFAULT_MONITORING)
@@ -66,7 +71,7 @@ def _load_settings(args: argparse.Namespace, paths: Any) -> tuple[Any, str]:
         monitoring = load_monitoring_preset(args.monitoring)
     if monitoring is None:
         monitoring = load_monitoring_preset(DEFAULT_MONITORING)
-    return monitoring, client_kind
+    return monitoring, client_kind, fast_path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
+    from sidecar.classify.tasks import task_nodes_from_env
     from sidecar.follow import LogFollower
     from sidecar.rundir import RunPaths
     from sidecar.scan import ScanContext, Scanner, process_alive, run_loop
+    from sidecar.step import end_step
 
     _setup_logging()
     paths = RunPaths.of(args.run)
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
     parent = args.parent_pid if args.parent_pid is not None else os.getppid()
     start_ppid = os.getppid()
-    monitoring, client_kind = _load_settings(args, paths)
+    monitoring, client_kind, fast_path = _load_settings(args, paths)
     client = None
     if not args.no_cancel:
         try:
@@ -104,13 +111,18 @@ def run(args: argparse.Namespace) -> int:
             logger.error("no Slurm client ({}): {}; failures are recorded but the job is not cancelled",
                          client_kind, exc)
     hang = getattr(monitoring, "hang", None)
+    # srun --label prefixes: the task's node from the allocation's layout
+    nodes_of_tasks = task_nodes_from_env(os.environ)
     ctx = ScanContext(
         paths=paths, attempt=args.attempt, job_id=str(args.job),
         kill_grace_s=float(getattr(monitoring, "kill_grace_s", 2.0)),
         hang_enabled=bool(getattr(hang, "enabled", True)), client=client,
+        task_nodes=nodes_of_tasks,
+        end_step=(lambda: end_step(paths.step_pgid(args.attempt))) if fast_path and client else None,
     )
-    scanner = Scanner.for_monitoring(ctx, monitoring)
-    follower = LogFollower(args.log, on_notice=lambda msg: logger.warning(msg))
+    scanner = Scanner.for_monitoring(ctx, monitoring, nodes_of_tasks)
+    follower = LogFollower(args.log, start_offset=max(0, args.start_offset),
+                           on_notice=lambda msg: logger.warning(msg))
     logger.info("started: pid {}, job {}, attempt {}, log {}, monitoring {}, grace {:g} s, cancel {}, "
                 "watching parent pid {}", os.getpid(), ctx.job_id, ctx.attempt, args.log,
                 getattr(monitoring, "name", "?"), ctx.kill_grace_s,

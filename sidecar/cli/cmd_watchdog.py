@@ -27,7 +27,11 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     paths = RunPaths.of(args.run).require()
     cfg = load_run_config(paths)
-    decision = handle_attempt(paths, cfg, client_for(cfg), args.attempt, args.train_job,
+    # attempts restarted inside the allocation share the job and this watchdog: the last one ended it
+    attempt = max([n for n in paths.attempt_numbers() if n >= args.attempt
+                   and paths.read_job_id(paths.train_job_file(n)) == str(args.train_job)],
+                  default=args.attempt)
+    decision = handle_attempt(paths, cfg, client_for(cfg), attempt, args.train_job,
                               wait_s=args.wait_s, defer_s=args.defer_s)
     if decision is not None:
         print(f"{decision.action.value}: {decision.reason}")

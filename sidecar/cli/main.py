@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "scan",
     "watchdog",
     "record",
+    "conclude",
     "arm",
 )
 

@@ -38,3 +38,16 @@ class RestartPolicy:
     restart_on_unknown: bool = field(True, help="restart (within budget) a failure nothing classified")
     restart_on_cancel: bool = field(True, help="restart (within budget) a job cancelled by hand "
                                     "(scancel) without a STOP request; `autoexp-sidecar stop` never restarts")
+    fast_path: bool = field(True, help="the dying job decides and submits its successor itself "
+                            "(and cancels its own watchdog) when its batch script is still alive; "
+                            "the watchdog then only handles node death, a scancel of the whole job, "
+                            "a time-limit kill or a killed batch script")
+    in_allocation: bool = field(False, help="restart a transient fault not tied to a node "
+                                "(in_allocation_error_types) inside the same allocation: the "
+                                "batch script starts the training again after the sidecar ended "
+                                "it, with the same budget and history; node faults and a failure "
+                                "that repeats without progress leave the allocation (a new job)")
+    in_allocation_error_types: tuple[str, ...] = field(
+        ("nccl", "nccl_timeout", "hang", "elastic", "store", "store_timeout", "abort", "unknown"),
+        pattern=ERROR_TYPE, pattern_help="an error type (lower_snake_case)",
+        help="error types restarted inside the allocation when in_allocation is on")

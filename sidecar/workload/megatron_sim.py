@@ -9,7 +9,9 @@ resumes from Megatron's checkpoint layout (``latest_checkpointed_iteration.txt``
 memory: with the default (~8B) model, ``--micro-batch-size 16`` does not fit the simulated
 80 GiB device, so it dies a few seconds into startup with PyTorch's CUDA OOM traceback and
 exit code 1 (the user's OOM scenario). Unknown ``--flag value`` model arguments are accepted
-and ignored. On SIGTERM it dies by that signal, as a torch process does.
+and ignored. On SIGTERM it dies by that signal, as a torch process does. On SIGUSR1 (the
+pre-timeout signal train.sbatch forwards) it saves a checkpoint after the current iteration and
+exits 0, as Megatron's exit signal handler does.
 """
 
 from __future__ import annotations
@@ -186,8 +188,16 @@ def _die_by_signal(signum: int, _frame: object) -> None:
     os.kill(os.getpid(), signum)
 
 
+_EXIT_REQUESTED: list[int] = []
+
+
+def _request_exit(signum: int, _frame: object) -> None:
+    _EXIT_REQUESTED.append(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _die_by_signal)
+    signal.signal(signal.SIGUSR1, _request_exit)
     a = parse_args(argv)
     banner(a)
 
@@ -220,6 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.save and a.save_interval and it % a.save_interval == 0:
             _save(a, it)
             last_save = it
+        if _EXIT_REQUESTED:
+            if a.save and last_save != it:
+                _save(a, it)
+            say(f"exiting program after receiving SIGUSR1 at iteration {it}")
+            return 0
     if a.save and last_save != a.train_iters and a.train_iters > start:
         _save(a, a.train_iters)  # Megatron saves at the end of training too
     say(f"[after training is done] finished {a.train_iters} iterations")

@@ -35,9 +35,11 @@ def running(job: str) -> bool:
 
 
 def attempt_trains(run: Path, n: int) -> list[str]:
-    """Slurm's training jobs of attempt ``n`` of the run (by the comment every job carries)."""
+    """Slurm's training jobs of attempt ``n`` of the run (by the comment every job carries; a
+    run of the same name from another test session has it too, in another work dir)."""
     comment = job_comment(RunPaths(run).run_id, n, "train")
-    return [j.job_id for j in CliSlurmClient().find_jobs(name=RunPaths(run).run_id, comment=comment)]
+    return [j.job_id for j in CliSlurmClient().find_jobs(name=RunPaths(run).run_id, comment=comment)
+            if j.work_dir in (None, str(RunPaths(run).root))]
 
 
 def hold(job: str) -> None:

@@ -102,16 +102,25 @@ role=train; [ "$2" = sidecar ] && role=$3
 printf '%s\\n' "$(pwd)" "$@" > "$FAKE_LOG/$role.call"
 case "$2" in
   sidecar) case "$3" in
-      scan) n=$(cat "$FAKE_LOG/scan.count" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE_LOG/scan.count"
+      scan) cp "$FAKE_LOG/scan.call" "$FAKE_LOG/scan-$7.call"
+            n=$(cat "$FAKE_LOG/scan.count" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE_LOG/scan.count"
             [ "$n" -lt "${FAKE_SCAN_CRASHES:-0}" ] && exit 137
             exec sleep 30 ;;
-      # the script stops the sidecar right after record: let the background one start first
-      record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan.call" ] && break; sleep 0.05; done; exit 0 ;;
+      # the script stops the sidecar before record: let this step's background one start first.
+      # FAKE_RELAUNCH=N: the fast path of the first failed step restarts here as attempt N
+      record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan-$7.call" ] && break; sleep 0.05; done
+        cp "$FAKE_LOG/record.call" "$FAKE_LOG/record-$7.call"
+        if [ -n "${FAKE_RELAUNCH:-}" ] && [ "$7" != "$FAKE_RELAUNCH" ]; then
+          echo "restart: Transient failure detected (error_type=nccl)"; echo "relaunch attempt $FAKE_RELAUNCH"
+        fi; exit 0 ;;
       arm) echo 7; exit 0 ;;
       *) exit 0 ;;
     esac ;;
   sidecar.workload.megatron_sim)
     echo "attempt=$AUTOEXP_ATTEMPT reason=$AUTOEXP_RESTART_REASON" > "$FAKE_LOG/train.env"
+    echo "attempt=$AUTOEXP_ATTEMPT reason=$AUTOEXP_RESTART_REASON" >> "$FAKE_LOG/steps"
+    # a real step outlives its sidecar's start; one that ends at once may end before it
+    for i in $(seq 100); do [ -e "$FAKE_LOG/scan-$AUTOEXP_ATTEMPT.call" ] && break; sleep 0.05; done
     [ -n "${FAKE_SLEEP:-}" ] && { sleep "$FAKE_SLEEP" & wait $!; }
     exit "${FAKE_RC:-0}" ;;
 esac
@@ -155,9 +164,11 @@ def test_awkward_paths_survive_and_the_script_calls_arm_scan_train_record(tmp_pa
     scan = by_role["scan"][1:]
     assert scan[:9] == ["-m", "sidecar", "scan", "--run", root, "--attempt", "7", "--job", "41"]
     assert scan[9] == "--parent-pid" and scan[10].isdigit()  # the batch shell, not the respawn loop
-    assert scan[11:] == ["--log", f"{root}/logs/train-41.out"]
-    assert by_role["record"][1:] == ["-m", "sidecar", "record", "--run", root, "--attempt", "7",
-                                     "--job", "41", "--exit-code", "3"]
+    assert scan[11:] == ["--log", f"{root}/logs/train-41.out", "--start-offset", "0"]
+    record = by_role["record"]
+    assert record[1:-2] == ["-m", "sidecar", "record", "--run", root, "--attempt", "7",
+                            "--job", "41", "--exit-code", "3"]
+    assert record[-2] == "--after-pid" and record[-1].isdigit()  # the sidecar, draining its log
     train = by_role["train"]
     assert train[0] == root  # ran in the run directory (the default workdir)
     assert train[1:3] == ["-m", "sidecar.workload.megatron_sim"]
@@ -168,6 +179,22 @@ def test_awkward_paths_survive_and_the_script_calls_arm_scan_train_record(tmp_pa
     text = script.read_text(encoding="utf-8")
     chdir = next(line for line in text.splitlines() if line.startswith("#SBATCH --chdir="))
     assert chdir == f'#SBATCH --chdir="{root}"'
+
+
+def test_a_relaunch_in_the_allocation_runs_the_next_attempt_in_the_same_job(tmp_path):
+    paths, python, script, log, env = _setup(tmp_path)
+    paths.logs.mkdir(exist_ok=True)
+    (paths.logs / "train-41.out").write_text("old step output\n")
+    res = subprocess.run(["bash", str(script)], env={**env, "FAKE_RC": "3", "FAKE_RELAUNCH": "8"},
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 3, res.stderr
+    assert (log / "steps").read_text().splitlines() == [
+        "attempt=7 reason=", "attempt=8 reason=Transient failure detected (error_type=nccl)"]
+    assert (log / "record-7.call").exists() and (log / "record-8.call").exists()
+    # the relaunched step's sidecar starts past what the old step wrote
+    scan = _calls(log)["scan-8"]
+    assert scan[scan.index("--attempt") + 1] == "8"
+    assert int(scan[scan.index("--start-offset") + 1]) > 0
 
 
 def test_attempt_and_reason_from_the_environment_pass_through(tmp_path):
@@ -192,7 +219,7 @@ def test_a_signal_is_forwarded_and_recorded(tmp_path, sig, name):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     record = _calls(log)["record"]
-    assert record[-2:] == ["--signal", name], (record, err)
+    assert record[-4:-2] == ["--signal", name], (record, err)
     code = record[record.index("--exit-code") + 1]
     # the training (a bash stand-in) died by the forwarded signal: 128 + signum
     assert code == str(128 + sig), (record, err)

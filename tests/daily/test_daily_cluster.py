@@ -60,7 +60,7 @@ def test_sweep_list_notify_plot(tmp_path):
                 h.wait_checkpoint(twice, job)
                 h.wait_marker(twice, attempt, err, h.inject(twice, job, line))
                 new = h.expect_restart(twice, attempt, job, reason_contains=f"error_type={err}")
-                h.verify_resume(twice, job, new)
+                h.verify_resume(twice, job, new, attempt)
                 job = new
 
             def listed():

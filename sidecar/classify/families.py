@@ -299,7 +299,7 @@ PREFILTER = (
     r"|loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
     r"|not finite|non-finite|nan loss|minimum loss scale|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale"
     r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
-    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error"
+    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|(?:errors?|exceptions?|exc)\.[A-Z]"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|expel|nccl\w*Error|NODE FAIL|Node failure|credential"
     r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )

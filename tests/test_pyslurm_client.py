@@ -285,3 +285,13 @@ def test_real_pyslurm_roundtrip(tmp_path, real_pyslurm):
     batch = c.jobs_info([held, failing, "999999999"])
     assert (batch[held].state, batch[failing].state) == (JobState.CANCELLED, JobState.FAILED)
     assert "999999999" not in batch
+
+
+def test_submitted_environment_drops_the_watchdog_jobs_slurm_variables(monkeypatch):
+    from sidecar.slurm.pyslurm_convert import inherited_environment
+
+    env = {"PATH": "/bin", "SLURM_NTASKS": "1", "SLURM_JOB_ID": "7", "SLURM_CONF": "/etc/s.conf"}
+    assert inherited_environment(env) == {"PATH": "/bin", "SLURM_CONF": "/etc/s.conf"}
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    kw = submit_kwargs(SubmitRequest(script="s", name="n", env={"AUTOEXP_ATTEMPT": "2"}), {})
+    assert kw["environment"]["AUTOEXP_ATTEMPT"] == "2" and "SLURM_NTASKS" not in kw["environment"]

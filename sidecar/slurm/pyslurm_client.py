@@ -8,18 +8,21 @@ without it. The calls used keep their names in pyslurm 22.5.3, 24.11.0 and 25.11
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sidecar.errors import SlurmError
 from sidecar.slurm.cli_client import PERMANENT_SBATCH_ERRORS
 from sidecar.slurm.pyslurm_convert import (  # noqa: F401 - re-exported
     UnsupportedByPyslurm,
+    is_job_variable,
     minutes,
     parse_sbatch_directives,
     submit_kwargs,
@@ -148,7 +151,8 @@ class PyslurmClient:
                     if found:
                         return found[-1].job_id
                     look_first = False
-                return str(self.pyslurm.JobSubmitDescription(**kwargs).submit())
+                with _without_job_environment():
+                    return str(self.pyslurm.JobSubmitDescription(**kwargs).submit())
             except (self.pyslurm.RPCError, SlurmError) as exc:
                 text = str(exc)
                 if not is_transient(text) or any(p.lower() in text.lower() for p in PERMANENT_SBATCH_ERRORS):
@@ -276,3 +280,18 @@ def _values(collection: Any) -> list[Any]:
         else:
             out.append(v)
     return out
+
+
+@contextlib.contextmanager
+def _without_job_environment() -> Iterator[None]:
+    """Hide the SLURM_* variables of the job we run in (a watchdog: SLURM_NTASKS=1) from
+    pyslurm's submit, which reads them from this process even when given an explicit
+    environment: the next training job got SLURM_NTASKS=1 and srun ran one rank on its 2 nodes
+    ("can't run 1 processes on 2 nodes"). sbatch does not carry them over. SLURM_CONF stays."""
+    saved = {k: v for k, v in os.environ.items() if is_job_variable(k)}
+    for k in saved:
+        del os.environ[k]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

@@ -158,7 +158,8 @@ def submit_kwargs(req: SubmitRequest, directives: Mapping[str, str | bool] | Non
         kw["working_directory"] = req.workdir
     if req.env:
         # a dict is exported verbatim (no comma parsing); sbatch's default is ALL of our env
-        kw["environment"] = {**os.environ, **{k: str(v) for k, v in req.env.items()}}
+        kw["environment"] = {**inherited_environment(os.environ),
+                             **{k: str(v) for k, v in req.env.items()}}
     for key, value in merged.items():
         if value is False or value is None:
             continue
@@ -178,3 +179,17 @@ def submit_kwargs(req: SubmitRequest, directives: Mapping[str, str | bool] | Non
             raise UnsupportedByPyslurm(f"sbatch option {key!r} is not supported with pyslurm",
                                        "put it into the batch script for sbatch, or use slurm.client: cli")
     return kw
+
+
+def inherited_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The submitter's environment minus the SLURM_* variables of the job it runs in (a
+    watchdog): sbatch drops those, but pyslurm passes them verbatim, and a job that inherits the
+    watchdog's SLURM_NTASKS=1 gets "srun: Warning: can't run 1 processes on 2 nodes" and one
+    rank on a 2-node allocation (seen with the 2-node torch workload). SLURM_CONF stays: it
+    tells the job's own Slurm commands where the cluster is."""
+    return {k: v for k, v in env.items() if not is_job_variable(k)}
+
+
+def is_job_variable(name: str) -> bool:
+    """A variable Slurm sets for the job this process runs in (SLURM_CONF is configuration)."""
+    return name.startswith("SLURM_") and name != "SLURM_CONF"

@@ -88,6 +88,22 @@ def test_scenario(harness, scenario):
 
 
 @pytest.fixture
+def inplace_harness(tmp_path):
+    h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
+                  sets=(*T.LOCAL_SETS, "restart=megatron_inplace"), iterations=1,
+                  start_timeout_s=120, restart_timeout_s=120)
+    yield h
+    h.close()
+
+
+@pytest.mark.parametrize("scenario", list(T.WORKLOADS["sim"]["scenarios"]))
+def test_scenario_in_allocation(inplace_harness, scenario):
+    """The same scenarios with restart=megatron_inplace: transient faults restart inside the job."""
+    passed = T.run_scenario(inplace_harness, scenario)
+    assert passed, f"scenario {scenario} (megatron_inplace) failed:\n{_transcript(inplace_harness)}"
+
+
+@pytest.fixture
 def torch_harness(tmp_path):
     pytest.importorskip("torch", reason="the [workload] extra (torch) is not installed")
     wl = T.WORKLOADS["torch"]

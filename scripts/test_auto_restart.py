@@ -570,20 +570,21 @@ class Harness:
                                f"(last checkpoint {last})")
             raise ScenarioFailed("resume")
         self.reporter.ok(f"Resumed from checkpoint: loaded iteration {loaded}, first iteration {first}")
-        self.verify_same_losses(run, old_job, new_job, last)
+        self.verify_same_losses(old_part, new_part, new_job, last)
 
-    def verify_same_losses(self, run: Run, old_job: str, new_job: str, last_ckpt: int) -> None:
-        """The iterations the new job redoes (after the checkpoint, up to where the old job got)
-        log exactly the losses the old job logged: same model state, same data. A restart from
-        scratch, from another checkpoint, or with skipped data logs different ones."""
-        old = {i: v for i, v in loss_curve([read_bytes(run.log(old_job))]).items() if i > last_ckpt}
+    def verify_same_losses(self, old_part: Callable[[], bytes], new_part: Callable[[], bytes],
+                           new_job: str, last_ckpt: int) -> None:
+        """The iterations the new attempt redoes (after the checkpoint, up to where the old one
+        got) log exactly the losses the old one logged: same model state, same data. A restart
+        from scratch, from another checkpoint, or with skipped data logs different ones."""
+        old = {i: v for i, v in loss_curve([old_part()]).items() if i > last_ckpt}
         if not old:
             return  # failed right after its checkpoint: nothing redone to compare
         until = max(old)
         new: dict[int, float] = {}
 
         def caught_up() -> bool:
-            new.update(loss_curve([read_bytes(run.log(new_job))]))
+            new.update(loss_curve([new_part()]))
             return bool(new) and max(new) >= until
 
         if not wait_for(caught_up, self.checkpoint_timeout_s):
@@ -775,10 +776,14 @@ def scenario_rank_killed(h: Harness) -> bool:
     run = h.submit("rank_killed")
     h.wait_state(run.job, "RUNNING")
     h.wait_checkpoint(run, run.job)
-    h.signal_rank(run, run.job, signal.SIGKILL)
-    h.wait_marker(run, run.attempt, "killed")
+    _rank, node, _pid = h.signal_rank(run, run.job, signal.SIGKILL)
+    marker = h.wait_marker(run, run.attempt, "killed")
+    if marker.get("line_node") != node:  # srun --label's task number -> the node
+        h.reporter.fail(f"The root-cause line is placed on {marker.get('line_node')!r}, not on {node}")
+        raise ScenarioFailed("marker")
+    h.reporter.ok(f"The root-cause line came from {node}: {marker.get('line', '')[:120]}")
     new = h.expect_restart(run, run.attempt, run.job, reason="Transient failure detected (error_type=killed)")
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     h.reporter.ok("Test passed: a killed rank is restarted!")
     return True
 
@@ -800,7 +805,7 @@ def scenario_rank_stopped(h: Harness) -> bool:
         h.reporter.fail(f"The stopped rank (pid {pid}) outlived its job")
         raise ScenarioFailed("stopped")
     h.reporter.ok(f"The stopped rank (pid {pid}) was ended with its job")
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     h.reporter.ok("Test passed: a stopped rank is called hung and restarted!")
     return True
 
@@ -862,7 +867,7 @@ def scenario_timeout(h: Harness) -> bool:
         h.reporter.fail(f"The time limit used the retry budget: {d}")
         raise ScenarioFailed("budget")
     h.reporter.ok("The retry budget is untouched")
-    h.verify_resume(run, run.job, new)
+    h.verify_resume(run, run.job, new, run.attempt)
     h.reporter.ok("Test passed: a time limit continues from the checkpoint!")
     return True
 
@@ -940,7 +945,7 @@ def scenario_node_fail(h: Harness) -> bool:
             h.reporter.fail(f"Job {new} does not exclude {node} (ExcNodeList={excluded!r})")
             raise ScenarioFailed("node_fail")
         h.reporter.ok(f"Job ended NODE_FAIL; job {new} excludes exactly {node}")
-        h.verify_resume(run, run.job, new)
+        h.verify_resume(run, run.job, new, run.attempt)
     finally:
         up = run_cmd([str(LOCAL_SLURM), "up"], timeout_s=180)
         (h.reporter.ok if up.returncode == 0 else h.reporter.warn)(

@@ -235,3 +235,15 @@ class RunPaths:
 
         for ev in read_history(self).events:
             yield dict(ev.data)
+
+
+def find_runs(root: str | os.PathLike[str]) -> list[RunPaths]:
+    """The run directories directly under ``root`` (and ``root`` itself if it is one), by name."""
+    base = Path(root).expanduser().resolve()
+    found = [base] if (base / RUN_MARKER).is_file() else []
+    try:
+        children = sorted(base.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        children = []
+    found += [p for p in children if (p / RUN_MARKER).is_file()]
+    return [RunPaths(p) for p in found]

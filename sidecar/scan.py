@@ -17,6 +17,9 @@ What the scanner does:
   never cancelled: Slurm is already ending the job, and a cancel would turn a TIMEOUT, which does
   not use the failure budget, into a CANCELLED, which does;
 - a hang (ProgressTracker.hang_reason) gets a ``hang`` marker and the same cancel;
+- a root the family layer is unsure of (confidence ``low``: a bare "Killed", a generic
+  exception) is written at once but ends the job only when confirmed: a later failure line or
+  a stall; until then the training goes on, and if the job ends by itself the marker says why;
 - with the fast path on (``restart.fast_path``), the training step is ended instead of the
   job (``ScanContext.end_step``, sidecar.step): the batch script then decides and submits the
   next attempt itself, without waiting for the watchdog to be scheduled;
@@ -30,13 +33,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from loguru import logger
 
 from sidecar.claims import pid_alive
 from sidecar.follow import LogFollower
 from sidecar.history import EventKind
+from sidecar.classify.tasks import labelled_node as line_node
 from sidecar.rundir import RunPaths, atomic_write_json
 
 MAX_EVIDENCE = 20
@@ -98,10 +102,13 @@ def build_marker(
     role: str = "cause",
     tip: str = "",
     superseded: list[dict[str, Any]] | None = None,
+    line_node: str | None = None,
 ) -> dict[str, Any]:
     """The marker.json content. Pure; the keys are the interface read by the watchdog.
     ``layer``/``confidence``/``role`` say which classifier layer decided and how sure it is;
-    ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause)."""
+    ``superseded`` lists earlier roots this one replaced (a symptom printed before the cause);
+    ``line_node`` is the node the line came from (srun --label), for the reader: ``node`` is the
+    node the failure blames, which the policy may exclude."""
     return {
         "error_type": error_type,
         "class": failure_class,
@@ -123,9 +130,11 @@ def build_marker(
         "role": role,
         "tip": tip,
         "superseded": list(superseded or []),
+        "line_node": line_node,
     }
 
 
+# "1: [default0]:..." - srun --label's task number in front of every line of a step
 def enum_value(value: Any, default: str) -> str:
     return str(getattr(value, "value", value)) if value is not None else default
 
@@ -162,15 +171,22 @@ SYMPTOM_GRACE_S = 10.0
 
 def decide_cancel(
     marker: dict[str, Any] | None, detected_at: float | None, now: float, grace_s: float,
-    *, cancelled: bool, next_try_at: float | None = None,
+    *, cancelled: bool, next_try_at: float | None = None, confirmations: int = 0,
 ) -> CancelDecision:
-    """Whether to end the job now. Pure. Called only while the job is still running."""
+    """Whether to end the job now. Pure. Called only while the job is still running.
+    ``confirmations``: failure lines (or a stall) seen after the marker's line."""
     if marker is None or detected_at is None:
         return CancelDecision(Action.NONE, "no failure detected")
     if marker.get("class") == "terminal":
         return CancelDecision(Action.NONE, f"terminal ({marker.get('error_type')}): Slurm is already ending the job")
     if cancelled:
         return CancelDecision(Action.NONE, "job already cancelled")
+    if marker.get("confidence") == "low" and confirmations == 0:
+        # a family rule unsure of itself (a bare "Killed", a generic exception) is recorded but
+        # does not end a job that may be training on: a second failure line, a stall, or the
+        # job ending by itself confirms it
+        return CancelDecision(Action.WAIT, f"{marker.get('error_type')} (low confidence): waiting for "
+                              "a second failure line, a stall or the job's own end")
     if marker.get("role") == "symptom":
         # a survivor's connection error comes first; torch elastic reports the dead rank only at
         # its next monitor round (1.9 s after the gloo error in a real kill -9 of a rank):
@@ -207,6 +223,7 @@ class ScanContext:
     kill_grace_s: float = 2.0
     hang_enabled: bool = True
     client: Canceller | None = None  # None: record only, never cancel (tests, benchmarks)
+    task_nodes: tuple[str, ...] = ()  # the node of each srun task (see line_node)
     progress_interval_s: float = PROGRESS_INTERVAL_S
     # the fast path: end the training step only (the batch script decides what follows);
     # None: cancel the whole job and leave it to the watchdog
@@ -230,16 +247,18 @@ class Scanner:
     last_line_no: int = 0
     errors: int = 0
     pre_root_hits: int = 0
+    confirmations: int = 0  # hits (or a stall) after the marker: a low-confidence one is confirmed
     _marker_dirty: bool = False
     _progress_written_at: float | None = None
     _progress_last: dict[str, Any] | None = field(default=None, repr=False)
     _checkpoint_seen: Any = None
 
     @classmethod
-    def for_monitoring(cls, ctx: ScanContext, monitoring: Any) -> "Scanner":
+    def for_monitoring(cls, ctx: ScanContext, monitoring: Any, task_nodes: tuple[str, ...] = ()) -> "Scanner":
         from sidecar.classify import LineClassifier, ProgressTracker, RootCauseTracker
 
-        return cls(ctx, LineClassifier(monitoring), RootCauseTracker(), ProgressTracker(monitoring.hang))
+        return cls(ctx, LineClassifier(monitoring, task_nodes), RootCauseTracker(),
+                   ProgressTracker(monitoring.hang))
 
     # -- per line
     def feed(self, line_no: int, raw: bytes, now: float) -> None:
@@ -260,6 +279,8 @@ class Scanner:
         except Exception as exc:
             self._error(f"root-cause tracking failed on line {line_no}: {exc!r}")
             is_root = self.marker is None and not getattr(hit, "cascade", False)
+        if self.marker is not None:
+            self.confirmations += 1
         if self.marker is None and is_root:
             self._write_first_marker(hit, raw, now)
         elif self.marker is not None and is_root:
@@ -294,6 +315,7 @@ class Scanner:
             tip=getattr(hit, "tip", "") or "",
             evidence=keep["evidence"] if keep else None,
             superseded=[*(keep or {}).get("superseded", []), replaced] if replaced else None,
+            line_node=line_node(raw, self.ctx.task_nodes),
         )
         if keep is not None and self.detected_at is not None:
             now = self.detected_at  # the kill grace keeps counting from the first detection
@@ -355,20 +377,28 @@ class Scanner:
 
     # -- per tick, while the job is running
     def tick(self, now: float) -> None:
-        if self.marker is None and self.ctx.hang_enabled:
+        unconfirmed = (self.marker is not None and self.marker.get("confidence") == "low"
+                       and not self.confirmations)
+        if (self.marker is None or unconfirmed) and self.ctx.hang_enabled:
             try:
                 reason = self.progress.hang_reason(now)
             except Exception as exc:
                 self._error(f"hang check failed: {exc!r}")
                 reason = None
-            if reason:
+            if reason and self.marker is None:
                 self._write_hang_marker(reason, now)
+            elif reason and self.marker is not None:
+                # the job stalled after an unsure hit: the hit is confirmed, its grace starts now
+                self.confirmations += 1
+                self.detected_at = now
+                logger.warning("low-confidence {} confirmed by a stall: {}", self.marker["error_type"], reason)
         self._maybe_cancel(now)
         self._maybe_write_progress(now)
 
     def _maybe_cancel(self, now: float) -> None:
         d = decide_cancel(self.marker, self.detected_at, now, self.ctx.kill_grace_s,
-                          cancelled=self.cancelled, next_try_at=self.next_cancel_at)
+                          cancelled=self.cancelled, next_try_at=self.next_cancel_at,
+                          confirmations=self.confirmations)
         if d.action is not Action.CANCEL:
             return
         if self._marker_dirty:

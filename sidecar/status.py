@@ -48,6 +48,7 @@ class AttemptView:
     decision_reason: str | None = None
     last_iteration: int | None = None
     first_iteration: int | None = None
+    last_checkpoint: int | None = None
     claimed_at: float | None = None  # when the attempt directory was made
     submitting: dict[str, Any] | None = None  # the open "submitting" event, if any
     submitter_state: str | None = None  # Slurm's state of the job doing that submission
@@ -188,4 +189,5 @@ def collect_attempts(paths: RunPaths, history: History) -> list[AttemptView]:
         if isinstance(prog, dict):
             v.last_iteration = prog.get("last_iteration")
             v.first_iteration = prog.get("first_iteration")
+            v.last_checkpoint = prog.get("last_checkpoint")
     return [views[k] for k in sorted(views)]

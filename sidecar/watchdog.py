@@ -12,11 +12,13 @@ from loguru import logger
 
 from sidecar.claims import take_claim
 from sidecar.config.schema import ResolvedConfig
+from sidecar.errors import SidecarError
 from sidecar.facts import gather
 from sidecar.handoff import complete_record, recorded_decision, relaunch_here, submit_next
 from sidecar.history import EventKind, read_history
 from sidecar.placement import Placement, place
 from sidecar.policy import Action, AttemptFacts, Decision, PastAttempt, decide
+from sidecar.notify import NoticeKind, make_notice, notices_for_decision, send
 from sidecar.render import TIMEOUT_SIGNAL
 from sidecar.rundir import RunPaths, atomic_write_json
 from sidecar.slurm.types import JobInfo, JobState, SlurmClient
@@ -118,11 +120,22 @@ def handle_attempt(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, at
                                reason=decision.reason)
         return decision
     placement = place(decision, facts, past, cfg.restart) if relaunch_in else None
+    next_job: str | None = None
     _record(paths, facts, decision, placement)
     if decision.action is Action.RESTART and placement and placement[0] is Placement.IN_ALLOCATION:
         relaunch_here(paths, attempt, decision, str(relaunch_in))
     elif decision.action is Action.RESTART:
-        submit_next(paths, cfg, client, attempt, decision, dependency)
+        try:
+            next_job = submit_next(paths, cfg, client, attempt, decision, dependency)
+        except SidecarError as exc:
+            send(cfg.notify, [make_notice(
+                NoticeKind.STOP, paths.run_id, str(paths.root), decision.next_attempt or attempt + 1,
+                exc.message, f"the restart after training job {train_job} could not be submitted; "
+                "fix the cause, then `autoexp-sidecar resume`")])
+            raise
+    # after the restart is submitted: a slow or failing notification delays nothing
+    send(cfg.notify, notices_for_decision(paths.run_id, str(paths.root), attempt, train_job,
+                                          decision, next_job))
     return decision
 
 
@@ -136,4 +149,6 @@ def record_completion(paths: RunPaths, cfg: ResolvedConfig, attempt: int, train_
                          stop_requested=paths.stop_request.exists())
     decision, _ = _decide(paths, cfg, facts, now)
     _record(paths, facts, decision)
+    send(cfg.notify, notices_for_decision(paths.run_id, str(paths.root), attempt, train_job,
+                                          decision))
     return decision

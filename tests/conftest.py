@@ -64,6 +64,22 @@ def slurm_lab() -> Path:
     return slurm_helpers.lab_dir()
 
 
+@pytest.fixture(scope="session")
+def real_pyslurm():
+    """The real pyslurm module, usable against this cluster's Slurm. Skipped where there is
+    none; FAILS under CI=true when a wheel was given (AUTOEXP_PYSLURM_WHEEL, set by .ci/run when
+    one matches the installed Slurm), so that tier cannot silently skip in CI."""
+    from sidecar.slurm import pyslurm_status
+
+    mod, why = pyslurm_status()
+    if mod is not None:
+        return mod
+    if _in_ci() and os.environ.get("AUTOEXP_PYSLURM_WHEEL"):
+        pytest.fail(f"real-pyslurm tier must run under CI=true with AUTOEXP_PYSLURM_WHEEL="
+                    f"{os.environ['AUTOEXP_PYSLURM_WHEEL']}, but: {why}", pytrace=False)
+    pytest.skip(f"no usable pyslurm: {why}; optional tier")
+
+
 # ------------------------------------------------------------------ tier summary
 
 
@@ -106,3 +122,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line("real Slurm tier did NOT run: no slurm-marked test got past setup (see skips/errors)")
     else:
         tr.write_line("real Slurm tier: no slurm-marked test selected")
+    pys = _TIERS.get("pyslurm_real (real pyslurm)")
+    if pys:
+        ran = pys["passed"] + pys["failed"]
+        tr.write_line(f"real-pyslurm tier {'RAN' if ran else 'did NOT run'}: {ran} tests with "
+                      f"slurm.client=pyslurm ({pys['passed']} passed, {pys['skipped']} skipped)")

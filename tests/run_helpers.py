@@ -21,10 +21,11 @@ CLI = [sys.executable, "-m", "sidecar"]
 
 
 def submit(tmp_path: Path, name: str, *overrides: str) -> tuple[Path, str]:
-    """Submit examples/local.yaml (a long run, checkpoint every 5 iterations); (run dir, job)."""
+    """Submit examples/local.yaml (a long run, checkpoint every 5 iterations); (run dir, job).
+    The run name gets a unique suffix: accounting keeps earlier runs' jobs of the same name."""
     out = subprocess.run(
         CLI + ["submit", str(REPO / "examples" / "local.yaml"), f"run.root={tmp_path}",
-               f"run.name={name}", "backend.args.train_iters=100000",
+               f"run.name={name}-{os.getpid()}-{time.time_ns() % 10**9}", "backend.args.train_iters=100000",
                "backend.args.save_interval=5", *overrides, "--json"],
         text=True, capture_output=True, timeout=120)
     assert out.returncode == 0, out.stderr

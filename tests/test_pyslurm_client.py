@@ -257,21 +257,10 @@ def test_request_options_override_directives():
 # ------------------------------------------------------------------ real pyslurm (optional)
 
 
-def _real_pyslurm_or_skip():
-    try:
-        import pyslurm  # noqa: F401
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"pyslurm not importable ({type(exc).__name__}: {exc}); optional tier")
-    mod, why = pyslurm_status()
-    if mod is None:
-        pytest.skip(f"pyslurm not usable here: {why}")
-    return mod
-
-
 @pytest.mark.pyslurm_real
 @pytest.mark.slurm
-def test_real_pyslurm_roundtrip(tmp_path):
-    mod = _real_pyslurm_or_skip()
+def test_real_pyslurm_roundtrip(tmp_path, real_pyslurm):
+    mod = real_pyslurm
     c = PyslurmClient(mod)
     s = tmp_path / "job.sbatch"
     s.write_text("#!/bin/bash\n#SBATCH --partition=debug\n#SBATCH --time=5\nexit 3\n")
@@ -293,3 +282,6 @@ def test_real_pyslurm_roundtrip(tmp_path):
     info = c.job_info(failing)
     assert (info.state, info.exit_code) == (JobState.FAILED, 3)
     assert c.job_info("999999999").state is JobState.UNKNOWN
+    batch = c.jobs_info([held, failing, "999999999"])
+    assert (batch[held].state, batch[failing].state) == (JobState.CANCELLED, JobState.FAILED)
+    assert "999999999" not in batch

@@ -194,6 +194,23 @@ def test_job_info_unknown_job():
     assert info.state is JobState.UNKNOWN and info.job_id == "99999"
 
 
+def test_jobs_info_is_one_sacct_and_one_squeue_for_any_number_of_jobs():
+    r = FakeRunner(sacct=[fx("sacct_failed.txt") + fx("sacct_timeout.txt")],
+                   squeue=[fx("squeue_running_2nodes.txt")])
+    infos = client(r).jobs_info(["19", "8", "23", "424242"])
+    assert (r.count("sacct"), r.count("squeue")) == (1, 1)
+    assert {k: v.state for k, v in infos.items()} == {
+        "19": JobState.FAILED, "8": JobState.TIMEOUT, "23": JobState.RUNNING}
+    assert "--jobs=8,19,23,424242" in r.calls[0] and "--jobs=8,19,23,424242" in r.calls[1]
+    assert client(FakeRunner()).jobs_info([]) == {}
+
+
+def test_jobs_info_when_the_controller_forgot_them_all():
+    r = FakeRunner(sacct=[fx("sacct_failed.txt")],
+                   squeue=[err("squeue", "slurm_load_jobs error: Invalid job id specified")])
+    assert client(r).jobs_info(["19"])["19"].state is JobState.FAILED
+
+
 def test_job_info_controller_down_raises():
     r = FakeRunner(scontrol=[err("scontrol", "Unable to contact slurm controller (connect failure)")])
     with pytest.raises(SlurmCommandError):
@@ -321,6 +338,9 @@ def test_real_failed_job_and_update_of_held_job(tmp_path):
         assert info.state is JobState.PENDING and info.reason == "JobHeldUser"
         f = _wait_state(c, failing, {JobState.FAILED})
         assert (f.state, f.exit_code, f.signal) == (JobState.FAILED, 3, 0)
+        batch = c.jobs_info([held, failing, "999999999"])
+        assert (batch[held].state, batch[failing].state) == (JobState.PENDING, JobState.FAILED)
+        assert "999999999" not in batch
     finally:
         c.cancel(held)
     assert c.version().startswith(("22.", "23.", "24.", "25."))

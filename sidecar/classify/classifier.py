@@ -23,6 +23,7 @@ import re2
 
 from sidecar.classify.config import re2_options
 from sidecar.classify.families import EXCEPTION_RULE, PREFILTER, FamilyLayer, FamilyRule, family_hit
+from sidecar.classify.tasks import NODE_LOCAL_ERROR_TYPES, labelled_node
 from sidecar.errors import ConfigError
 from sidecar.classify.model import Confidence, Layer, MonitoringConfig, Role, SignalHit
 
@@ -61,8 +62,10 @@ def _decode(data: bytes) -> str:
 class LineClassifier:
     """Classify single log lines against a monitoring config (thread-compatible, no state)."""
 
-    def __init__(self, cfg: MonitoringConfig) -> None:
+    def __init__(self, cfg: MonitoringConfig, task_nodes: tuple[str, ...] = ()) -> None:
+        """``task_nodes``: the node of each ``srun --label`` task id (``tasks.task_nodes``)."""
         self.cfg = cfg
+        self.task_nodes = task_nodes
         opts = re2_options()
         self._set = re2.Set.SearchSet(opts)
         for sig in cfg.signals:
@@ -131,6 +134,15 @@ class LineClassifier:
                 return _decode(m.group(1))
         return None
 
+    def _node(self, head: bytes, role: Role, error_type: str) -> str | None:
+        """The node the line names; else, for a failure local to the printing node, the node
+        of its ``srun --label`` task."""
+        node = self.node_of(head)
+        if (node is None and self.task_nodes and role in (Role.CAUSE, Role.DEATH)
+                and error_type in NODE_LOCAL_ERROR_TYPES):
+            node = labelled_node(head, self.task_nodes)
+        return node
+
     def classify(self, line: str | bytes, line_no: int) -> SignalHit | None:
         """The hit for ``line`` (1-based ``line_no``), or None for a benign line."""
         data = _to_bytes(line).rstrip(b"\r\n")
@@ -152,7 +164,7 @@ class LineClassifier:
         if len(text) > MAX_KEPT_LINE:
             text = text[: MAX_KEPT_LINE // 2] + " ... " + text[-MAX_KEPT_LINE // 2 :]
         if fam is not None:
-            return family_hit(fam, line_no, text, self.node_of(head))
+            return family_hit(fam, line_no, text, self._node(head, fam.role, fam.error_type))
         assert idx is not None  # no family hit: a signal matched
         sig = self.cfg.signals[idx]
         return SignalHit(
@@ -161,7 +173,7 @@ class LineClassifier:
             signal=sig.name,
             error_type=sig.error_type,
             failure_class=sig.failure_class,
-            node=self.node_of(head),
+            node=self._node(head, sig.role, sig.error_type),
             role=sig.role,
             layer=sig.layer,
             tip=sig.tip,

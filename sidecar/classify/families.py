@@ -68,22 +68,22 @@ RULES: tuple[FamilyRule, ...] = (
                "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
 
     # --- process deaths reported by launchers and shells: facts about one rank ----------------
-    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$",
+    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b",
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
                "an admin, or a health check"),
-    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error",
+    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error|killed by signal:? (?:Segmentation fault|Bus error|SIGSEGV|SIGBUS)",
                "crashed", T, DEATH, LOW, "a native crash; if it repeats at the same step it is a code or library bug"),
 
     # --- transport libraries: their own errors say where it failed (before memory words) -----
-    FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d_\S*.*(?:port error|link down|error CQE|fatal|syndrome)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link is down|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
+    FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d_\S*.*(?:port error|link down|error CQE|fatal|syndrome|health (?:recovery|compromised|poll failed)|internal error|error state)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link is down|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
                "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),
-    FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail)|\bcxi\w*.*(?:error|fail)|\bOFI\b.*(?:error|fail)",
+    FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail|fatal)|\bcxi\w*.*(?:error|fail|fatal)|\bOFI\b.*(?:error|fail)",
                "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
     FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
                "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
     # --- memory --------------------------------------------------------------------------------
-    FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
+    FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|[Ee]xceeded (?:job |step )?memory limit|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
                "host_oom", P, CAUSE, MEDIUM,
                "host memory ran out: lower the data loader workers/prefetch or the micro batch, or ask for more memory per node"),
     FamilyRule("memory.shm", r"(?i)insufficient shared memory|out of shared memory|shared memory limit|/dev/shm.*(?:No space|full)",
@@ -113,12 +113,12 @@ RULES: tuple[FamilyRule, ...] = (
                "env_error", P, CAUSE, MEDIUM, "the program is not on PATH on the compute nodes: load its module or environment in the job script"),
     FamilyRule("slurm.step_launch", _SLURM + r".*(?:Task launch for \S+ failed on node|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential))",
                "node_failure", T, CAUSE, MEDIUM, "a step could not start on one node; restart excluding it"),
-    FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure)",
+    FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure|can't find address for host|fwd_tree_thread|forward_thread)",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
-    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential",
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
-    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|QOSMax|AssocMax|MaxWall|partition configuration not available|Memory required by task is not available|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|Unable to create step for job)",
+    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|partition configuration not available|Memory required by task is not available|can ?not be satisfied|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
 
     # --- launch environment -------------------------------------------------------------------
@@ -126,8 +126,11 @@ RULES: tuple[FamilyRule, ...] = (
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
     FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)|(?:fail|error)\S* .*(?:pull|import|download|registry))",
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
-    FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named",
+    FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace)|^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: \S+: (?:No such file or directory|Permission denied)",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
+
+    FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
+               "env_error", P, CAUSE, MEDIUM, "building a native extension failed: the compiler/CUDA toolkit in the job's environment does not fit this code or GPU"),
 
     # --- collectives, stores, networks ----------------------------------------------------------
     FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
@@ -136,15 +139,17 @@ RULES: tuple[FamilyRule, ...] = (
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
     FamilyRule("hang.watchdog", r"(?i)no heartbeat|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
                "hang", T, CAUSE, MEDIUM, "a collective or the process hung; restart"),
+    FamilyRule("gloo.transport", r"enforce fail at \S*gloo/transport|gloo/transport/\S+\] .*(?i:error|fail|closed)",
+               "network", T, SYMPTOM, LOW, "gloo's transport to a peer broke (usually the peer died: see the other ranks)"),
     FamilyRule("gloo.timeout", r"(?i)gloo.*(?:timed out|timeout|connectFullMesh failed)|Application timeout caused pair closure",
                "hang", T, CAUSE, MEDIUM, "a peer stopped answering (hung or stopped process); restart"),
     FamilyRule("net.peer_closed", r"(?i)Connection closed by (?:remote )?peer|closed by remote|Connection was likely closed|remote end closed|EOF occurred|peer (?:closed|shut down|hung up)",
                "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
     FamilyRule("store.c10d", r"(?i)TCPStore|c10d|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
-    FamilyRule("net.mpi", r"MPI_ERR_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
+    FamilyRule("net.mpi", r"MPI_ERR_\w+|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
                "network", T, CAUSE, LOW, "MPI reported a communication error; restart"),
-    FamilyRule("nccl.warn", r"NCCL WARN .*(?i:error|fail|timeout|abort|unable)|\bncclInvalidUsage\b|NCCL (?:failure|timeout)",
+    FamilyRule("nccl.warn", r"[NR]CCL WARN .*(?i:error|fail|timeout|abort|unable)|\bncclInvalidUsage\b|NCCL (?:failure|timeout)",
                "nccl", T, CAUSE, LOW, "NCCL reported an error; restart"),
     FamilyRule("net.socket", r"(?i)Connection (?:reset by peer|refused|timed out|aborted)|No route to host|Network is unreachable|Software caused connection abort|Broken pipe|Socket Timeout|socket timed out|Name or service not known|Temporary failure in name resolution|\[Errno (?:104|110|111|113|101|32)\]",
                "network", T, SYMPTOM, LOW, "a network connection failed; restart"),
@@ -153,7 +158,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space",
                "disk_full", P, CAUSE, MEDIUM,
                "free space or raise the quota; if your scratch is cleaned automatically, set this signal's class to transient"),
-    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error)|\bmmfs\b.*(?:error|stale)|GPFS.*(?:error|unmounted)|Transport endpoint is not connected|file write failed|failed writing file|short write|Read-only file system",
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|GPFS.*(?:error|unmounted)|Transport endpoint is not connected|file write failed|failed writing file|short write|Read-only file system",
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
@@ -161,7 +166,7 @@ RULES: tuple[FamilyRule, ...] = (
                "nan_loss", P, CAUSE, HIGH, _TIP_NAN, beats_ignore=True),
     FamilyRule("health.nan", r"(?i)loss (?:is|became|was) (?:nan|inf|not finite)|non-finite loss|\bnan loss\b|NaN or Inf (?:in|detected)|(?:found|detected|contains) (?:a )?(?:nan|inf)\b|\bnan detected",
                "nan_loss", P, CAUSE, MEDIUM, _TIP_NAN),
-    FamilyRule("health.loss_scale", r"(?i)loss scale (?:already )?at minimum|minimum loss scale|cannot decrease (?:loss )?scale|loss scale.*underflow",
+    FamilyRule("health.loss_scale", r"(?i)loss[ _]scale.{0,20}minimum|minimum loss scale|cannot decrease (?:loss )?scale|loss scale.*underflow",
                "nan_loss", P, CAUSE, HIGH, _TIP_NAN),
     FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint",
                "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
@@ -171,7 +176,7 @@ RULES: tuple[FamilyRule, ...] = (
                "device_assert", P, CAUSE, MEDIUM, "a kernel/native assertion (often an index out of range: bad data or vocab size); a restart repeats it"),
     FamilyRule("config.model_files", r"Can't load (?:the )?(?:tokenizer|config|model|weights)|does not appear to have a file named|is not a valid model identifier|not a local folder and is not a valid",
                "config_error", P, CAUSE, MEDIUM, "the model or tokenizer named in the config cannot be found: check its name/path"),
-    FamilyRule("net.http", r"couldn't connect to|Max retries exceeded with url|HTTPSConnectionPool|Read timed out|Connection aborted",
+    FamilyRule("net.http", r"couldn't connect to|\b5\d\d Server Error|Service Unavailable|Bad Gateway|Gateway Time-?out|\b429 Client Error|Too Many Requests|Max retries exceeded with url|HTTPSConnectionPool|Read timed out|Connection aborted",
                "network", T, CAUSE, LOW, "a download or remote service failed; restart"),
     FamilyRule("data.missing", r"(?i)dataset.*(?:not found|does not exist|missing)|(?:not found|does not exist).*dataset|\.idx\b.*\.bin\b",
                "data_missing", P, CAUSE, LOW, "the training data is not where the config says"),
@@ -181,6 +186,8 @@ EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 # The last line of a Python traceback: an exception type at the start of the line (after rank
 # and launcher prefixes), then its message. Its type decides when its message names no family.
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
+# A library's own exception need not end in Error: in a module of errors, any class name is one.
+_EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.)([A-Z]\w*)(?::(.*)|\s*)$")
 _PREFIX = re.compile(
     r"^(?:\s*(?:\d+:|\[[^\]]{0,80}\]:?|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|\d\d:\d\d:\d\d(?:[.,]\d+)?"
     r"|[\w.-]+/\d+ \[\d+\]:|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|what\(\):))+\s*")
@@ -230,7 +237,18 @@ _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
 )
 # The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
 # when no family rule read the line: waiting that ran out, or a peer that went away.
-_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnection\b|\bsocket\b|\bnetwork\b|\bpeer\b)")
+_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnect(?:ion|ed)?\b|\bsocket\b|\bnetwork\b|\bpeer\b|\bunreachable\b)")
+# An OSError's errno decides its class: a path that is missing or forbidden repeats on restart
+# (EIO, ESTALE, timeouts and resets stay transient, the OSError default).
+_ERRNO = re.compile(r"\s*\[Errno (\d+)\]")
+_ERRNO_PERMANENT: dict[int, tuple[str, FailureClass, Role]] = {
+    1: ("config_error", P, CAUSE), 13: ("config_error", P, CAUSE), 2: ("data_missing", P, CAUSE),
+    17: ("code_error", P, CAUSE), 20: ("config_error", P, CAUSE), 21: ("config_error", P, CAUSE),
+    36: ("config_error", P, CAUSE),
+}
+# An OSError without an errno is a library's own (Hugging Face's "Can't load ...", "Incorrect
+# path_or_model_id"): a name or path the config gave that does not resolve.
+_NOT_FOUND = re.compile(r"(?i)\bincorrect\b|not found|does not exist|can'?t (?:find|load)|cannot (?:find|load)|no such|not a (?:valid|local)|\binvalid\b")
 _TIPS = {
     "code_error": "an error in the training code or its inputs; a restart repeats it: fix and resubmit",
     "config_error": "a bad value in the config or arguments; fix it and resubmit",
@@ -250,7 +268,7 @@ BENIGN = (
     r"^[^A-Za-z]{0,40}(?:\S+ )?(?:\[?[WI]\d{4} [\d:.]+ |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\]|(?:INFO|DEBUG|WARNING|NOTICE|TRACE)\b[: -])"
     r"|(?:^|[\s|\-(])(?:INFO|DEBUG|WARNING|NOTICE)(?: *[|:\-)]|\s+\d{4}-)"
     r"|\[[WI](?:\d{3,4} [\d:.]+)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]"
-    r"|\bwarn(?:ing)?:|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
+    r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
     # says it will retry or copes
     r"|(?i:\bretrying\b|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)"
     # advice and traceback scaffolding
@@ -279,11 +297,11 @@ PREFILTER = (
     r"|not found|No such file|[Uu]nable to|[Cc]annot|can't|[Ii]nvalid|mismatch|[Cc]orrupt|[Aa]bort|lost|[Ss]tale"
     r"|[Qq]uota|No space|out of memory|oom|OOM|bad_alloc|unreachable|not available|exceeded|violates|not allowed"
     r"|loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
-    r"|not finite|non-finite|nan loss|minimum loss scale|loss scale (?:already )?at minimum|decrease (?:loss )?scale"
+    r"|not finite|non-finite|nan loss|minimum loss scale|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale"
     r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error"
-    r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|NCCL WARN|nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE"
+    r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|expel|nccl\w*Error|NODE FAIL|Node failure|credential"
+    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 
 
@@ -326,7 +344,8 @@ class FamilyLayer:
 
 def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
-    m = _EXC_HEAD.match(_strip_prefix(text).rstrip())
+    body = _strip_prefix(text).rstrip()
+    m = _EXC_HEAD.match(body) or _EXC_QUALIFIED.match(body)
     if m is None:
         return None
     name = m.group(2)
@@ -336,6 +355,12 @@ def exception_family(text: str) -> FamilyRule | None:
         return None  # "error: ..." prose, not a traceback
     value = EXCEPTIONS.get(name)
     confidence = MEDIUM
+    if name in ("OSError", "IOError"):
+        errno = _ERRNO.match(m.group(3) or "")
+        if errno is not None and int(errno.group(1)) in _ERRNO_PERMANENT:
+            value = _ERRNO_PERMANENT[int(errno.group(1))]
+        elif errno is None and _NOT_FOUND.search(m.group(3) or ""):
+            value = ("config_error", P, CAUSE)  # a library's own OSError about a path or name
     if value is None:
         value = next((v for word, v in _BY_NAME if word in name.lower()), None)
     if value is None:

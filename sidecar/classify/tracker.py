@@ -98,11 +98,13 @@ class RootCauseTracker:
         )
 
 
-def classify_lines(lines: Iterable[str | bytes], cfg: "MonitoringConfig") -> Verdict:
-    """The verdict for a whole text (a log tail for the watchdog, a file for ``classify``)."""
+def classify_lines(lines: Iterable[str | bytes], cfg: "MonitoringConfig",
+                   task_nodes: tuple[str, ...] = ()) -> Verdict:
+    """The verdict for a whole text (a log tail for the watchdog, a file for ``classify``);
+    ``task_nodes``: the node of each ``srun --label`` task id (``tasks.task_nodes``)."""
     from sidecar.classify.progress import ProgressTracker
 
-    classifier = LineClassifier(cfg)
+    classifier = LineClassifier(cfg, task_nodes)
     tracker = RootCauseTracker()
     progress = ProgressTracker(cfg.hang)
     for line_no, line in enumerate(lines, start=1):

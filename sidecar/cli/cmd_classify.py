@@ -19,7 +19,9 @@ DESCRIPTION = (
     "that reads failures by structure and vocabulary), the rule, why that line was chosen over "
     "the others (a symptom printed before the cause, a process death explained by an OOM kill), "
     "which lines were taken as cascade, and how to override it in your config; "
-    "--explain --line TEXT does the same for one line."
+    "--explain --line TEXT does the same for one line. With --run RUN or --config FILE the "
+    "monitoring (your own signals included) and restart settings are that run's or that "
+    "config's, as the sidecar and the watchdog use them."
 )
 
 DEFAULT_MONITORING = "megatron_production"
@@ -28,10 +30,16 @@ DEFAULT_RESTART = "megatron_transient"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("log", metavar="LOG", nargs="?", help="the log file (- for stdin)")
-    parser.add_argument("--monitoring", default=DEFAULT_MONITORING, metavar="PRESET",
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--monitoring", default=None, metavar="PRESET",
                         help=f"monitoring preset (default: {DEFAULT_MONITORING})")
-    parser.add_argument("--restart", default=DEFAULT_RESTART, metavar="PRESET",
-                        help=f"restart preset for the decision (default: {DEFAULT_RESTART})")
+    source.add_argument("--run", metavar="RUN",
+                        help="use this run's frozen config (run.yaml): its signals, ignores, families and restart settings")
+    source.add_argument("--config", metavar="FILE",
+                        help="use this config file's monitoring and restart settings (as `submit FILE` would resolve them)")
+    parser.add_argument("--restart", default=None, metavar="PRESET",
+                        help=f"restart preset for the decision (default: {DEFAULT_RESTART}; "
+                             "not with --run/--config, which carry their own)")
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     parser.add_argument("--lines", action="store_true",
                         help='one JSON object per matching line: {"line_no","signal","error_type","class","node",'
@@ -53,41 +61,60 @@ def _restart_settings(name: str) -> Any:
     return build(RestartPolicy, {**read_preset("restart", name), "preset": name}, "restart")
 
 
-def run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(monitoring config, restart settings or None) from --run, --config or the presets."""
     from sidecar.classify import load_monitoring_preset
+    from sidecar.errors import SidecarError
+
+    if (args.run or args.config) and args.restart:
+        raise SidecarError("--restart goes with the presets, not with --run/--config (they carry their own)",
+                           "drop --restart, or use --monitoring PRESET --restart PRESET")
+    if args.run:
+        from sidecar.cli.common import load_run_config, resolve_run
+
+        cfg = load_run_config(resolve_run(args.run))
+        return cfg.monitoring, cfg.restart
+    if args.config:
+        from sidecar.config.load import load_config
+
+        cfg = load_config(args.config)
+        return cfg.monitoring, cfg.restart
+    monitoring = load_monitoring_preset(args.monitoring or DEFAULT_MONITORING)
+    name = args.restart or DEFAULT_RESTART
+    try:
+        return monitoring, _restart_settings(name)
+    except SidecarError:
+        if args.restart:
+            raise
+        return monitoring, None  # the shipped default is missing: fall back to the class outcome
+
+
+def run(args: argparse.Namespace) -> int:
     from sidecar.classify import report
     from sidecar.errors import SidecarError
 
     if args.line is not None:
         if not args.explain or args.log is not None:
             raise SidecarError("--line TEXT goes with --explain and no LOG", "autoexp-sidecar classify --explain --line 'the line'")
-        print(report.explain_line(args.line, load_monitoring_preset(args.monitoring)))
+        print(report.explain_line(args.line, _settings(args)[0]))
         return 0
     if args.log is None:
         raise SidecarError("no log given", "autoexp-sidecar classify LOG (or - for stdin, or --explain --line TEXT)")
     if args.log != "-" and not os.path.isfile(args.log):
         raise SidecarError(f"log file not found: {args.log}", "give the path of a training log, or - for stdin")
-    cfg = load_monitoring_preset(args.monitoring)
+    cfg, settings = _settings(args)
     try:
-        return _report(args, cfg, report)
+        return _report(args, cfg, settings, report)
     except BrokenPipeError:  # `classify --lines LOG | head`: the reader left, that is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
-def _report(args: argparse.Namespace, cfg: Any, report: Any) -> int:
-    from sidecar.errors import SidecarError
-
+def _report(args: argparse.Namespace, cfg: Any, settings: Any, report: Any) -> int:
     if args.lines:
         report.write_line_hits(args.log, cfg, sys.stdout)
         return 0
     verdict = report.verdict_for_path(args.log, cfg)
-    try:
-        settings = _restart_settings(args.restart)
-    except SidecarError:
-        if args.restart != DEFAULT_RESTART:
-            raise
-        settings = None  # the shipped default is missing: fall back to the class outcome
     decision = report.restart_decision(verdict, settings)
     if args.json:
         print(json.dumps(report.verdict_to_json(verdict, decision, args.log, cfg.name), indent=2))

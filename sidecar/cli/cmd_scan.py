@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from loguru import logger
 
+    from sidecar.classify.tasks import task_nodes_from_env
     from sidecar.follow import LogFollower
     from sidecar.rundir import RunPaths
     from sidecar.scan import ScanContext, Scanner, process_alive, run_loop
@@ -110,13 +111,16 @@ def run(args: argparse.Namespace) -> int:
             logger.error("no Slurm client ({}): {}; failures are recorded but the job is not cancelled",
                          client_kind, exc)
     hang = getattr(monitoring, "hang", None)
+    # srun --label prefixes: the task's node from the allocation's layout
+    nodes_of_tasks = task_nodes_from_env(os.environ)
     ctx = ScanContext(
         paths=paths, attempt=args.attempt, job_id=str(args.job),
         kill_grace_s=float(getattr(monitoring, "kill_grace_s", 2.0)),
         hang_enabled=bool(getattr(hang, "enabled", True)), client=client,
+        task_nodes=nodes_of_tasks,
         end_step=(lambda: end_step(paths.step_pgid(args.attempt))) if fast_path and client else None,
     )
-    scanner = Scanner.for_monitoring(ctx, monitoring)
+    scanner = Scanner.for_monitoring(ctx, monitoring, nodes_of_tasks)
     follower = LogFollower(args.log, start_offset=max(0, args.start_offset),
                            on_notice=lambda msg: logger.warning(msg))
     logger.info("started: pid {}, job {}, attempt {}, log {}, monitoring {}, grace {:g} s, cancel {}, "

@@ -30,10 +30,10 @@ def resolve_run(arg: str) -> RunPaths:
     return RunPaths.of(p).require()
 
 
-def load_run_config(paths: RunPaths) -> ResolvedConfig:
+def load_run_config(paths: RunPaths, compile_monitoring: bool = True) -> ResolvedConfig:
     from sidecar.config import load_frozen
 
-    return load_frozen(paths.config)
+    return load_frozen(paths.config, compile_monitoring)
 
 
 def client_for(cfg: ResolvedConfig) -> SlurmClient:

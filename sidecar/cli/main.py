@@ -20,6 +20,7 @@ from sidecar.errors import SidecarError
 # Order is the order shown in --help.
 COMMANDS: tuple[str, ...] = (
     "submit",
+    "list",
     "inspect",
     "stop",
     "resume",

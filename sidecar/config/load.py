@@ -27,12 +27,15 @@ from typing import Any, Mapping, Sequence
 from sidecar.config.presets import read_preset
 from sidecar.config.restart import RestartPolicy
 from sidecar.config.schema import (
-    ARG_NAME, IDENTIFIER, SBATCH_OPTION, BackendConfig, ResolvedConfig, RunConfig, SlurmConfig,
+    ARG_NAME, IDENTIFIER, SBATCH_OPTION, BackendConfig, NotifyConfig, ResolvedConfig, RunConfig,
+    SlurmConfig,
 )
 from sidecar.config.validate import build, load_yaml, to_plain, unknown_key
 from sidecar.errors import ConfigError
 
-TOP_KEYS = ("run", "slurm", "backend", "monitoring", "restart")
+TOP_KEYS = ("run", "slurm", "backend", "monitoring", "restart", "notify")
+# run.yaml of runs submitted before ``notify`` existed lacks it
+OPTIONAL_FROZEN_KEYS = frozenset({"notify"})
 # ``monitoring_overrides:`` is accepted as another spelling of ``monitoring.<key>`` overrides
 ALIASES = ("monitoring_overrides",)
 PRESET_GROUPS = ("slurm", "backend", "monitoring", "restart")
@@ -235,6 +238,9 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), now: dat
     for text in overrides:
         key, value = parse_override(text)
         _set(tree, key.split("."), value, key)
+    if isinstance(tree.get("notify"), (str, list)):  # `notify: <url>` / `notify: [urls]`
+        urls = tree["notify"]
+        tree["notify"] = {"urls": [urls] if isinstance(urls, str) else urls}
     for group in TOP_KEYS:
         if group in tree and not isinstance(tree[group], (dict, str)):
             raise ConfigError(f"{group}: must be a preset name or a mapping, got {tree[group]!r}")
@@ -245,13 +251,16 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (), now: dat
                           "needs it (torchrun --nproc-per-node)",
                           "e.g. slurm.gpus_per_node=4 (or, without GPUs, backend.nproc_per_node=1)")
     cfg = ResolvedConfig(run=_run(tree, path, now, env), slurm=slurm, backend=backend,
-                         monitoring=_monitoring(tree), restart=_restart(tree))
+                         monitoring=_monitoring(tree), restart=_restart(tree),
+                         notify=build(NotifyConfig, tree.get("notify") or {}, "notify"))
     _check_placeholders(cfg)
     return cfg
 
 
-def load_frozen(path: str | Path) -> ResolvedConfig:
-    """Reload a run's run.yaml (``ResolvedConfig.to_dict()``) as written; no presets are read."""
+def load_frozen(path: str | Path, compile_monitoring: bool = True) -> ResolvedConfig:
+    """Reload a run's run.yaml (``ResolvedConfig.to_dict()``) as written; no presets are read.
+    ``compile_monitoring=False`` leaves ``monitoring`` as its plain mapping: compiling the
+    signal patterns is most of the cost (~15 ms a run), and ``list`` reads hundreds of runs."""
     p = Path(path)
     try:
         data = load_yaml(p.read_text(encoding="utf-8"))
@@ -259,7 +268,7 @@ def load_frozen(path: str | Path) -> ResolvedConfig:
         raise ConfigError(f"cannot read the run's config {p}: {exc.strerror or exc}") from None
     except Exception as exc:
         raise ConfigError(f"the run's config {p} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or set(data) != set(TOP_KEYS):
+    if not isinstance(data, dict) or not set(TOP_KEYS) - OPTIONAL_FROZEN_KEYS <= set(data) <= set(TOP_KEYS):
         raise ConfigError(f"{p} is not a frozen run config (keys {', '.join(TOP_KEYS)})",
                           "run.yaml is written by `autoexp-sidecar submit`; do not edit it by hand")
     monitoring: Any = data["monitoring"]
@@ -269,11 +278,13 @@ def load_frozen(path: str | Path) -> ResolvedConfig:
         if not (exc.name or "").startswith("sidecar.classify"):
             raise
     else:
-        monitoring = load_monitoring(monitoring, "monitoring")
+        if compile_monitoring:
+            monitoring = load_monitoring(monitoring, "monitoring")
     return ResolvedConfig(
         run=build(RunConfig, data["run"], "run"),
         slurm=build(SlurmConfig, data["slurm"], "slurm"),
         backend=build(BackendConfig, data["backend"], "backend"),
         monitoring=monitoring if not isinstance(monitoring, dict) else to_plain(monitoring),
         restart=build(RestartPolicy, data["restart"], "restart"),
+        notify=build(NotifyConfig, data.get("notify") or {}, "notify"),
     )

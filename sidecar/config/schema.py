@@ -115,6 +115,24 @@ class BackendConfig:
                              "must not share it)")
 
 
+NOTIFY_EVENTS = ("restart", "stop", "finish", "failure")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Notifications through apprise (the ``notify`` extra): e-mail, Slack, Matrix, Mattermost,
+    ntfy, ... Sent by the watchdog job or the training job, never from a login node."""
+
+    urls: tuple[str, ...] = field(default_factory=tuple, help="apprise URLs, e.g. "
+                                  "mailtos://user:pass@host?to=me@site, slack://T/B/C, ntfy://topic; "
+                                  "none: no notifications")
+    on: tuple[str, ...] = field(("restart", "stop", "finish"), choices=NOTIFY_EVENTS,
+                                help="when to notify: restart, stop, finish, and failure (every "
+                                "failed attempt, also those a TIMEOUT continues)")
+    timeout_s: float = field(20.0, min=1, help="longest a notification may take; a slower or "
+                             "failing one is logged and dropped, the restart goes on")
+
+
 @dataclass(frozen=True)
 class ResolvedConfig:
     """A validated run config: what a run's run.yaml holds."""
@@ -124,6 +142,7 @@ class ResolvedConfig:
     backend: BackendConfig
     monitoring: Any  # sidecar.classify.MonitoringConfig (or its raw mapping without sidecar.classify)
     restart: RestartPolicy
+    notify: NotifyConfig = NotifyConfig()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (YAML-safe); ``load_frozen`` reads it back to an equal ResolvedConfig."""
@@ -133,6 +152,7 @@ class ResolvedConfig:
             "backend": to_plain(self.backend),
             "monitoring": monitoring_to_dict(self.monitoring),
             "restart": to_plain(self.restart),
+            "notify": to_plain(self.notify),
         }
 
 

@@ -23,9 +23,10 @@ import yaml
 from sidecar.errors import ConfigError
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """yaml.SafeLoader (same safety: plain data only) without YAML 1.1's base-60 integers,
-    which would silently turn ``time: 1:00:00`` into the integer 3600."""
+    which would silently turn ``time: 1:00:00`` into the integer 3600. libyaml's parser when
+    PyYAML has it: a run.yaml parses in ~5 ms instead of ~65 ms (``list`` reads hundreds)."""
 
 
 _Loader.yaml_implicit_resolvers = {

@@ -242,6 +242,27 @@ class CliSlurmClient:
             return acct[-1]
         return JobInfo(job_id=job_id, state=JobState.UNKNOWN, source="none")
 
+    def jobs_info(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """Two commands for any number of jobs: sacct (everything accounting has), then squeue
+        (the controller's current view, which wins: sacct can lag it, see job_info)."""
+        ids = sorted({str(j) for j in job_ids}, key=_id_key)
+        if not ids:
+            return {}
+        try:
+            found = {j.job_id: j for j in parse.parse_sacct(self.query_sacct(ids)) if j.job_id in ids}
+        except SlurmCommandError:
+            found = {}  # slurmdbd down: what the controller still knows is the answer
+        try:
+            current = parse.parse_squeue(self.query_squeue(job_ids=ids))
+        except SlurmCommandError as exc:
+            if "Invalid job id" not in exc.stderr:  # all of them purged from the controller
+                raise
+            current = []
+        for j in current:
+            if j.job_id in ids:
+                found[j.job_id] = parse.merge_job_info(j, found.get(j.job_id))
+        return found
+
     def cancel(self, job_id: str, signal: str | None = None) -> None:
         argv = [self.commands.scancel]
         if signal:

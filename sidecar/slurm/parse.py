@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from sidecar.slurm.types import JobInfo, JobState
 
@@ -324,6 +324,18 @@ def parse_squeue(text: str, fields: Sequence[str] = SQUEUE_FIELDS) -> list[JobIn
             source="squeue",
         ))
     return jobs
+
+
+def merge_job_info(primary: JobInfo, secondary: JobInfo | None) -> JobInfo:
+    """Fill fields ``primary`` lacks from ``secondary`` (e.g. squeue's state, sacct's times)."""
+    if secondary is None:
+        return primary
+    values: dict[str, Any] = {}
+    for name in JobInfo.__dataclass_fields__:
+        mine = getattr(primary, name)
+        values[name] = getattr(secondary, name) if mine in (None, (), "") else mine
+    values["state"] = primary.state if primary.state is not JobState.UNKNOWN else secondary.state
+    return JobInfo(**values)
 
 
 def only_jobs(jobs: Iterable[JobInfo], name: str | None = None, comment: str | None = None) -> list[JobInfo]:

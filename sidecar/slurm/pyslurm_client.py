@@ -176,6 +176,26 @@ class PyslurmClient:
                 return job_info_from_pyslurm(job, source="pyslurm.db")
         return JobInfo(job_id=str(job_id), state=JobState.UNKNOWN, source="none")
 
+    def jobs_info(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """slurmctld's job list once, then the accounting db once for the jobs it forgot."""
+        ids = {str(j) for j in job_ids}
+        if not ids:
+            return {}
+        found = {i.job_id: i for i in map(job_info_from_pyslurm,
+                                          _values(self._rpc("list jobs", self.pyslurm.Jobs.load)))
+                 if i.job_id in ids}
+        missing = sorted(int(j) for j in ids - set(found) if j.isdigit())
+        if missing:
+            try:
+                db = self.pyslurm.db
+                for job in _values(db.Jobs.load(db.JobFilter(ids=missing))):
+                    info = job_info_from_pyslurm(job, source="pyslurm.db")
+                    if info.job_id in ids:
+                        found.setdefault(info.job_id, info)
+            except self.pyslurm.RPCError:
+                pass  # no accounting: those jobs stay unknown
+        return found
+
     def cancel(self, job_id: str, signal: str | None = None) -> None:
         job = self.pyslurm.Job(int(job_id))
         try:

@@ -141,6 +141,9 @@ class SlurmClient(Protocol):
     def job_info(self, job_id: str) -> JobInfo:
         """Slurm's record of a job: scontrol first, then sacct. Unknown job -> state UNKNOWN."""
 
+    def jobs_info(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """Many jobs in one batched query (not one per job); unknown jobs are left out."""
+
     def cancel(self, job_id: str, signal: str | None = None) -> None: ...
 
     def update(self, job_id: str, **fields: str) -> None:

@@ -131,3 +131,44 @@ def test_explain_one_line_from_the_family_layer_and_a_silent_one(capsys):
     assert "the family layer reads it as benign (a log level below error, a retry" in capsys.readouterr().out
     assert main(["classify", "--line", "x"]) == 2
     assert "--line TEXT goes with --explain" in capsys.readouterr().err
+
+
+USER_CONFIG = """\
+slurm: local
+backend: command
+monitoring: megatron_production
+restart: megatron_transient
+monitoring_overrides:
+  signals:
+    - name: my_flaky_storage
+      pattern: 'checkpoint writer gave up'
+      error_type: filesystem
+      class: transient
+"""
+
+
+def test_explain_with_the_users_config_and_run(tmp_path, capsys):
+    """--config and --run read the user's own signals (which decide first), as the sidecar does."""
+    import yaml
+
+    from sidecar.config.load import load_config
+    from sidecar.rundir import RunPaths
+
+    cfg_file = tmp_path / "my.yaml"
+    cfg_file.write_text(USER_CONFIG, encoding="utf-8")
+    line = "[rank0]: RuntimeError: checkpoint writer gave up"
+    assert main(["classify", "--explain", "--line", line]) == 0
+    assert "my_flaky_storage" not in capsys.readouterr().out  # the preset alone: a generic exception
+    assert main(["classify", "--explain", "--line", line, "--config", str(cfg_file)]) == 0
+    out = capsys.readouterr().out
+    assert "my_flaky_storage" in out and "transient" in out
+
+    paths = RunPaths.of(tmp_path / "run")
+    paths.create(run_id="run")
+    paths.config.write_text(yaml.safe_dump(load_config(cfg_file).to_dict(), sort_keys=False), encoding="utf-8")
+    log = tmp_path / "train.log"
+    log.write_text(" iteration        5/     100 | lm loss: 1.0E+00 |\n" + line + "\n", encoding="utf-8")
+    assert main(["classify", str(log), "--json", "--run", str(paths.root)]) == 0
+    root = json.loads(capsys.readouterr().out)["root_cause"]
+    assert (root["signal"], root["layer"], root["class"]) == ("my_flaky_storage", "user", "transient")
+    assert main(["classify", str(log), "--run", str(paths.root), "--restart", "aggressive"]) == 2

@@ -173,7 +173,7 @@ def test_to_dict_load_frozen_round_trip(overrides, tmp_path):
 
 def test_to_dict_is_plain_data():
     data = cfg_of().to_dict()
-    assert set(data) == {"run", "slurm", "backend", "monitoring", "restart"}
+    assert set(data) == {"run", "slurm", "backend", "monitoring", "restart", "notify"}
     text = yaml.safe_dump(data)  # safe_dump refuses anything but plain data
     assert load_yaml(text) == data
 

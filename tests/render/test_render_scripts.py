@@ -102,12 +102,13 @@ role=train; [ "$2" = sidecar ] && role=$3
 printf '%s\\n' "$(pwd)" "$@" > "$FAKE_LOG/$role.call"
 case "$2" in
   sidecar) case "$3" in
-      scan) n=$(cat "$FAKE_LOG/scan.count" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE_LOG/scan.count"
+      scan) cp "$FAKE_LOG/scan.call" "$FAKE_LOG/scan-$7.call"
+            n=$(cat "$FAKE_LOG/scan.count" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE_LOG/scan.count"
             [ "$n" -lt "${FAKE_SCAN_CRASHES:-0}" ] && exit 137
             exec sleep 30 ;;
-      # the script stops the sidecar before record: let the background one start first.
+      # the script stops the sidecar before record: let this step's background one start first.
       # FAKE_RELAUNCH=N: the fast path of the first failed step restarts here as attempt N
-      record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan.call" ] && break; sleep 0.05; done
+      record) for i in $(seq 100); do [ -e "$FAKE_LOG/scan-$7.call" ] && break; sleep 0.05; done
         cp "$FAKE_LOG/record.call" "$FAKE_LOG/record-$7.call"
         if [ -n "${FAKE_RELAUNCH:-}" ] && [ "$7" != "$FAKE_RELAUNCH" ]; then
           echo "restart: Transient failure detected (error_type=nccl)"; echo "relaunch attempt $FAKE_RELAUNCH"
@@ -118,6 +119,8 @@ case "$2" in
   sidecar.workload.megatron_sim)
     echo "attempt=$AUTOEXP_ATTEMPT reason=$AUTOEXP_RESTART_REASON" > "$FAKE_LOG/train.env"
     echo "attempt=$AUTOEXP_ATTEMPT reason=$AUTOEXP_RESTART_REASON" >> "$FAKE_LOG/steps"
+    # a real step outlives its sidecar's start; one that ends at once may end before it
+    for i in $(seq 100); do [ -e "$FAKE_LOG/scan-$AUTOEXP_ATTEMPT.call" ] && break; sleep 0.05; done
     [ -n "${FAKE_SLEEP:-}" ] && { sleep "$FAKE_SLEEP" & wait $!; }
     exit "${FAKE_RC:-0}" ;;
 esac
@@ -189,7 +192,7 @@ def test_a_relaunch_in_the_allocation_runs_the_next_attempt_in_the_same_job(tmp_
         "attempt=7 reason=", "attempt=8 reason=Transient failure detected (error_type=nccl)"]
     assert (log / "record-7.call").exists() and (log / "record-8.call").exists()
     # the relaunched step's sidecar starts past what the old step wrote
-    scan = _calls(log)["scan"]
+    scan = _calls(log)["scan-8"]
     assert scan[scan.index("--attempt") + 1] == "8"
     assert int(scan[scan.index("--start-offset") + 1]) > 0
 

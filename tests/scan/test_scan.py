@@ -241,3 +241,25 @@ def test_a_symptom_waits_longer_for_its_cause():
     symptom = {"class": "transient", "error_type": "peer_lost", "role": "symptom"}
     assert decide_cancel(symptom, 0.0, 3.0, 2.0, cancelled=False).action is Action.WAIT
     assert decide_cancel(symptom, 0.0, 10.5, 2.0, cancelled=False).action is Action.CANCEL
+
+
+def test_line_node_is_the_srun_task_s_node_not_the_rank():
+    from sidecar.classify.tasks import task_nodes
+    from sidecar.scan import line_node
+
+    nodes = task_nodes("n[1-3]", "1(x3)")
+    assert nodes == ("n1", "n2", "n3")
+    # rank 2 ran on task 1 (the rendezvous numbers ranks in join order)
+    assert line_node(b"1: [default0]:[rank2]: IndexError: index out of range in self", nodes) == "n2"
+    assert line_node(b"srun: error: Node failure on n1", nodes) is None  # the batch shell's own line
+    assert line_node(b"7: [default0]: x", nodes) is None
+    assert task_nodes("n[1-2]", "2(x2)") == ("n1", "n1", "n2", "n2")
+    assert task_nodes(None, None) == ()
+
+
+def test_a_low_confidence_hit_waits_for_confirmation():
+    low = {"class": "transient", "error_type": "killed", "role": "death", "confidence": "low"}
+    assert decide_cancel(low, 0.0, 100.0, 2.0, cancelled=False).action is Action.WAIT
+    assert decide_cancel(low, 0.0, 100.0, 2.0, cancelled=False, confirmations=1).action is Action.CANCEL
+    medium = {**low, "confidence": "medium"}
+    assert decide_cancel(medium, 0.0, 100.0, 2.0, cancelled=False).action is Action.CANCEL

@@ -87,3 +87,42 @@ def test_user_hang_scenario_line_is_error_type_hang(tmp_path):
     world.at(t, b"CUDA device-side assert detected in kernel execution\n")
     go(world, scanner, client)
     assert read_json(paths.marker(3))["error_type"] == "hang" and client.calls
+
+
+# A bare "Killed" from a shell (the family layer's death.sigkill, confidence low): what killed it
+# is unknown, and a helper process killed by an admin leaves the training running.
+KILLED = b"Killed\n"
+
+
+def test_low_confidence_hit_does_not_end_a_job_that_trains_on(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 24.0)  # ends 2 s after its last iteration
+    t = iterations(world, 0.0, 10)
+    world.at(t, KILLED)
+    iterations(world, t + 0.2, 100, first=11)
+    go(world, scanner, client)
+    m = read_json(paths.marker(3))
+    assert m["signal"] == "death.sigkill" and m["confidence"] == "low" and m["layer"] == "family"
+    assert client.calls == []  # recorded, never cancelled: training went on
+
+
+def test_low_confidence_hit_confirmed_by_a_second_line_ends_the_job(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    t0 = world.t
+    t = iterations(world, 0.0, 10)
+    world.at(t, KILLED)
+    world.at(t + 5.0, CASCADE)
+    go(world, scanner, client)
+    m = read_json(paths.marker(3))
+    assert m["signal"] == "death.sigkill" and [e["signal"] for e in m["evidence"]] == ["elastic_child_failed"]
+    assert client.calls and client.calls[0][1] >= t0 + t + 5.0
+
+
+def test_low_confidence_hit_confirmed_by_a_stall_ends_the_job(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 600.0)
+    t0 = world.t
+    t = iterations(world, 0.0, 100)
+    world.at(t, KILLED)  # then silence: the ranks stopped
+    go(world, scanner, client)
+    m = read_json(paths.marker(3))
+    assert m["signal"] == "death.sigkill"
+    assert client.calls and client.calls[0][1] - (t0 + t) < 15.0

@@ -41,8 +41,10 @@ pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
 @pytest.fixture
 def harness(tmp_path):
+    # the Slurm commands here; test_scenario_pyslurm runs the same scenarios through pyslurm
     h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
-                  iterations=1, start_timeout_s=120, restart_timeout_s=120)
+                  sets=(*T.LOCAL_SETS, "slurm.client=cli"), iterations=1,
+                  start_timeout_s=120, restart_timeout_s=120)
     yield h
     h.close()
 
@@ -85,6 +87,24 @@ def assert_pending_afternotok(watchdog: str, train: str) -> None:
 def test_scenario(harness, scenario):
     passed = T.run_scenario(harness, scenario)
     assert passed, f"scenario {scenario} failed:\n{_transcript(harness)}"
+
+
+@pytest.mark.pyslurm_real
+@pytest.mark.parametrize("scenario", list(T.WORKLOADS["sim"]["scenarios"]))
+def test_scenario_pyslurm(real_pyslurm, tmp_path, scenario):
+    """The user's scenarios with the chain (submit, watchdog, record) driving Slurm via pyslurm."""
+    h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
+                  sets=(*T.WORKLOADS["sim"]["sets"], "slurm.client=pyslurm"), iterations=1,
+                  start_timeout_s=120, restart_timeout_s=120)
+    try:
+        passed = T.run_scenario(h, scenario)
+        assert passed, f"scenario {scenario} with pyslurm failed:\n{_transcript(h)}"
+        # slurm.client=pyslurm has no fallback: had pyslurm failed in submit, the watchdog or
+        # the job's exit path, the chain would have broken and the scenario failed
+        for r in h.runs:
+            assert yaml.safe_load((r.dir / "run.yaml").read_text())["slurm"]["client"] == "pyslurm"
+    finally:
+        h.close()
 
 
 @pytest.fixture

@@ -107,20 +107,12 @@ def test_scenario_pyslurm(real_pyslurm, tmp_path, scenario):
         h.close()
 
 
-@pytest.fixture
-def inplace_harness(tmp_path):
-    h = T.Harness(reporter=T.Reporter(stream=sys.stdout), run_root=tmp_path / "runs",
-                  sets=(*T.LOCAL_SETS, "restart=megatron_inplace"), iterations=1,
-                  start_timeout_s=120, restart_timeout_s=120)
-    yield h
-    h.close()
-
-
 @pytest.mark.parametrize("scenario", list(T.WORKLOADS["sim"]["scenarios"]))
-def test_scenario_in_allocation(inplace_harness, scenario):
+def test_scenario_in_allocation(harness, scenario):
     """The same scenarios with restart=megatron_inplace: transient faults restart inside the job."""
-    passed = T.run_scenario(inplace_harness, scenario)
-    assert passed, f"scenario {scenario} (megatron_inplace) failed:\n{_transcript(inplace_harness)}"
+    harness.sets = (*harness.sets, "restart=megatron_inplace")
+    passed = T.run_scenario(harness, scenario)
+    assert passed, f"scenario {scenario} (megatron_inplace) failed:\n{_transcript(harness)}"
 
 
 @pytest.fixture

@@ -529,11 +529,13 @@ class Harness:
         self.reporter.ok(f"Restart reason: {got}")
         return new
 
-    def verify_resume(self, run: Run, old_job: str, new_job: str, attempt: int) -> None:
-        """The new attempt loaded the last checkpoint the old one saved and went on from there.
-        An attempt restarted inside the allocation (restart.in_allocation) shares the job and its
-        log: the two are told apart by the attempt banner the training script prints."""
-        banner = f"autoexp-sidecar: attempt {attempt + 1} of run".encode()
+    def verify_resume(self, run: Run, old_job: str, new_job: str, attempt: int | None = None) -> None:
+        """The new attempt loaded the last checkpoint the old one (``attempt``, default the run's
+        first) saved and went on from there. An attempt restarted inside the allocation
+        (restart.in_allocation) shares the job and its log: the two are told apart by the attempt
+        banner the training script prints."""
+        old_attempt = run.attempt if attempt is None else attempt
+        banner = f"autoexp-sidecar: attempt {old_attempt + 1} of run".encode()
 
         def old_part() -> bytes:
             data = read_bytes(run.log(old_job))

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         report(name, score, misses, args.verbose, args.categories)
     if args.probe:
         rows = read_tsv(FIXTURES / "family_probe.tsv")
-        for rnd in sorted({r["round"] for r in rows}):
+        for rnd in sorted({r["round"] for r in rows}, key=int):
             part = [{**r, "category": "-", "source": "probe"} for r in rows if r["round"] == rnd]
             score, misses = evaluate(cls, part)
             report(f"family_probe.tsv round {rnd}", score, misses, args.verbose, False)

@@ -18,7 +18,7 @@ GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are
     rank_stopped SIGSTOP of such a rank: called hung by the job's pace, ended, restarted
     code_error   an exception in one rank (a token outside the vocabulary): permanent stop
     nan          a huge learning rate makes the loss NaN: permanent stop
-    timeout      a 2-minute time limit: USR1 before it, the ranks save and exit, the run continues
+    timeout      a 3-minute time limit: USR1 before it, the ranks save and exit, the run continues
                  without using the budget
     node_fail    the slurmd of a node other than the batch host killed: NODE_FAIL, restarted with
                  exactly that node excluded (then scripts/local-slurm up restarts the slurmd)
@@ -529,11 +529,13 @@ class Harness:
         self.reporter.ok(f"Restart reason: {got}")
         return new
 
-    def verify_resume(self, run: Run, old_job: str, new_job: str, attempt: int) -> None:
-        """The new attempt loaded the last checkpoint the old one saved and went on from there.
-        An attempt restarted inside the allocation (restart.in_allocation) shares the job and its
-        log: the two are told apart by the attempt banner the training script prints."""
-        banner = f"autoexp-sidecar: attempt {attempt + 1} of run".encode()
+    def verify_resume(self, run: Run, old_job: str, new_job: str, attempt: int | None = None) -> None:
+        """The new attempt loaded the last checkpoint the old one (``attempt``, default the run's
+        first) saved and went on from there. An attempt restarted inside the allocation
+        (restart.in_allocation) shares the job and its log: the two are told apart by the attempt
+        banner the training script prints."""
+        old_attempt = run.attempt if attempt is None else attempt
+        banner = f"autoexp-sidecar: attempt {old_attempt + 1} of run".encode()
 
         def old_part() -> bytes:
             data = read_bytes(run.log(old_job))
@@ -849,14 +851,16 @@ EXIT_ON_SIGNAL = b"exiting program after receiving SIGUSR1"
 
 
 def scenario_timeout(h: Harness) -> bool:
-    """A 2-minute time limit with sbatch's USR1 90 s before it: the ranks save and exit
-    (Megatron's --exit-signal-handler), the run continues without using the budget."""
-    run = h.submit("timeout", ["slurm.time=00:02:00", "slurm.signal_before_timeout_s=90"])
+    """A 3-minute time limit with sbatch's USR1 60 s before it: the ranks save and exit
+    (Megatron's --exit-signal-handler), the run continues without using the budget. Slurm may
+    send the signal up to 60 s early (its time-limit check runs once a minute): the margin
+    keeps it after the first checkpoint."""
+    run = h.submit("timeout", ["slurm.time=00:03:00", "slurm.signal_before_timeout_s=60"])
     h.wait_state(run.job, "RUNNING")
     h.wait_checkpoint(run, run.job)
     h.reporter.info("Waiting for the time limit's warning (USR1) and the save on it...")
-    if not wait_for(lambda: EXIT_ON_SIGNAL in read_bytes(run.log(run.job)), 180):
-        h.reporter.fail("The workload did not save and exit on the time limit's warning within 180s")
+    if not wait_for(lambda: EXIT_ON_SIGNAL in read_bytes(run.log(run.job)), 240):
+        h.reporter.fail("The workload did not save and exit on the time limit's warning within 240s")
         raise ScenarioFailed("timeout")
     h.reporter.ok(f"Saved at iteration {saved_iterations(read_bytes(run.log(run.job)))[-1]} and exited on USR1")
     new = h.expect_restart(run, run.attempt, run.job, reason=REASON_TIMEOUT)

@@ -76,7 +76,7 @@ RULES: tuple[FamilyRule, ...] = (
                "crashed", T, DEATH, LOW, "a native crash; if it repeats at the same step it is a code or library bug"),
 
     # --- transport libraries: their own errors say where it failed (before memory words) -----
-    FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d_\S*.*(?:port error|link down|error CQE|fatal|syndrome|health (?:recovery|compromised|poll failed)|internal error|error state)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link is down|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
+    FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d\w*:? .*(?:port error|link down|error CQE|fatal|syndrome|completion with error|health (?:recovery|compromised|poll failed)|internal error|error state)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link is down|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
                "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),
     FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail|fatal)|\bcxi\w*.*(?:error|fail|fatal)|\bOFI\b.*(?:error|fail)",
                "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
@@ -118,7 +118,7 @@ RULES: tuple[FamilyRule, ...] = (
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
     FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
-    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|partition configuration not available|Memory required by task is not available|can ?not be satisfied|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|Unable to create step for job)",
+    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|partition configuration not available|Memory required by task is not available|can ?not be satisfied|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|cannot be (?:larger|smaller|greater|less) than|cannot exceed|not permitted|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
 
     # --- launch environment -------------------------------------------------------------------
@@ -126,7 +126,7 @@ RULES: tuple[FamilyRule, ...] = (
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
     FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)|(?:fail|error)\S* .*(?:pull|import|download|registry))",
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
-    FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace)|^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: \S+: (?:No such file or directory|Permission denied)",
+    FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace)|^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
 
     FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
@@ -145,7 +145,7 @@ RULES: tuple[FamilyRule, ...] = (
                "hang", T, CAUSE, MEDIUM, "a peer stopped answering (hung or stopped process); restart"),
     FamilyRule("net.peer_closed", r"(?i)Connection closed by (?:remote )?peer|closed by remote|Connection was likely closed|remote end closed|EOF occurred|peer (?:closed|shut down|hung up)",
                "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
-    FamilyRule("store.c10d", r"(?i)TCPStore|c10d|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
+    FamilyRule("store.c10d", r"(?i)TCPStore|\[c10d\]|c10d[/:]|c10d (?:store|rendezvous|key-value)|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
     FamilyRule("net.mpi", r"MPI_ERR_\w+|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
                "network", T, CAUSE, LOW, "MPI reported a communication error; restart"),
@@ -158,7 +158,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space",
                "disk_full", P, CAUSE, MEDIUM,
                "free space or raise the quota; if your scratch is cleaned automatically, set this signal's class to transient"),
-    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|GPFS.*(?:error|unmounted)|Transport endpoint is not connected|file write failed|failed writing file|short write|Read-only file system",
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|GPFS.*(?:error|unmounted)|Transport endpoint is not connected|file write failed|failed writing file|short write|Read-only file system",
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
@@ -187,7 +187,7 @@ EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 # and launcher prefixes), then its message. Its type decides when its message names no family.
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
 # A library's own exception need not end in Error: in a module of errors, any class name is one.
-_EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.)([A-Z]\w*)(?::(.*)|\s*)$")
+_EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(.*)|\s*)$")
 _PREFIX = re.compile(
     r"^(?:\s*(?:\d+:|\[[^\]]{0,80}\]:?|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|\d\d:\d\d:\d\d(?:[.,]\d+)?"
     r"|[\w.-]+/\d+ \[\d+\]:|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|what\(\):))+\s*")
@@ -267,10 +267,10 @@ BENIGN = (
     # log levels below error, first level word on the line (NCCL's "WARN" is its error level)
     r"^[^A-Za-z]{0,40}(?:\S+ )?(?:\[?[WI]\d{4} [\d:.]+ |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\]|(?:INFO|DEBUG|WARNING|NOTICE|TRACE)\b[: -])"
     r"|(?:^|[\s|\-(])(?:INFO|DEBUG|WARNING|NOTICE)(?: *[|:\-)]|\s+\d{4}-)"
-    r"|\[[WI](?:\d{3,4} [\d:.]+)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]"
+    r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]"
     r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
     # says it will retry or copes
-    r"|(?i:\bretrying\b|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)"
+    r"|(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)"
     # advice and traceback scaffolding
     r"|^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
     r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
@@ -299,7 +299,7 @@ PREFILTER = (
     r"|loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
     r"|not finite|non-finite|nan loss|minimum loss scale|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale"
     r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
-    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error"
+    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|(?:errors?|exceptions?|exc)\.[A-Z]"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|expel|nccl\w*Error|NODE FAIL|Node failure|credential"
     r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )

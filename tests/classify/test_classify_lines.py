@@ -69,7 +69,7 @@ def test_train_corpus(row):
     assert EVAL.is_right(row["label"], hit), f"{EVAL.describe(hit)} for {row['label']} line ({row['source']})"
 
 
-@pytest.mark.parametrize("row", read_tsv("family_probe.tsv"), ids=lambda r: f"{r['label']}:{r['line'][:40]}")
+@pytest.mark.parametrize("row", [r for r in read_tsv("family_probe.tsv") if r["label"] != "ambiguous"], ids=lambda r: f"{r['label']}:{r['line'][:40]}")
 def test_family_probe(row):
     """Wordings of the software's own messages that the curated signals do not all know."""
     hit = CLS.classify(row["line"], 1)

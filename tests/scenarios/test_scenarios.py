@@ -107,6 +107,14 @@ def test_scenario_pyslurm(real_pyslurm, tmp_path, scenario):
         h.close()
 
 
+@pytest.mark.parametrize("scenario", list(T.WORKLOADS["sim"]["scenarios"]))
+def test_scenario_in_allocation(harness, scenario):
+    """The same scenarios with restart=megatron_inplace: transient faults restart inside the job."""
+    harness.sets = (*harness.sets, "restart=megatron_inplace")
+    passed = T.run_scenario(harness, scenario)
+    assert passed, f"scenario {scenario} (megatron_inplace) failed:\n{_transcript(harness)}"
+
+
 @pytest.fixture
 def torch_harness(tmp_path):
     pytest.importorskip("torch", reason="the [workload] extra (torch) is not installed")

@@ -23,7 +23,7 @@ from sidecar.slurm.pyslurm_client import (
     submit_kwargs,
 )
 from sidecar.slurm.runner import Completed, SlurmCommandError
-from sidecar.slurm.types import JobState, SubmitRequest
+from sidecar.slurm.types import JobInfo, JobState, SubmitRequest
 
 
 class FakeRPCError(Exception):
@@ -193,6 +193,21 @@ def test_job_info_missing_job_falls_back_to_db(pyslurm):
     info = PyslurmClient(pyslurm).job_info("42")
     assert info.state is JobState.TIMEOUT and info.nodes == ("n3",) and info.source == "pyslurm.db"
     assert pyslurm.db.JobFilter.call_args.kwargs == {"ids": [42]}
+
+
+def test_auto_asks_sacct_not_pyslurm_db_for_forgotten_jobs(pyslurm, mocker):
+    """pyslurm 22.5.3's db.Jobs.load kills the process when slurmdbd is down; with the commands
+    at hand (slurm.client auto) the accounting goes through them."""
+    pyslurm.Job.load.side_effect = FakeRPCError("Invalid job id specified")
+    fallback = mocker.Mock()
+    fallback.job_info.return_value = JobInfo(job_id="42", state=JobState.NODE_FAIL, source="sacct")
+    fallback.jobs_info.return_value = {"42": JobInfo(job_id="42", state=JobState.NODE_FAIL, source="sacct")}
+    pyslurm.Jobs.load.return_value = {}
+    client = PyslurmClient(pyslurm, fallback=fallback)
+    assert client.job_info("42").state is JobState.NODE_FAIL
+    assert client.jobs_info(["42"])["42"].source == "sacct"
+    fallback.jobs_info.assert_called_once_with(["42"])
+    pyslurm.db.Jobs.load.assert_not_called()
 
 
 def test_job_info_unknown_everywhere(pyslurm):

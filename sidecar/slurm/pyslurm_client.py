@@ -113,7 +113,10 @@ class PyslurmClient:
                  submit_window_s: float = 180.0, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.pyslurm = module if module is not None else load_pyslurm()
-        # a CliSlurmClient for submissions pyslurm cannot express (see UnsupportedByPyslurm)
+        # a CliSlurmClient for submissions pyslurm cannot express (see UnsupportedByPyslurm), and
+        # for the accounting: pyslurm 22.5.3's db.Jobs.load kills the process when slurmdbd is
+        # down (accounting_storage_slurmdbd.so: undefined symbol slurmdbd_msg_type_2_str), which
+        # no except can catch; sacct fails with an error instead
         self.fallback = fallback
         self.submit_window_s = submit_window_s
         self._sleep = sleep
@@ -170,6 +173,8 @@ class PyslurmClient:
             return job_info_from_pyslurm(self.pyslurm.Job.load(int(job_id)))
         except self.pyslurm.RPCError:
             pass  # not (or no longer, MinJobAge) known to slurmctld: ask the accounting db
+        if self.fallback is not None:
+            return self.fallback.job_info(job_id)  # type: ignore[no-any-return]
         try:
             db = self.pyslurm.db
             jobs = db.Jobs.load(db.JobFilter(ids=[int(job_id)]))
@@ -189,7 +194,10 @@ class PyslurmClient:
                                           _values(self._rpc("list jobs", self.pyslurm.Jobs.load)))
                  if i.job_id in ids}
         missing = sorted(int(j) for j in ids - set(found) if j.isdigit())
-        if missing:
+        if missing and self.fallback is not None:
+            for jid, info in self.fallback.jobs_info([str(j) for j in missing]).items():
+                found.setdefault(jid, info)
+        elif missing:
             try:
                 db = self.pyslurm.db
                 for job in _values(db.Jobs.load(db.JobFilter(ids=missing))):

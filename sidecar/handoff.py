@@ -66,6 +66,18 @@ def submitted(paths: RunPaths, attempt: int) -> str | None:
     return None
 
 
+def handled(paths: RunPaths, attempt: int, decision: Decision) -> bool:
+    """Whether everything ``decision`` on ``attempt`` called for is on record: a claim whose
+    holder is gone after that was finished, not orphaned (a fast holder can be gone before a
+    slower party looks at its claim)."""
+    if read_json(paths.decision(attempt)) is None:
+        return False
+    if decision.action is Action.RESTART:
+        return submitted(paths, decision.next_attempt or attempt + 1) is not None
+    outcome = {Action.STOP: EventKind.STOPPED, Action.FINISHED: EventKind.FINISHED}.get(decision.action)
+    return outcome is None or any(e.attempt == attempt for e in read_history(paths).of_kind(outcome))
+
+
 def submit_next(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, attempt: int,
                 decision: Decision, dependency: str | None = None) -> str | None:
     """Submit the attempt that follows ``attempt`` after a RESTART decision, unless it was

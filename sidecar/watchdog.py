@@ -14,7 +14,7 @@ from sidecar.claims import take_claim
 from sidecar.config.schema import ResolvedConfig
 from sidecar.errors import SidecarError
 from sidecar.facts import gather
-from sidecar.handoff import complete_record, recorded_decision, relaunch_here, submit_next
+from sidecar.handoff import complete_record, handled, recorded_decision, relaunch_here, submit_next
 from sidecar.history import EventKind, read_history
 from sidecar.placement import Placement, place
 from sidecar.policy import Action, AttemptFacts, Decision, PastAttempt, decide
@@ -95,6 +95,9 @@ def handle_attempt(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, at
     if not _claim(paths, attempt, client):
         return None
     prior = recorded_decision(paths, attempt)
+    if prior is not None and handled(paths, attempt, prior):
+        logger.info("attempt {} was handled already ({}); nothing to do", attempt, prior.action.value)
+        return None
     if prior is not None:
         # the holder that died had decided: act on its decision, do not decide twice
         complete_record(paths, attempt, prior, _who())

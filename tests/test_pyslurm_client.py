@@ -310,3 +310,15 @@ def test_submitted_environment_drops_the_watchdog_jobs_slurm_variables(monkeypat
     monkeypatch.setenv("SLURM_NTASKS", "1")
     kw = submit_kwargs(SubmitRequest(script="s", name="n", env={"AUTOEXP_ATTEMPT": "2"}), {})
     assert kw["environment"]["AUTOEXP_ATTEMPT"] == "2" and "SLURM_NTASKS" not in kw["environment"]
+
+
+def test_a_signal_directive_goes_through_sbatch(pyslurm, script, mocker):
+    """pyslurm 22.5.3 takes signal="B:USR1@100" and the job never gets it (measured): the
+    pre-timeout signal is sbatch's."""
+    fallback = mocker.Mock()
+    fallback.submit.return_value = "77"
+    req = SubmitRequest(script=str(script), name="t", options={"signal": "B:USR1@100"})
+    assert PyslurmClient(pyslurm, fallback=fallback).submit(req) == "77"
+    pyslurm.JobSubmitDescription.assert_not_called()
+    with pytest.raises(UnsupportedByPyslurm):
+        PyslurmClient(pyslurm).submit(req)

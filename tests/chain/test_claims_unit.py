@@ -108,6 +108,19 @@ def test_watchdog_submits_once_for_a_holder_that_died_between_claim_and_sbatch(r
     assert len(client.submitted) == n_before + 2
 
 
+def test_a_finished_holder_that_is_gone_is_not_taken_over(run):
+    """A fast holder decides, submits and exits before a slower party looks at its claim
+    (seen on the real cluster with pyslurm): its claim is done, not orphaned."""
+    paths, cfg, client, sub = run
+    marker(paths, 1, "nccl")
+    client.set(sub.train_job, JobState.FAILED)
+    assert handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0).action is Action.RESTART
+    n_before = len(client.submitted)
+    paths.decide_claim(1).write_text(Holder(sub.train_job, HERE, 999999, 1.0).to_text())  # it exited
+    assert handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0) is None
+    assert len(client.submitted) == n_before
+
+
 def died_after_claiming_attempt_2(paths, job):
     """A holder in ``job`` decided a restart and claimed attempt 2, then died (pid 999999)."""
     paths.decide_claim(1).write_text(Holder(job, HERE, 999999, 1.0).to_text())

@@ -109,7 +109,8 @@ def test_holder_dies_between_claim_and_sbatch_the_watchdog_submits_once(tmp_path
                        f"exec {real_sbatch} \"$@\"\n")
     wrapper.chmod(0o755)
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
-    run, job = submit(tmp_path, "die-between", env=env)
+    # the slow sbatch is a wrapper on PATH: the commands, not pyslurm, must submit
+    run, job = submit(tmp_path, "die-between", "slurm.client=cli", env=env)
     try:
         log = run / "logs" / f"train-{job}.out"
         wait_until(lambda: saved(log), timeout_s=90, what="a checkpoint")

@@ -67,14 +67,15 @@ def slurm_lab() -> Path:
 @pytest.fixture(scope="session")
 def real_pyslurm():
     """The real pyslurm module, usable against this cluster's Slurm. Skipped where there is
-    none; FAILS under CI=true when a wheel was given (AUTOEXP_PYSLURM_WHEEL, set by .ci/run when
-    one matches the installed Slurm), so that tier cannot silently skip in CI."""
+    none; FAILS under CI=true when a prebuilt wheel was given (AUTOEXP_PYSLURM_WHEEL, set by
+    .ci/run when one matches the installed Slurm), so that tier cannot silently skip in CI."""
     from sidecar.slurm import pyslurm_status
 
     mod, why = pyslurm_status()
     if mod is not None:
         return mod
-    if _in_ci() and os.environ.get("AUTOEXP_PYSLURM_WHEEL"):
+    # a prebuilt wheel must work; a source release (Debian 13's 24.11) is built best-effort
+    if _in_ci() and os.environ.get("AUTOEXP_PYSLURM_WHEEL", "").endswith(".whl"):
         pytest.fail(f"real-pyslurm tier must run under CI=true with AUTOEXP_PYSLURM_WHEEL="
                     f"{os.environ['AUTOEXP_PYSLURM_WHEEL']}, but: {why}", pytrace=False)
     pytest.skip(f"no usable pyslurm: {why}; optional tier")

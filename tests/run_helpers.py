@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -75,18 +74,7 @@ def job_state(job: str) -> str:
 
 def kill_daemon(pid_file: Path) -> None:
     """SIGTERM the daemon of ``pid_file`` and wait for it to exit (the caller restores it)."""
-    pid = slurm_helpers.read_pid(pid_file)
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    slurm_helpers.stop_daemon(pid_file)
 
 
 def restore_cluster() -> None:

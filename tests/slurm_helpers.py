@@ -72,9 +72,10 @@ def local_slurm(*args: str, timeout_s: float = 600) -> subprocess.CompletedProce
     )
 
 
-def stop_slurmctld(timeout_s: float = 30) -> None:
-    """Kill slurmctld (SIGTERM via its pid file) and wait until it has exited."""
-    pid = read_pid(slurmctld_pid_file())
+def stop_daemon(pid_file: Path, timeout_s: float = 30) -> None:
+    """SIGTERM the daemon of ``pid_file``, wait until it has exited, SIGKILL after ``timeout_s``
+    (the caller restores it)."""
+    pid = read_pid(pid_file)
     if pid is None:
         return
     os.kill(pid, signal.SIGTERM)
@@ -87,6 +88,11 @@ def stop_slurmctld(timeout_s: float = 30) -> None:
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
+
+
+def stop_slurmctld(timeout_s: float = 30) -> None:
+    """Kill slurmctld (SIGTERM via its pid file) and wait until it has exited."""
+    stop_daemon(slurmctld_pid_file(), timeout_s)
 
 
 def start_slurmctld() -> None:

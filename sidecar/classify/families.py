@@ -95,7 +95,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("gpu.xid", r"NVRM: Xid \(", "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.driver", r"(?i)NVRM: .*(?:error|fail|fallen|lost|fatal|timeout|timed out|\bRC\b|reset|GSP)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
-    FamilyRule("gpu.nvml", r"(?i)\bNVML\b.*(?:Unknown Error|GPU is lost|fail|mismatch|not found|Insufficient)|Unable to determine the device handle for GPU|nvidia-smi has failed|No devices were found|GPU requires reset|GPU is lost|GPU \S+ (?:is lost|has fallen off)|Driver/library version mismatch",
+    FamilyRule("gpu.nvml", r"(?i)\bNVML\b.*(?:Unknown Error|GPU is lost|fail|mismatch|not found|Insufficient)|Unable to determine the device handle for GPU|nvidia-smi has failed|No devices were found|GPU requires reset|GPU is lost|GPU \S+ (?:is lost|has fallen off)|Driver/library version mismatch|NVML_SUCCESS == \w+ INTERNAL ASSERT|NVML_ERROR_[A-Z_]+|DCGM_FR_\w+|(?:uncorrectable|double[- ]bit|\bDBE\b).{0,40}(?:ECC|memory) errors?|row[- ]remap\w*(?: \w+)? fail|Remapping Failure Occurred *: *Yes",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.fabric", r"(?i)fabric ?manager.*(?:not running|fail|error|state|in progress|uninitiali[sz]ed|not started)|cudaErrorSystemNotReady|system not yet initialized|CUDA_ERROR_SYSTEM_NOT_READY|NVSwitch.*(?:error|fatal|fail)|NVLink.*(?:error|fatal|fail|down|inactive)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
@@ -116,17 +116,22 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure|can't find address for host|fwd_tree_thread|forward_thread)",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
-    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))",
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Nodes? \S+ (?:are|is) still not ready|wrong with the boot of the nodes?|(?i:\bNHC\b.*(?:ERROR|fail)|health ?check (?:failed|failure|error))|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
-    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid \S+ specification|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|partition configuration not available|Memory required by task is not available|can ?not be satisfied|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|cannot be (?:larger|smaller|greater|less) than|cannot exceed|not permitted|Unable to create step for job)",
+    FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid .{0,40}specification|invalid [\w-]+ (?:option|value|name|request|argument)|mutually exclusive|are incompatible|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|partition configuration not available|Memory required by task is not available|can ?not be satisfied|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|cannot be (?:larger|smaller|greater|less) than|cannot exceed|not permitted|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
+
+    FamilyRule("slurm.submit_refused", r"^(?:\S+: )?(?:sbatch|salloc)(?:\[\d+\])?: (?:error|fatal): |^(?:\S+: )?srun(?:\[\d+\])?: fatal: ",
+               "config_error", P, CAUSE, LOW, "Slurm refused the job script or its options: fix them in the config or the template"),
+    FamilyRule("slurm.output_path", _SLURM + r".*Could not open (?:stdout|stderr|stdin|input|output|error) file",
+               "config_error", P, CAUSE, MEDIUM, "the job's output/error file cannot be created: its directory must exist on the nodes"),
 
     # --- launch environment -------------------------------------------------------------------
     FamilyRule("config.arguments", r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}[\w./-]+: error: (?:unrecognized arguments|argument |the following arguments are required|invalid choice|too few arguments|expected (?:one )?argument)",
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
     FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)|(?:fail|error)\S* .*(?:pull|import|download|registry))",
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
-    FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace)|^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
+    FamilyRule("env.missing", r"(?i)command not found|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace|No such file or directory|failed to mount)|(?:^|pyxis: +)\[ERROR\] (?:No such file or directory|Command not found|Could not|Invalid|URL \S+ returned error code: 4(?:0\d|1\d|5\d))\b|Load of (?:requirement )?\S+ failed|Module \S+ (?:conflicts with|cannot be loaded)|^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
 
     FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
@@ -147,7 +152,7 @@ RULES: tuple[FamilyRule, ...] = (
                "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
     FamilyRule("store.c10d", r"(?i)TCPStore|\[c10d\]|c10d[/:]|c10d (?:store|rendezvous|key-value)|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
-    FamilyRule("net.mpi", r"MPI_ERR_\w+|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
+    FamilyRule("net.mpi", r"MPI_ERR_\w+|PMIX ERROR: (?:UNREACH\w*|TIMEOUT|LOST[-_ ]CONNECTION\S*|COMMUNICATION\S*)|PMIX_ERR_(?:UNREACH|TIMEOUT|LOST_\w+|COMM\w*)|\bpmixp_\w+.*(?:timeout|failed|[Cc]annot connect)|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
                "network", T, CAUSE, LOW, "MPI reported a communication error; restart"),
     FamilyRule("nccl.warn", r"[NR]CCL WARN .*(?i:error|fail|timeout|abort|unable)|\bncclInvalidUsage\b|NCCL (?:failure|timeout)",
                "nccl", T, CAUSE, LOW, "NCCL reported an error; restart"),
@@ -158,7 +163,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space",
                "disk_full", P, CAUSE, MEDIUM,
                "free space or raise the quota; if your scratch is cleaned automatically, set this signal's class to transient"),
-    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|GPFS.*(?:error|unmounted)|Transport endpoint is not connected|file write failed|failed writing file|short write|Read-only file system",
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|file write failed|failed writing file|short write|Read-only file system",
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
@@ -185,7 +190,7 @@ RULES: tuple[FamilyRule, ...] = (
 EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 # The last line of a Python traceback: an exception type at the start of the line (after rank
 # and launcher prefixes), then its message. Its type decides when its message names no family.
-_EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
+_EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning|NotFound|Invalid)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
 # A library's own exception need not end in Error: in a module of errors, any class name is one.
 _EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(.*)|\s*)$")
 _PREFIX = re.compile(
@@ -230,10 +235,13 @@ _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
     ("connection", ("network", T, SYMPTOM)),
     ("network", ("network", T, SYMPTOM)),
     ("socket", ("network", T, SYMPTOM)),
+    ("memoryerror", ("host_oom", P, CAUSE)),
     ("checkpoint", ("checkpoint_error", P, CAUSE)),
     ("config", ("config_error", P, CAUSE)),
     ("validation", ("config_error", P, CAUSE)),
     ("argument", ("config_error", P, CAUSE)),
+    ("notfound", ("config_error", P, CAUSE)),
+    ("invalid", ("config_error", P, CAUSE)),
 )
 # The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
 # when no family rule read the line: waiting that ran out, or a peer that went away.
@@ -269,7 +277,10 @@ BENIGN = (
     r"|(?:^|[\s|\-(])(?:INFO|DEBUG|WARNING|NOTICE)(?: *[|:\-)]|\s+\d{4}-)"
     r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]"
     r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
-    # says it will retry or copes
+    # says it will retry or copes; a recovery; a count of errors that is zero
+    r"|(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\b(?:successfully )?recovered from\b|\b(?:errors?|failures?|failed)\s*[:=]\s*(?:0(?:\.0+)?|false)(?:[\s,;|)}]|$))"
+    # slurmstepd uses /tmp when it cannot create the job's TMPDIR (it says "Setting TMPDIR to /tmp")
+    r"|Unable to create TMPDIR"
     r"|(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)"
     # advice and traceback scaffolding
     r"|^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
@@ -299,7 +310,7 @@ PREFILTER = (
     r"|loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
     r"|not finite|non-finite|nan loss|minimum loss scale|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale"
     r"|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is )?[Dd]own|port \S+ down"
-    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|(?:errors?|exceptions?|exc)\.[A-Z]"
+    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|NotFound|[Cc]ould not find|(?:errors?|exceptions?|exc)\.[A-Z]"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|expel|nccl\w*Error|NODE FAIL|Node failure|credential"
     r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
@@ -348,7 +359,7 @@ def exception_family(text: str) -> FamilyRule | None:
     m = _EXC_HEAD.match(body) or _EXC_QUALIFIED.match(body)
     if m is None:
         return None
-    name = m.group(2)
+    name = m.group(2).lstrip("_")
     if name.endswith("Warning"):
         return None
     if name in ("error", "timeout") and not m.group(1):

@@ -50,7 +50,8 @@ _TIP_NAN = ("training diverged: resume from an earlier checkpoint with a lower l
             "skip the bad data; a plain restart repeats it")
 
 # Slurm's clients and daemons prefix their own lines; a rule about Slurm needs one of these.
-_SLURM = r"(?:srun|sbatch|salloc|slurmstepd|slurmd|slurmctld|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
+# slurmstepd names its node since Slurm 21.08 ("slurmstepd-n2: error: ...").
+_SLURM = r"(?:srun|sbatch|salloc|slurmstepd(?:-[\w.-]+)?|slurmd|slurmctld|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
 
 RULES: tuple[FamilyRule, ...] = (
     # --- cascade first: consequences that name words of a cause ------------------------------
@@ -203,7 +204,7 @@ _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|E
 _EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(.*)|\s*)$")
 _PREFIX = re.compile(
     r"^(?:\s*(?:\d+:|\[[^\]]{0,80}\]:?|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|\d\d:\d\d:\d\d(?:[.,]\d+)?"
-    r"|[\w.-]+/\d+ \[\d+\]:|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|what\(\):))+\s*")
+    r"|[\w.-]+/\d+ \[\d+\]:|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|what\(\):|<std(?:out|err)>:|[a-z][a-z0-9-]*\d[\w.-]*:(?= )))+\s*")
 
 # exception type -> (error_type, class, role)
 EXCEPTIONS: dict[str, tuple[str, FailureClass, Role]] = {}

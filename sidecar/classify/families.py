@@ -149,9 +149,9 @@ RULES: tuple[FamilyRule, ...] = (
     # --- collectives, stores, networks ----------------------------------------------------------
     FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
                "nccl", T, CAUSE, MEDIUM, "NCCL failed (a peer, the network or the GPU); restart"),
-    FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|NCCL WARN .*\b(?:invalid (?:cudaDev|rank|device|value|argument)|no socket interface|no \w+ interface found)|\bncclInvalidArgument\b|unknown NCCL_|invalid usage|ncclInvalidUsage",
+    FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|NCCL WARN .*\b(?:invalid (?:cudaDev|rank|device|value|argument)|no socket interface|no \w+ interface found)|\bncclInvalidArgument\b|NCCL Error \d+: invalid (?:usage|argument)|unknown NCCL_|invalid usage|ncclInvalidUsage",
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
-    FamilyRule("hang.watchdog", r"(?i)no heartbeat|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
+    FamilyRule("hang.watchdog", r"(?i)no heartbeat|failed to pass \w*barrier|\w*barrier\w* .{0,40}(?:timed? ?out|timeout)|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
                "hang", T, CAUSE, MEDIUM, "a collective or the process hung; restart"),
     FamilyRule("gloo.transport", r"enforce fail at \S*gloo/transport|gloo/transport/\S+\] .*(?i:error|fail|closed)",
                "network", T, SYMPTOM, LOW, "gloo's transport to a peer broke (usually the peer died: see the other ranks)"),
@@ -288,7 +288,7 @@ BENIGN = (
     r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]"
     r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
     # says it will retry or copes; a recovery; a count of errors that is zero
-    r"|(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered from\b|\bredo(?:ing)? for\b|(?:^|[^n])recoverable error|\b(?:errors?|failures?)\s*[:=]\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)"
+    r"|(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered from\b|\bredo(?:ing)? for\b|\bwill be ignored\b|(?:^|[^n])recoverable error|\b(?:errors?|failures?)\s*[:=]\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)"
     # slurmstepd uses /tmp when it cannot create the job's TMPDIR (it says "Setting TMPDIR to /tmp")
     r"|Unable to create TMPDIR"
     r"|(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)"

@@ -69,7 +69,7 @@ RULES: tuple[FamilyRule, ...] = (
                "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
 
     # --- process deaths reported by launchers and shells: facts about one rank ----------------
-    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b",
+    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b|(?:terminated|killed) with signal (?:SIGKILL|9)\b",
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
                "an admin, or a health check"),
@@ -87,7 +87,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|[Ee]xceeded (?:job |step )?memory limit|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
                "host_oom", P, CAUSE, MEDIUM,
                "host memory ran out: lower the data loader workers/prefetch or the micro batch, or ask for more memory per node"),
-    FamilyRule("memory.shm", r"(?i)insufficient shared memory|out of shared memory|shared memory limit|/dev/shm.*(?:No space|full)|(?:failed to|unable to|cannot|could not) (?:extend|create|open|map|allocate|truncate)\S* \S*/dev/shm",
+    FamilyRule("memory.shm", r"(?i)insufficient shared memory|(?:error|fail\w*) (?:while |to )?(?:creat|allocat|open|map)\w* (?:a |the )?shared memory|out of shared memory|shared memory limit|/dev/shm.*(?:No space|full)|(?:failed to|unable to|cannot|could not) (?:extend|create|open|map|allocate|truncate)\S* \S*/dev/shm",
                "shm", P, CAUSE, MEDIUM, "raise the shared memory limit (container --shm-size) or use fewer loader workers"),
     FamilyRule("memory.device", r"(?i)\b(?:CUDA|HIP|XPU|NPU|GPU|device) out of memory|Failed to CUDA (?:calloc|malloc|host alloc)|cudaMalloc\w* failed|CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemoryAllocation|hipErrorOutOfMemory|out of memory on device|(?:CUDA error|Cuda failure|HIP error):? '?out of memory",
                "oom", P, CAUSE, MEDIUM, "the model does not fit: lower the micro batch, recompute activations, or add parallelism"),
@@ -104,7 +104,7 @@ RULES: tuple[FamilyRule, ...] = (
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.library", r"CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|NOT_INITIALIZED)|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|NCCL WARN Cuda failure",
                "cuda_error", T, CAUSE, LOW, "a CUDA library failed on the device; restart once, a repeat without progress stops"),
-    FamilyRule("host.hardware", r"(?i)\[Hardware Error\]|machine check|\bMCE\b.*(?:error|exception)|EDAC .*(?:\bUE\b|uncorrect|fatal)|uncorrected (?:hardware |memory )*error|Memory failure: |soft lockup|hard LOCKUP|self-detected stall|Kernel panic|kernel BUG at",
+    FamilyRule("host.hardware", r"(?i)\[Hardware Error\]|AER: (?:Multiple )?Uncorrected|severity=Uncorrected|machine check|\bMCE\b.*(?:error|exception)|EDAC .*(?:\bUE\b|uncorrect|fatal)|uncorrected (?:hardware |memory )*error|Memory failure: |soft lockup|hard LOCKUP|self-detected stall|Kernel panic|kernel BUG at",
                "host_hw", T, CAUSE, MEDIUM, _TIP_NODE),
 
     # --- Slurm's own errors by family -----------------------------------------------------------
@@ -229,7 +229,8 @@ for _names, _value in (
     ("DistBackendError NcclError", ("nccl", T, CAUSE)),
     ("AcceleratorError CUDAError CudaError", ("cuda_error", T, CAUSE)),
     ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit "
-     "SignalException WorkerError CalledProcessError", ("abort", T, CASCADE)),
+     "SignalException WorkerError CalledProcessError ProcessRaisedException ProcessExitedException",
+     ("abort", T, CASCADE)),
     ("OSError IOError BlockingIOError InterruptedError", ("filesystem", T, CAUSE)),
 ):
     for _n in _names.split():
@@ -285,7 +286,7 @@ BENIGN = (
     # log levels below error, first level word on the line (NCCL's "WARN" is its error level)
     r"^[^A-Za-z]{0,40}(?:\S+ )?(?:\[?[WI]\d{4} [\d:.]+ |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\]|(?:INFO|DEBUG|WARNING|NOTICE|TRACE)\b[: -])"
     r"|(?:^|[\s|\-(])(?:INFO|DEBUG|WARNING|NOTICE)(?: *[|:\-)]|\s+\d{4}-)"
-    r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]"
+    r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]|\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\|"
     r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
     # says it will retry or copes; a recovery; a count of errors that is zero
     r"|(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered from\b|\bredo(?:ing)? for\b|\bwill be ignored\b|(?:^|[^n])recoverable error|\b(?:errors?|failures?)\s*[:=]\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)"

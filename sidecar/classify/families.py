@@ -142,7 +142,7 @@ RULES: tuple[FamilyRule, ...] = (
                "network", T, CAUSE, LOW, "a download failed on the network; retried on restart"),
     FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)|(?:fail|error)\S* .*(?:pull|import|download|registry))",
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
-    FamilyRule("env.missing", r"(?i)command not found|bad interpreter|executable file not found in \$PATH|(?:was|were|is) buil[dt] without|(?:not|wasn't) (?:compiled|built) with\b|compiled without|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace|No such file or directory|failed to mount)|(?:^|pyxis: +)\[ERROR\] (?:No such file or directory|Command not found|Could not|Invalid|URL \S+ returned error code: 4(?:0\d|1\d|5\d))\b|Load of (?:requirement )?\S+ failed|Module \S+ (?:conflicts with|cannot be loaded)|^(?:\S+: )?(?:source|\.|(?:/(?:usr/)?bin/)?(?:bash|sh|zsh|dash|ksh)): (?:line \d+: )?no such file or directory: |^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
+    FamilyRule("env.missing", r"(?i)command not found|bad interpreter|executable file not found in \$PATH|(?:was|were|is) buil[dt] without|(?:not|wasn't) (?:compiled|built) with\b|compiled without|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace|No such file or directory|failed to mount)|\[ERROR\] (?:No such file or directory|Command not found|Could not|Invalid|URL \S+ returned error code: 4(?:0\d|1\d|5\d))\b|Load of (?:requirement )?\S+ failed|Module \S+ (?:conflicts with|cannot be loaded)|^(?:\S+: )?(?:source|\.|(?:/(?:usr/)?bin/)?(?:bash|sh|zsh|dash|ksh)): (?:line \d+: )?no such file or directory: |^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
 
     FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
@@ -204,9 +204,24 @@ EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning|NotFound|Invalid)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
 # A library's own exception need not end in Error: in a module of errors, any class name is one.
 _EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(.*)|\s*)$")
-_PREFIX = re.compile(
-    r"^(?:\s*(?:\d+:|\[[^\]]{0,80}\]:?|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|\d\d:\d\d:\d\d(?:[.,]\d+)?"
-    r"|[\w.-]+/\d+ \[\d+\]:|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|what\(\):|<std(?:out|err)>:|[a-z][a-z0-9-]*\d[\w.-]*:(?= )))+\s*")
+# What launchers, collectors and shells put in front of a program's own line: srun --label
+# "12: ", torchrun "[default3]:" / "[rank3]:", timestamps, Ray's "(Worker pid=.., ip=..)",
+# mpirun --tag-output "[1,3]<stderr>:", pdsh "gpu21: ", NCCL's "host:pid:tid [dev]". Signals,
+# ignore patterns and family rules also read the line without it (``line_body``), so that a
+# pattern anchored at the start of the program's own text holds whatever was prepended. Log
+# levels ("[INFO]", glog's "[W1206 ... file.cpp:12]") are the program's own and stay.
+_LAUNCHER = (r"\d+:|\[[^\]]{0,80}\]:|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|[\w.-]+/\d+ \[\d+\]:"
+             r"|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|\[\d+,\d+\]<std(?:out|err)>:|<std(?:out|err)>:|[a-z][a-z0-9-]*\d[\w.-]*: ")
+LINE_PREFIX = rf"^(?:\s*(?:{_LAUNCHER}))+\s*"
+_LINE_PREFIX = re2.compile(LINE_PREFIX)
+# The exception reader also skips log headers before the exception ("[..] [ERROR]", "12:00:00", what():).
+_PREFIX = re.compile(rf"^(?:\s*(?:{_LAUNCHER}|\[[^\]]{{0,80}}\]|\d\d:\d\d:\d\d(?:[.,]\d+)?|what\(\):))+\s*")
+
+
+def line_body(data: bytes) -> bytes:
+    """``data`` without the launcher's prefix (``data`` itself when it has none)."""
+    m = _LINE_PREFIX.match(data)
+    return data[m.end():] if m is not None and m.end() else data
 
 # exception type -> (error_type, class, role)
 EXCEPTIONS: dict[str, tuple[str, FailureClass, Role]] = {}
@@ -298,7 +313,7 @@ BENIGN = (
     # advice and traceback scaffolding
     r"|^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
     r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
-    r"|^(?:\S+:)?\s+raise [\w.]+(?:\(|$)"
+    r"|^(?:\S+:)?\s*raise [\w.]+(?:\(|$)"
     r"|error_file:|<NO_OTHER_FAILURES>|To enable traceback"
     # normal shutdown chatter of torchrun/c10d
     r"|(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
@@ -348,16 +363,20 @@ class FamilyLayer:
         self.exceptions_enabled = EXCEPTION_RULE not in disabled
 
     def benign(self, data: bytes) -> bool:
-        return self._benign.search(data) is not None
+        body = line_body(data)
+        return self._benign.search(data) is not None or (body is not data and self._benign.search(body) is not None)
 
     def match(self, data: bytes, ignored: bool) -> FamilyRule | None:
         """The rule that reads ``data`` (``ignored``: an ignore pattern of the preset matched)."""
-        found = self._set.Match(data) or ()
+        found = set(self._set.Match(data) or ())
+        body = line_body(data)
+        if body is not data:
+            found.update(self._set.Match(body) or ())
         # training health is read in progress lines, which presets ignore and log at INFO
         health = [i for i in found if i in self._beats_ignore]
         if health:
             return self.rules[min(health)]
-        if ignored or self._benign.search(data):
+        if ignored or self.benign(data):
             return None
         if found:
             return self.rules[min(found)]

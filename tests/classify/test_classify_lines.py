@@ -76,6 +76,25 @@ def test_family_probe(row):
     assert EVAL.is_right(row["label"], hit), f"{EVAL.describe(hit)} for {row['label']} line"
 
 
+# What launchers and collectors put in front of a program's line: srun --label, torchrun, an
+# ISO timestamp, Ray's actor prefix, mpirun --tag-output, pdsh.
+LAUNCHER_PREFIXES = ("12: ", "[rank3]: ", "3: [default3]:[rank3]: ", "2024-12-06T10:00:00.123Z ",
+                     "(RayTrainWorker pid=4412, ip=10.0.0.21) ", "[1,3]<stderr>:", "gpu21: ")
+
+
+@pytest.mark.parametrize("prefix", LAUNCHER_PREFIXES)
+def test_launcher_prefix_changes_no_verdict(prefix):
+    """A failure stays a failure of the same class, and a benign line stays silent, whatever
+    the launcher prepends (anchored signals, ignore patterns and family rules read the
+    program's own text)."""
+    rows = [r for name in ("corpus.tsv", "train_lines.tsv", "family_probe.tsv") for r in read_tsv(name)
+            if r["label"] in ("transient", "permanent", "noise")]
+    changed = [(r["label"], EVAL.describe(CLS.classify(prefix + r["line"], 1)), r["line"][:80]) for r in rows
+               if EVAL.is_right(r["label"], CLS.classify(r["line"], 1))
+               and not EVAL.is_right(r["label"], CLS.classify(prefix + r["line"], 1))]
+    assert changed == []
+
+
 @pytest.mark.parametrize("row", read_tsv("extra_lines.tsv"), ids=lambda r: f"{r['expect']}:{r['line'][:40]}")
 def test_more_real_lines(row):
     hit = CLS.classify(row["line"], 7)

@@ -69,11 +69,11 @@ RULES: tuple[FamilyRule, ...] = (
                "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
 
     # --- process deaths reported by launchers and shells: facts about one rank ----------------
-    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b|(?:terminated|killed) with signal (?:SIGKILL|9)\b",
+    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b|(?:terminated|killed) with signal (?:SIGKILL|9)\b|(?:exited|terminated) on signal 9\b",
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
                "an admin, or a health check"),
-    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error|killed by signal:? (?:Segmentation fault|Bus error|SIGSEGV|SIGBUS)",
+    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal: (?:Segmentation fault|Bus error) \(\d+\)|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error|killed by signal:? (?:Segmentation fault|Bus error|SIGSEGV|SIGBUS)",
                "crashed", T, DEATH, LOW, "a native crash; if it repeats at the same step it is a code or library bug"),
 
     # --- transport libraries: their own errors say where it failed (before memory words) -----
@@ -134,6 +134,8 @@ RULES: tuple[FamilyRule, ...] = (
                "config_error", P, CAUSE, MEDIUM, "the job's output/error file cannot be created: its directory must exist on the nodes"),
 
     # --- launch environment -------------------------------------------------------------------
+    FamilyRule("mpi.config", r"not enough slots available|(?:could not|unable to) (?:access or )?execute an executable|unable to launch the specified application|(?:requested|asked for) more (?:processes|slots|ranks) than",
+               "config_error", P, CAUSE, MEDIUM, "the MPI launcher cannot start the job as configured: check the program path and the processes per node"),
     FamilyRule("config.arguments", r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}[\w./-]+: error: (?:unrecognized arguments|argument |the following arguments are required|invalid choice|too few arguments|expected (?:one )?argument)",
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
     FamilyRule("env.image_access", r"(?i)pull access denied|repository does not exist|requested access to the resource is denied|unauthorized: authentication required|manifest unknown|manifest for \S+ not found|no such image",
@@ -163,7 +165,7 @@ RULES: tuple[FamilyRule, ...] = (
                "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
     FamilyRule("store.c10d", r"(?i)TCPStore|\[c10d\]|c10d[/:]|c10d (?:store|rendezvous|key-value)|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
-    FamilyRule("net.mpi", r"MPI_ERR_\w+|PMIX ERROR: (?:UNREACH\w*|TIMEOUT|LOST[-_ ]CONNECTION\S*|COMMUNICATION\S*)|PMIX_ERR_(?:UNREACH|TIMEOUT|LOST_\w+|COMM\w*)|\bpmixp_\w+.*(?:timeout|failed|[Cc]annot connect)|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
+    FamilyRule("net.mpi", r"MPI_ERR_\w+|RETRY EXCEEDED|retry count .{0,60}exceeded|error polling \w+ CQ|[OP]RTE does not know how to route|[OP]RTE has lost|PMIX ERROR: (?:UNREACH\w*|TIMEOUT|LOST[-_ ]CONNECTION\S*|COMMUNICATION\S*)|PMIX_ERR_(?:UNREACH|TIMEOUT|LOST_\w+|COMM\w*)|\bpmixp_\w+.*(?:timeout|failed|[Cc]annot connect)|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)",
                "network", T, CAUSE, LOW, "MPI reported a communication error; restart"),
     FamilyRule("nccl.warn", r"[NR]CCL WARN .*(?i:error|fail|timeout|abort|unable|fatal)|\bncclInvalidUsage\b|NCCL (?:failure|timeout)",
                "nccl", T, CAUSE, LOW, "NCCL reported an error; restart"),
@@ -174,11 +176,11 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space",
                "disk_full", P, CAUSE, MEDIUM,
                "free space or raise the quota; if your scratch is cleaned automatically, set this signal's class to transient"),
-    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system",
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system",
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
-    FamilyRule("health.nan_iteration", r"(?:^|[^A-Za-z])loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
+    FamilyRule("health.nan_iteration", r"(?:^|[^A-Za-z])loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
                "nan_loss", P, CAUSE, HIGH, _TIP_NAN, beats_ignore=True),
     FamilyRule("health.nan", r"(?i)loss (?:is|became|was) (?:nan|inf|not finite)|non-finite loss|\bnan loss\b|NaN or Inf (?:in|detected)|(?:found|detected|contains) (?:a )?(?:nan|inf)\b|\bnan detected",
                "nan_loss", P, CAUSE, MEDIUM, _TIP_NAN),
@@ -335,12 +337,12 @@ PREFILTER = (
     r"|[Tt]imed out|[Tt]imeout|refused|reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|Errno|denied"
     r"|not found|[Nn]o such file|[Uu]nable to|[Cc]annot|can't|[Ii]nvalid|mismatch|[Cc]orrupt|[Aa]bort|lost|[Ss]tale"
     r"|[Qq]uota|No space|out of memory|oom|OOM|bad_alloc|unreachable|not available|exceeded|violates|not allowed"
-    r"|loss(?: value)?['\"]?\s*[:=]\s*[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
+    r"|loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
     r"|not finite|non-finite|nan loss|minimum loss scale|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale"
     r"|ERR!|synd 0x|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|NotFound|[Cc]ould not find|(?:errors?|exceptions?|exc)\.[A-Z]"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|[Ee]xpel|unrecognized|[a-z_]\.[A-Z][A-Za-z]*: |nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
+    r"|Bus error|not enough|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 
 

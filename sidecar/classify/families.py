@@ -206,6 +206,8 @@ EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning|NotFound|Invalid)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
 # A library's own exception need not end in Error: in a module of errors, any class name is one.
 _EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(.*)|\s*)$")
+# A built-in whose name says neither (StopIteration, KeyboardInterrupt): only the known ones.
+_EXC_BARE = re.compile(r"^()([A-Z][A-Za-z]+)(?::(.*)|\s*)$")
 # What launchers, collectors and shells put in front of a program's own line: srun --label
 # "12: ", torchrun "[default3]:" / "[rank3]:", timestamps, Ray's "(Worker pid=.., ip=..)",
 # mpirun --tag-output "[1,3]<stderr>:", pdsh "gpu21: ", NCCL's "host:pid:tid [dev]". Signals,
@@ -264,6 +266,7 @@ _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
     ("connection", ("network", T, SYMPTOM)),
     ("network", ("network", T, SYMPTOM)),
     ("socket", ("network", T, SYMPTOM)),
+    ("rpc", ("network", T, SYMPTOM)),
     ("memoryerror", ("host_oom", P, CAUSE)),
     ("checkpoint", ("checkpoint_error", P, CAUSE)),
     ("config", ("config_error", P, CAUSE)),
@@ -342,7 +345,7 @@ PREFILTER = (
     r"|ERR!|synd 0x|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|NotFound|[Cc]ould not find|(?:errors?|exceptions?|exc)\.[A-Z]"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|[Ee]xpel|unrecognized|[a-z_]\.[A-Z][A-Za-z]*: |nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Bus error|not enough|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
+    r"|Bus error|not enough|StopIteration|KeyboardInterrupt|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 
 
@@ -392,7 +395,9 @@ def exception_family(text: str) -> FamilyRule | None:
     body = _strip_prefix(text).rstrip()
     m = _EXC_HEAD.match(body) or _EXC_QUALIFIED.match(body)
     if m is None:
-        return None
+        m = _EXC_BARE.match(body)
+        if m is None or m.group(2) not in EXCEPTIONS:
+            return None
     name = m.group(2).lstrip("_")
     if name.endswith("Warning"):
         return None

@@ -281,6 +281,8 @@ class Scanner:
             is_root = self.marker is None and not getattr(hit, "cascade", False)
         if self.marker is not None:
             self.confirmations += 1
+        if is_root:
+            hit = getattr(self.roots, "root", None) or hit  # as the context rules read it (tracker.py)
         if self.marker is None and is_root:
             self._write_first_marker(hit, raw, now)
         elif self.marker is not None and is_root:

@@ -63,7 +63,7 @@ def classify_tail(paths: RunPaths, job_id: str, monitoring: Any,
     node-local failure names its node, and ``Cause.line_node`` says where the root line came from."""
     try:
         from sidecar.classify import classify_lines
-        from sidecar.classify.tasks import labelled_node
+        from sidecar.classify.report import root_line_node
     except ImportError:  # pragma: no cover - classifier always ships
         return None, None
     lines = read_log_tail(paths.train_log(job_id))
@@ -76,7 +76,7 @@ def classify_tail(paths: RunPaths, job_id: str, monitoring: Any,
     fc = getattr(root.failure_class, "value", root.failure_class)
     return Cause(root.error_type, str(fc), verdict.node or root.node, root.line[:500], "log",
                  role=getattr(root.role, "value", "cause"),
-                 line_node=labelled_node(root.line.encode("utf-8", "replace"), task_nodes)), verdict
+                 line_node=root_line_node(verdict, task_nodes)), verdict
 
 
 def epilog_exit_code(ending: Any) -> int | None:

@@ -3,6 +3,10 @@ fake Slurm client): the pace-based hang target and real failure lines."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from sidecar.classify import load_monitoring_preset
 from sidecar.follow import LogFollower
 from sidecar.rundir import RunPaths, read_json
@@ -126,3 +130,25 @@ def test_low_confidence_hit_confirmed_by_a_stall_ends_the_job(tmp_path):
     m = read_json(paths.marker(3))
     assert m["signal"] == "death.sigkill"
     assert client.calls and client.calls[0][1] - (t0 + t) < 15.0
+
+
+SRUN_EPISODES = sorted((Path(__file__).resolve().parents[1] / "classify" / "fixtures" / "episodes").glob("srun_*.log"))
+
+
+@pytest.mark.parametrize("path", SRUN_EPISODES, ids=lambda p: p.stem)
+def test_sidecar_marker_names_the_episode_s_root_cause(tmp_path, path):
+    """The sidecar reads a real episode line by line and its marker names what ``classify``
+    names (the context rules live in one tracker), except a cancelled step with no other
+    cause: that is only the verdict's, and never ends a running job."""
+    exp = dict(item.split("=", 1) for line in path.read_text().splitlines()
+               if line.startswith("# expect:") for item in line[len("# expect:"):].split())
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    for no, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
+        scanner.feed(no, raw, float(no))
+    m = read_json(paths.marker(3))
+    if exp["error_type"] == "scancel":
+        assert m is None
+        return
+    assert m is not None and m["error_type"] == exp["error_type"] and m["line_no"] == int(exp["root_line"]), m
+    assert m["class"] == exp["class"]
+    assert [e["line_no"] for e in m["superseded"]] == [int(n) for n in exp.get("superseded", "").split(",") if n]

@@ -72,14 +72,14 @@ def verdict_for_path(path: str, cfg: MonitoringConfig, task_nodes: tuple[str, ..
     return tracker.verdict(progress)  # type: ignore[arg-type]  # duck-typed progress
 
 
-def iter_line_hits(path: str, cfg: MonitoringConfig) -> Iterator[SignalHit]:
-    return scan_path(path, LineClassifier(cfg))
+def iter_line_hits(path: str, cfg: MonitoringConfig, task_nodes: tuple[str, ...] = ()) -> Iterator[SignalHit]:
+    return scan_path(path, LineClassifier(cfg, task_nodes))
 
 
-def write_line_hits(path: str, cfg: MonitoringConfig, out: IO[str]) -> int:
+def write_line_hits(path: str, cfg: MonitoringConfig, out: IO[str], task_nodes: tuple[str, ...] = ()) -> int:
     """One JSON object per matching line; returns how many were written."""
     n = 0
-    for hit in iter_line_hits(path, cfg):
+    for hit in iter_line_hits(path, cfg, task_nodes):
         out.write(json.dumps(hit.to_json()) + "\n")
         n += 1
     return n

@@ -122,16 +122,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, cfg: Any, settings: Any, report: Any) -> int:
-    if args.lines:
-        report.write_line_hits(args.log, cfg, sys.stdout)
-        return 0
     from sidecar.classify.tasks import task_nodes_of_job
 
     nodes = task_nodes_of_job(args.nodelist, args.ntasks_per_node) if args.nodelist else ()
-    if args.nodelist and not nodes:
-        from sidecar.errors import SidecarError
-
-        raise SidecarError(f"--nodelist {args.nodelist!r}: not a node list", "give Slurm's form, e.g. n[1-2] or n1,n3")
+    if args.lines:
+        report.write_line_hits(args.log, cfg, sys.stdout, nodes)
+        return 0
     verdict = report.verdict_for_path(args.log, cfg, nodes)
     decision = report.restart_decision(verdict, settings)
     if args.json:

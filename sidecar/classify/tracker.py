@@ -9,8 +9,9 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
 1. The first CAUSE wins; nothing replaces it (later causes are its consequences).
 2. A SYMPTOM is the root only until a CAUSE or a DEATH arrives, which replaces it.
 3. A DEATH (a rank SIGKILLed) is replaced only by a later verdict that says why the process
-   died: a memory verdict (Slurm's or the kernel's oom_kill line, a host OOM) or Slurm's time
-   limit (which signals every process before its banner may reach the log).
+   died: a memory verdict (Slurm's or the kernel's oom_kill line, a host OOM); for a process
+   asked to stop (SIGTERM), also Slurm's time limit, which signals every process before its
+   banner may reach the log.
 4. A CASCADE line is never the root, with two exceptions that need the lines around it:
    a. A report of a process ended by a signal (torch elastic's ``failed (exitcode: -6)``, srun's
       ``task 0: Killed``, an agent's ``Received 15 death signal``) is cascade line by line: it
@@ -42,17 +43,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_EVIDENCE = 20
 MAX_SUPERSEDED = 5
-# Error types that say why a process died (rule 3): of memory, or at the time limit.
-DEATH_VERDICTS = frozenset({"host_oom", "timeout"})
+# Error types that say why a process died (rule 3): of memory; at the time limit (a SIGTERM).
+MEMORY_VERDICTS = frozenset({"host_oom"})
+TERMINATED = "terminated"
 # Rule 4a: (what a report of a process ended by a signal says, the error type it gets). The
 # numbers are Linux signals: 9 KILL; 4 ILL, 6 ABRT, 7 BUS, 8 FPE, 11 SEGV (a crash or abort);
 # 1 HUP, 2 INT, 15 TERM (asked to stop). A rank SIGKILLed is a curated death already.
 _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"exitcode\s*:?\s*-(?:4|6|7|8|11)\b|Signal (?:4|6|7|8|11) \(SIG\w+\) received by PID"), "crashed"),
-    (re.compile(r"exitcode\s*:?\s*-(?:1|2|15)\b|Signal (?:1|2|15) \(SIG\w+\) received by PID"), "terminated"),
+    (re.compile(r"exitcode\s*:?\s*-(?:1|2|15)\b|Signal (?:1|2|15) \(SIG\w+\) received by PID"), TERMINATED),
     (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Killed$"), "killed"),
-    (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Terminated$"), "terminated"),
-    (re.compile(r"Received (?:Signals\.)?(?:SIG\w+|\d+) death signal|SignalException: Process \d+ got signal"), "terminated"),
+    (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Terminated$"), TERMINATED),
+    (re.compile(r"Received (?:Signals\.)?(?:SIG\w+|\d+) death signal|SignalException: Process \d+ got signal"), TERMINATED),
 )
 # srun's and slurmstepd's own lines (``srun: error: ...``, ``0: slurmstepd-n1: error: ...``)
 _SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")
@@ -83,7 +85,8 @@ def replaces(root: SignalHit | None, hit: SignalHit) -> str | None:
     if root.role is Role.SYMPTOM and hit.role in (Role.CAUSE, Role.DEATH):
         return (f"a {hit.role.value} after the {root.error_type} symptom of line {root.line_no} "
                 f"(survivors report a peer's failure before it)")
-    if root.role is Role.DEATH and hit.error_type in DEATH_VERDICTS:
+    if root.role is Role.DEATH and (hit.error_type in MEMORY_VERDICTS
+                                    or (hit.error_type == "timeout" and root.error_type == TERMINATED)):
         return f"{hit.error_type} says why the process killed at line {root.line_no} died"
     return None
 

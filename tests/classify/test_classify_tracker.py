@@ -97,3 +97,9 @@ def test_the_time_limit_says_why_the_agent_was_signalled():
     t, _ = track(AGENT_TERM, TIME_LIMIT)
     v = t.verdict()
     assert v.root.line_no == 2 and v.root.error_type == "timeout" and [h.line_no for h in v.superseded] == [1]
+
+
+def test_the_time_limit_does_not_explain_a_crash_or_a_kill():
+    # a rank that crashed and left the job hanging until its time limit died of the crash
+    t, _ = track(ABORTED, TIME_LIMIT)
+    assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "crashed"

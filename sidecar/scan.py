@@ -333,7 +333,14 @@ class Scanner:
             last_iteration=getattr(p, "last_iteration", None),
             last_checkpoint=getattr(p, "last_checkpoint", None),
         )
+        self._job_ending()
         self._publish_marker(now)
+
+    def _job_ending(self) -> None:
+        """We end the job: the launcher's reports of the signals we send are not a new death."""
+        mark = getattr(self.roots, "job_ending", None)
+        if mark is not None:
+            mark()
 
     def _publish_marker(self, now: float) -> None:
         m = self.marker
@@ -406,6 +413,7 @@ class Scanner:
         if self._marker_dirty:
             self._save_marker()  # the watchdog may start within a second of the cancel
         self.cancelled = True  # set first: a dry run or a failure must not retry every tick
+        self._job_ending()
         if self.ctx.client is None:
             logger.warning("would cancel job {} (cancel disabled): {}", self.ctx.job_id, d.reason)
             return

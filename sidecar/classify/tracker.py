@@ -18,7 +18,8 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       usually follows the failure that made the launcher or Slurm end the rest. Printed before
       any srun/slurmstepd line about the step (Slurm ending it) and it is a DEATH: something
       outside the job sent that signal (a kill, a native crash, a signalled torchrun agent),
-      and it replaces a survivor's symptom printed first as rule 2 says.
+      and it replaces a survivor's symptom printed first as rule 2 says. Not once the sidecar
+      ends the job itself (``job_ending``: after its marker or a hang): its own signal then.
    b. When nothing named a cause, Slurm's banner of a cancelled step (``*** STEP 5.0 ON n1
       CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or an
       admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
@@ -101,15 +102,15 @@ class RootCauseTracker:
         self._superseded: list[SignalHit] = []
         self._max = max_evidence
         self.evidence_total = 0
-        self.slurm_ending = False  # an srun/slurmstepd line about the step was seen (rule 4a)
+        self.ending = False  # Slurm or the sidecar is ending the step (rule 4a)
         self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
 
     def feed(self, hit: SignalHit) -> bool:
         """Record ``hit``; True when it became the root cause (first, or replacing one): then
         ``root`` is the hit as the rules read it (rule 4a makes some cascade lines deaths)."""
-        death = None if self.slurm_ending else signal_death(hit)
+        death = None if self.ending else signal_death(hit)
         if _SLURM_LINE.search(hit.line):
-            self.slurm_ending = True
+            self.ending = True
         if self.root is None and self._cancelled is None and _CANCELLED.search(hit.line):
             self._cancelled = hit
         if death is not None and replaces(self.root, death) is not None:
@@ -126,6 +127,11 @@ class RootCauseTracker:
         if len(self._evidence) < self._max:
             self._evidence.append(hit)
         return False
+
+    def job_ending(self) -> None:
+        """The sidecar is ending the job (a hang, a marker's grace over): the signals that
+        follow are its own, not a new death (rule 4a)."""
+        self.ending = True
 
     def node(self) -> str | None:
         """The root's node; else the first node named by a non-cascade evidence line.

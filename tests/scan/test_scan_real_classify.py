@@ -152,3 +152,27 @@ def test_sidecar_marker_names_the_episode_s_root_cause(tmp_path, path):
     assert m is not None and m["error_type"] == exp["error_type"] and m["line_no"] == int(exp["root_line"]), m
     assert m["class"] == exp["class"]
     assert [e["line_no"] for e in m["superseded"]] == [int(n) for n in exp.get("superseded", "").split(",") if n]
+
+
+GLOO_CLOSED = (b"0: [default0]:[rank0]: RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] "
+               b"Connection closed by peer [127.0.0.1]:35729. This is typically caused by a remote worker crashing.\n")
+AGENT_TERM = b"1: torch.distributed.elastic.multiprocessing.api.SignalException: Process 31821 got signal: 15\n"
+
+
+def test_a_signalled_agent_replaces_the_symptom_marker_before_the_sidecar_acts(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    scanner.feed(1, GLOO_CLOSED, 0.0)
+    scanner.feed(2, AGENT_TERM, 0.1)
+    assert read_json(paths.marker(3))["error_type"] == "terminated"
+
+
+def test_the_signals_the_sidecar_sends_are_not_a_new_death(tmp_path):
+    # the survivor's symptom is the marker; after its grace the sidecar ends the job, and the
+    # agents then report the TERM it sent: that is not a new root cause
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    scanner.feed(1, GLOO_CLOSED, 0.0)
+    for t in range(1, 40):
+        scanner.tick(float(t))
+    assert client.calls, "the sidecar did not end the job"
+    scanner.feed(2, AGENT_TERM, 41.0)
+    assert read_json(paths.marker(3))["error_type"] == "peer_lost"

@@ -49,10 +49,12 @@ MEMORY_VERDICTS = frozenset({"host_oom"})
 TERMINATED = "terminated"
 # Rule 4a: (what a report of a process ended by a signal says, the error type it gets). The
 # numbers are Linux signals: 9 KILL; 4 ILL, 6 ABRT, 7 BUS, 8 FPE, 11 SEGV (a crash or abort);
-# 1 HUP, 2 INT, 15 TERM (asked to stop). A rank SIGKILLed is a curated death already.
+# 1 HUP, 2 INT, 15 TERM (asked to stop). A rank SIGKILLed is a curated death already. Torch
+# elastic's first report of a failed worker only, not its summary block: with several workers
+# per node, the summary lists the ones the agent itself stopped after the first failure.
 _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"exitcode\s*:?\s*-(?:4|6|7|8|11)\b|Signal (?:4|6|7|8|11) \(SIG\w+\) received by PID"), "crashed"),
-    (re.compile(r"exitcode\s*:?\s*-(?:1|2|15)\b|Signal (?:1|2|15) \(SIG\w+\) received by PID"), TERMINATED),
+    (re.compile(r"failed \(exitcode: -(?:4|6|7|8|11)\) local_rank"), "crashed"),
+    (re.compile(r"failed \(exitcode: -(?:1|2|15)\) local_rank"), TERMINATED),
     (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Killed$"), "killed"),
     (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Terminated$"), TERMINATED),
     (re.compile(r"Received (?:Signals\.)?(?:SIG\w+|\d+) death signal|SignalException: Process \d+ got signal"), TERMINATED),

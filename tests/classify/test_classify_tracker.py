@@ -103,3 +103,11 @@ def test_the_time_limit_does_not_explain_a_crash_or_a_kill():
     # a rank that crashed and left the job hanging until its time limit died of the crash
     t, _ = track(ABORTED, TIME_LIMIT)
     assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "crashed"
+
+
+def test_torch_elastic_s_summary_of_workers_it_stopped_is_no_death():
+    # nproc-per-node > 1: one worker failed (a line nothing recognises), the agent stopped the
+    # others, and its summary lists them as signalled; that is the agent's doing
+    t, became_root = track("1:   exitcode  : -15 (pid: 604)  (SIGTERM)",
+                           "1:   traceback : Signal 15 (SIGTERM) received by PID 604")
+    assert t.verdict().root is None and not any(became_root)

@@ -163,6 +163,11 @@ def _cause(f: AttemptFacts) -> Cause:
         base = _SLURM_CAUSES[f.state]
         node = f.marker.node if f.marker and f.marker.node else None
         return Cause(base.error_type, base.failure_class, node, None, "slurm")
+    if (f.state == JobState.CANCELLED and not f.warned_before_timeout and f.marker is not None
+            and f.marker.role == "death" and f.marker.error_type in SIGNALLED):
+        # a process ended by a signal (a torchrun agent's "got signal: 15", srun's "task 0:
+        # Killed") in a job Slurm records as cancelled: the cancel sent the signal
+        return Cause("scancel", "transient", source="slurm")
     if f.warned_before_timeout and f.state in (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED):
         # ended on the time limit's warning: what the launcher printed on the way out (torchrun's
         # SignalException) is not a failure; continue from the checkpoint it saved
@@ -172,10 +177,6 @@ def _cause(f: AttemptFacts) -> Cause:
             # "a rank was SIGKILLed" (or a survivor's connection error) is what an OOM kill
             # looks like in the log; Slurm's OUT_OF_MEMORY says why it died
             return Cause("host_oom", "permanent", f.marker.node, f.marker.line, "slurm")
-        if f.state == JobState.CANCELLED and f.marker.role == "death" and f.marker.error_type in SIGNALLED:
-            # a process ended by a signal (a torchrun agent's "got signal: 15", srun's "task 0:
-            # Killed") in a job Slurm records as cancelled: the cancel sent the signal
-            return Cause("scancel", "transient", source="slurm")
         return f.marker
     if f.state in _SLURM_CAUSES:
         return _SLURM_CAUSES[f.state]

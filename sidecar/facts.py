@@ -79,6 +79,14 @@ def classify_tail(paths: RunPaths, job_id: str, monitoring: Any,
                  line_node=root_line_node(verdict, task_nodes)), verdict
 
 
+def task_nodes(info: JobInfo, ntasks_per_node: int | None) -> tuple[str, ...]:
+    """The node of each ``srun --label`` task id of the job Slurm recorded (the sidecar's
+    mapping, ``classify.tasks``, from Slurm's node list instead of the job's environment)."""
+    from sidecar.classify.tasks import task_nodes_of_job
+
+    return task_nodes_of_job(info.node_list, ntasks_per_node)
+
+
 def epilog_exit_code(ending: Any) -> int | None:
     """The exit code the optional epilog hook recorded (its ``exit_code2`` is "exit:signal")."""
     if not isinstance(ending, dict):
@@ -119,10 +127,7 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         end = {}
     log_cause, verdict = None, None
     if marker is None and train_job and info.state not in (JobState.CANCELLED, JobState.COMPLETED):
-        from sidecar.classify.tasks import task_nodes_of_job
-
-        log_cause, verdict = classify_tail(paths, train_job, monitoring,
-                                           task_nodes_of_job(info.node_list, ntasks_per_node))
+        log_cause, verdict = classify_tail(paths, train_job, monitoring, task_nodes(info, ntasks_per_node))
     last_it = _int(progress.get("last_iteration"))
     if last_it is None and isinstance(raw_marker, dict):
         last_it = _int(raw_marker.get("last_iteration"))

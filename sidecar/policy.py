@@ -60,6 +60,8 @@ class Cause:
     line: str | None = None
     source: str = "marker"  # "marker" | "log" | "slurm"
     role: str = "cause"  # the classifier's role of the line: cause | death | symptom
+    # the node the line came from (srun --label), which is not always the node to blame (``node``)
+    line_node: str | None = None
 
 
     @classmethod
@@ -70,9 +72,11 @@ class Cause:
             return None
         node = marker.get("node")
         role = marker.get("role")
+        line_node = marker.get("line_node")
         return cls(et, fc, node if isinstance(node, str) else None,
                    str(marker.get("line", ""))[:500], "marker",
-                   role if role in ("cause", "death", "symptom") else "cause")
+                   role if role in ("cause", "death", "symptom") else "cause",
+                   line_node if isinstance(line_node, str) else None)
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,10 @@ _SLURM_CAUSES: dict[JobState, Cause] = {
 }
 
 
+# Error types of a process ended by a signal from outside (classify.tracker, rule 4a).
+SIGNALLED = frozenset({"killed", "terminated"})
+
+
 def _cause(f: AttemptFacts) -> Cause:
     # Slurm's own verdict on the node or the clock outranks what the log said last:
     # a NODE_FAIL job often prints NCCL errors from the surviving ranks.
@@ -155,6 +163,11 @@ def _cause(f: AttemptFacts) -> Cause:
         base = _SLURM_CAUSES[f.state]
         node = f.marker.node if f.marker and f.marker.node else None
         return Cause(base.error_type, base.failure_class, node, None, "slurm")
+    if (f.state == JobState.CANCELLED and not f.warned_before_timeout and f.marker is not None
+            and f.marker.role == "death" and f.marker.error_type in SIGNALLED):
+        # a process ended by a signal (a torchrun agent's "got signal: 15", srun's "task 0:
+        # Killed") in a job Slurm records as cancelled: the cancel sent the signal
+        return Cause("scancel", "transient", source="slurm")
     if f.warned_before_timeout and f.state in (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED):
         # ended on the time limit's warning: what the launcher printed on the way out (torchrun's
         # SignalException) is not a failure; continue from the checkpoint it saved

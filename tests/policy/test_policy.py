@@ -339,3 +339,19 @@ def test_saved_and_exited_on_the_time_limit_warning_continues_without_budget():
 def test_node_failure_outranks_the_time_limit_warning():
     f = facts(JobState.NODE_FAIL, warned_before_timeout=True, nodes=("n2",))
     assert decide(f, [], S, 0).error_type == "node_fail"
+
+
+@pytest.mark.parametrize("error_type", ["terminated", "killed"])
+def test_a_signalled_process_in_a_cancelled_job_is_the_scancel(error_type):
+    # a torchrun agent's "got signal: 15" can reach the log before Slurm's cancel banner: the
+    # sidecar records it as a death; Slurm's CANCELLED says who sent the signal
+    death = Cause(error_type, "transient", None, "1: ...SignalException: Process 7 got signal: 15", "marker", "death")
+    d = decide(facts(JobState.CANCELLED, marker=death), [], S, 0)
+    assert d.action is Action.RESTART
+    assert d.reason == "Cancelled without a recorded failure (error_type=scancel)"
+    # the same death in a job that failed (one agent signalled, the others lost their peer)
+    d = decide(facts(JobState.FAILED, exit_code=1, marker=death), [], S, 0)
+    assert d.reason == f"Transient failure detected (error_type={error_type})"
+    # a cause (not a death) in a cancelled job stays what it is
+    d = decide(facts(JobState.CANCELLED, marker=marker("nccl")), [], S, 0)
+    assert d.reason == "Transient failure detected (error_type=nccl)"

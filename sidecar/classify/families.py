@@ -308,7 +308,7 @@ BENIGN = (
     # log levels below error, first level word on the line (NCCL's "WARN" is its error level)
     r"^[^A-Za-z]{0,40}(?:\S+ )?(?:\[?[WI]\d{4} [\d:.]+ |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\]|(?:INFO|DEBUG|WARNING|NOTICE|TRACE)\b[: -])"
     r"|(?:^|[\s|\-(])(?:INFO|DEBUG|WARNING|NOTICE)(?: *[|:\-)]|\s+\d{4}-)"
-    r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]|\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\|"
+    r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]|\[\w+ [IWD] \d{4}-\d\d-\d\d |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\|"
     r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
     # says it will retry or copes; a recovery; a count of errors that is zero
     r"|(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered (?:from|by|after)\b|\bno (?:[\w/-]+ ){0,2}(?:errors|failures|faults)\b|\bredo(?:ing)? for\b|\bwill be ignored\b|[,;] skipping\b|[,;] continuing (?:without|anyway)\b|Unable to initialize backend '|(?:^|[^n])recoverable error|\b(?:errors?|failures?|faults?|mismatch(?:es)?)(?: count)?\s*[:=]?\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)"

@@ -79,8 +79,11 @@ RULES: tuple[FamilyRule, ...] = (
     # --- transport libraries: their own errors say where it failed (before memory words) -----
     FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ib_mlx5_log\.c|\(synd 0x[0-9a-f]+ vend 0x|ibv_\w+\S* (?:failed|error)|transport retry counter exceeded|RETRY_EXC_ERR|local (?:length|protection|QP operation) error|remote (?:access|operation|invalid request) error|mlx\d\w*:? .*(?:port error|link down|error CQE|fatal|syndrome|completion with error|health (?:recovery|compromised|poll failed)|health_try_recover|bad device|internal error|error state)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link (?:is |went |state changed to )?down\b|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
                "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),
-    FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail|fatal)|\bcxi\w*.*(?:error|fail|fatal)|\bOFI\b.*(?:error|fail)",
+    FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail|fatal)|\bcxi\w*.*(?:error|fail|fatal|overflow detected)|\bOFI\b.*(?:error|fail)",
                "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
+    # a NIC's kernel driver: its transmit queue stalled (IPoIB, RoCE, Ethernet), the driver resets it
+    FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b",
+               "network", T, CAUSE, MEDIUM, "a network adapter stalled on the node; restart excluding it if it names one"),
     FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
                "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
     # --- memory --------------------------------------------------------------------------------
@@ -104,7 +107,7 @@ RULES: tuple[FamilyRule, ...] = (
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.library", r"CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|NOT_INITIALIZED)|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|NCCL WARN Cuda failure",
                "cuda_error", T, CAUSE, LOW, "a CUDA library failed on the device; restart once, a repeat without progress stops"),
-    FamilyRule("host.hardware", r"(?i)\[Hardware Error\]|AER: (?:Multiple )?Uncorrected|severity=Uncorrected|machine check|\bMCE\b.*(?:error|exception)|EDAC .*(?:\bUE\b|uncorrect|fatal)|uncorrected (?:hardware |memory )*error|Memory failure: |soft lockup|hard LOCKUP|self-detected stall|Kernel panic|kernel BUG at",
+    FamilyRule("host.hardware", r"(?i)\[Hardware Error\]|AER: (?:Multiple )?Uncorrected|severity=Uncorrected|machine check|\bMCE\b.*(?:error|exception)|EDAC .*(?:\bUE\b|uncorrect|fatal)|uncorrected (?:hardware |memory )*error|Memory failure: |soft lockup|hard LOCKUP|self-detected stall|Kernel panic|kernel BUG at|BUG: unable to handle|NMI received for unknown reason|\bOops: [0-9a-f]{4} \[#\d+\]",
                "host_hw", T, CAUSE, MEDIUM, _TIP_NODE),
 
     # --- Slurm's own errors by family -----------------------------------------------------------
@@ -114,16 +117,21 @@ RULES: tuple[FamilyRule, ...] = (
                "env_error", P, CAUSE, MEDIUM, "the program is not on PATH on the compute nodes: load its module or environment in the job script"),
     FamilyRule("slurm.step_refused", _SLURM + r".*(?i:CPU binding outside|(?:cpu|gpu|mem)[ _-]?bind request|Unable to satisfy|invalid (?:cpu|gpu|mem)[ _-]?bind)",
                "config_error", P, CAUSE, MEDIUM, "Slurm cannot place the tasks as asked: fix the binding/tasks per node in the config"),
-    FamilyRule("slurm.node_setup", _SLURM + r".*(?:unable to create cgroup|Failed to invoke task plugins|task_[pg]_pre_setuid|(?:cgroup|task) plugin failure|Failed to create job container)",
+    FamilyRule("slurm.node_setup", _SLURM + r".*(?:unable to create cgroup|Failed to invoke task plugins|task_[pg]_pre_setuid|(?:cgroup|task) plugin failure|Failed to create job container|\b[a-z]+_[pg]_[a-z_]+: .*(?:[Ff]ail|[Uu]nable|giving up))",
                "node_failure", T, CAUSE, MEDIUM, "Slurm could not set up the step on this node (cgroups, task plugins): a node problem; restart excluding it"),
-    FamilyRule("slurm.step_launch", _SLURM + r".*(?:Task launch for \S+ failed on node|task \d+ launch failed|Slurmd could not (?:connect|execve|set up)|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential|Error generating job credential))",
+    FamilyRule("slurm.step_launch", _SLURM + r".*(?:Task launch for \S+ failed on node|task \d+ launch failed|Slurmd could not (?:connect|execve|set up)|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential|Error generating job credential|Required node not available|Node\(s\) in the allocation are down|Nodes? \S+ (?:is|are) down))",
                "node_failure", T, CAUSE, MEDIUM, "a step could not start on one node; restart excluding it"),
     FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure|can't find address for host|Unable to resolve|[Hh]ost name lookup failure|fwd_tree_thread|forward_thread|missing socket error|slurm_(?:bufs_sendto|msg_sendto|send_node_msg|send_recv_\w+)\b.*(?:failed|error))",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
+    # Slurm's MPI plugins (PMI-2, PMIx) exchange the ranks' addresses between the nodes' stepds
+    FamilyRule("slurm.mpi_plugin", _SLURM + r".*\bmpi/(?:pmi2?|pmix\w*|cray_shasta)\b.*(?:[Ff]ail|[Cc]annot|[Uu]nable|[Tt]imed? ?out|timeout)",
+               "network", T, CAUSE, MEDIUM, "Slurm's MPI plugin lost contact between the nodes of the step; restart"),
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
     FamilyRule("slurm.controller", r"Unable to contact slurm controller|Slurmctld (?:is )?not responding|Slurm backup controller in standby",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller; transient"),
-    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Nodes? \S+ (?:are|is) still not ready|wrong with the boot of the nodes?|(?i:\bNHC\b.*(?:ERROR|fail)|health ?check (?:failed|failure|error))|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:munge\w* (?:decode|encode) failed|\bmunge\w*: .*(?:error|fail))|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))",
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Nodes? \S+ (?:are|is) still not ready|wrong with the boot of the nodes?|(?i:\bNHC\b.*(?:ERROR|fail)|health ?check (?:failed|failure|error))|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:munge\w* (?:decode|encode) failed|\bmunge\w*: .*(?:error|fail))|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))"
+               # scontrol show node: a reason Slurm set itself, or a state that takes the node out
+               r"|\bReason=(?:Not responding|Kill task failed|NHC|[Hh]ealth)|\bState=\S*(?:DOWN|NOT_RESPONDING|FAIL)\S*",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
     FamilyRule("slurm.refused", _SLURM + r".*(?i:invalid .{0,40}specification|invalid [\w-]+ (?:option|value|name|request|argument)|mutually exclusive|are incompatible|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|(?:error|failed): .*partition configuration not available|(?:supported|submit|site) policy|not supported|unsupported|Memory required by task is not available|can ?not be satisfied|unrecognized option|unknown option|invalid option|Only allocated \d+ \w+ asked for|exceeds? (?:the )?(?:job |step )?allocation|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|cannot be (?:larger|smaller|greater|less) than|cannot exceed|not permitted|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
@@ -132,6 +140,13 @@ RULES: tuple[FamilyRule, ...] = (
                "config_error", P, CAUSE, LOW, "Slurm refused the job script or its options: fix them in the config or the template"),
     FamilyRule("slurm.output_path", _SLURM + r".*Could not open (?:stdout|stderr|stdin|input|output|error) file",
                "config_error", P, CAUSE, MEDIUM, "the job's output/error file cannot be created: its directory must exist on the nodes"),
+
+    # --- remote shells (pdsh/ssh start the ranks of DeepSpeed's and MPI's launchers) ---------
+    # ssh's own failures exit with 255; refused keys repeat on every restart
+    FamilyRule("shell.ssh_auth", r"Permission denied \((?:publickey|password|gssapi|keyboard-interactive|hostbased)[\w,-]*\)|Host key verification failed",
+               "config_error", P, CAUSE, MEDIUM, "ssh to the other nodes needs passwordless keys (or use srun as the launcher)"),
+    FamilyRule("shell.ssh", r"\bssh exited with exit code 255|\bssh: connect to host \S+ port \d+: |\b(?:kex|ssh)_exchange_identification: |\bssh: Could not resolve hostname",
+               "node_failure", T, CAUSE, MEDIUM, "a node could not be reached over ssh; restart excluding it"),
 
     # --- launch environment -------------------------------------------------------------------
     FamilyRule("mpi.config", r"not enough slots available|(?:could not|unable to) (?:access or )?execute an executable|unable to launch the specified application|(?:requested|asked for) more (?:processes|slots|ranks) than",
@@ -144,10 +159,10 @@ RULES: tuple[FamilyRule, ...] = (
                "network", T, CAUSE, LOW, "a download failed on the network; retried on restart"),
     FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)|(?:fail|error)\S* .*(?:pull|import|download|registry))",
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
-    FamilyRule("env.missing", r"(?i)command not found|bad interpreter|executable file not found in \$PATH|(?:was|were|is) buil[dt] without|(?:not|wasn't) (?:compiled|built) with\b|compiled without|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace|No such file or directory|failed to mount)|\[ERROR\] (?:No such file or directory|Command not found|Could not|Invalid|URL \S+ returned error code: 4(?:0\d|1\d|5\d))\b|Load of (?:requirement )?\S+ failed|Module (?:\S+ )?(?:conflicts with|cannot be loaded)|^(?:\S+: )?(?:source|\.|(?:/(?:usr/)?bin/)?(?:bash|sh|zsh|dash|ksh)): (?:line \d+: )?no such file or directory: |^(?:\S+: )?/(?:usr/)?bin/(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
+    FamilyRule("env.missing", r"(?i)command not found|bad interpreter|executable file not found in \$PATH|(?:was|were|is) buil[dt] without|(?:not|wasn't) (?:compiled|built) with\b|compiled without|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace|No such file or directory|failed to mount)|\[ERROR\] (?:No such file or directory|Command not found|Could not|Invalid|URL \S+ returned error code: 4(?:0\d|1\d|5\d))\b|Load of (?:requirement )?\S+ failed|Module (?:\S+ )?(?:conflicts with|cannot be loaded)|^(?:\S+: )?(?:source|\.|(?:/(?:usr/)?bin/)?(?:bash|sh|zsh|dash|ksh)): (?:line \d+: )?no such file or directory: |^(?:\S+: )?(?:/(?:usr/)?bin/)?(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
 
-    FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
+    FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|\bld(?:\.\w+)?: cannot find -l\S+|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
                "env_error", P, CAUSE, MEDIUM, "building a native extension failed: the compiler/CUDA toolkit in the job's environment does not fit this code or GPU"),
 
     # --- collectives, stores, networks ----------------------------------------------------------
@@ -173,10 +188,10 @@ RULES: tuple[FamilyRule, ...] = (
                "network", T, SYMPTOM, LOW, "a network connection failed; restart"),
 
     # --- storage ------------------------------------------------------------------------------
-    FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space",
+    FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space|(?:not enough|insufficient) (?:free )?disk space",
                "disk_full", P, CAUSE, MEDIUM,
                "free space or raise the quota; if your scratch is cleaned automatically, set this signal's class to transient"),
-    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system",
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system|[Rr]emounting filesystem read-only|LNetError",
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
@@ -210,12 +225,12 @@ _EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.
 _EXC_BARE = re.compile(r"^()([A-Z][A-Za-z]+)(?::(.*)|\s*)$")
 # What launchers, collectors and shells put in front of a program's own line: srun --label
 # "12: ", torchrun "[default3]:" / "[rank3]:", timestamps, Ray's "(Worker pid=.., ip=..)",
-# mpirun --tag-output "[1,3]<stderr>:", pdsh "gpu21: ", NCCL's "host:pid:tid [dev]". Signals,
+# mpirun --tag-output "[1,3]<stderr>:", pdsh "pdsh@login1: gpu21: ", NCCL's "host:pid:tid [dev]". Signals,
 # ignore patterns and family rules also read the line without it (``line_body``), so that a
 # pattern anchored at the start of the program's own text holds whatever was prepended. Log
 # levels ("[INFO]", glog's "[W1206 ... file.cpp:12]") are the program's own and stay.
 _LAUNCHER = (r"\d+:|\[[^\]]{0,80}\]:|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|[\w.-]+/\d+ \[\d+\]:"
-             r"|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|\[\d+,\d+\]<std(?:out|err)>:|<std(?:out|err)>:|[a-z][a-z0-9-]*\d[\w.-]*: ")
+             r"|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|\[\d+,\d+\]<std(?:out|err)>:|<std(?:out|err)>:|pdsh@[\w.-]+:|[a-z][a-z0-9-]*\d[\w.-]*: ")
 LINE_PREFIX = rf"^(?:\s*(?:{_LAUNCHER}))+\s*"
 _LINE_PREFIX = re2.compile(LINE_PREFIX)
 # The exception reader also skips log headers before the exception ("[..] [ERROR]", "12:00:00", what():).
@@ -258,12 +273,14 @@ for _names, _value in (
         EXCEPTIONS[_n] = _value
 # Unknown exception types by their name's words, in this order.
 _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
+    ("credential", ("config_error", P, CAUSE)),
     ("timeout", ("timeout", T, CAUSE)),
     ("deadlineexceeded", ("timeout", T, CAUSE)),
     ("deadlock", ("hang", T, CAUSE)),
     ("unavailable", ("network", T, SYMPTOM)),
     ("resourceexhausted", ("oom", P, CAUSE)),
     ("connection", ("network", T, SYMPTOM)),
+    ("disconnect", ("network", T, SYMPTOM)),
     ("network", ("network", T, SYMPTOM)),
     ("socket", ("network", T, SYMPTOM)),
     ("rpc", ("network", T, SYMPTOM)),
@@ -275,6 +292,11 @@ _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
     ("notfound", ("config_error", P, CAUSE)),
     ("invalid", ("config_error", P, CAUSE)),
 )
+# A client library's own exceptions (an HTTP transfer or a remote store that broke off) are
+# network failures unless their name said otherwise above, or their message says the remote side
+# refused (a missing object, no permission: the config's name or credentials, repeated on restart).
+_NETWORK_MODULE = re.compile(r"(?i)(?:^|\.)(?:aiohttp|requests|urllib3|httpx|httpcore|http|botocore|s3transfer|grpc|websockets?)\.")
+_REFUSED = re.compile(r"(?i)\bdenied\b|\bforbidden\b|\b40[0134] Client Error|\bNoSuch[A-Z]\w+")
 # The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
 # when no family rule read the line: waiting that ran out, or a peer that went away.
 _MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnect(?:ion|ed)?\b|\bsocket\b|\bnetwork\b|\bpeer\b|\bunreachable\b)")
@@ -290,7 +312,10 @@ _ERRNO_PERMANENT: dict[int, tuple[str, FailureClass, Role]] = {
 # An OSError without an errno is a library's own (Hugging Face's "Can't load ...", "Incorrect
 # path_or_model_id"): a name or path the config gave that does not resolve.
 _NOT_FOUND = re.compile(r"(?i)\bincorrect\b|\bgated\b|have access|(?:un|not )authori[sz]ed|credentials|not found|does not exist|can'?t (?:find|load)|cannot (?:find|load)|no such|not a (?:valid|local)|\binvalid\b")
+# An OSError of a file reader (h5py, numpy, PIL) whose file is there but broken repeats on restart.
+_CORRUPT = re.compile(r"(?i)\btruncated\b|file signature|\bcorrupt|bad magic|unexpected end of (?:file|data)")
 _TIPS = {
+    "data_corrupt": "a data or checkpoint file is truncated or corrupt: regenerate it or point the config at a good copy",
     "code_error": "an error in the training code or its inputs; a restart repeats it: fix and resubmit",
     "config_error": "a bad value in the config or arguments; fix it and resubmit",
     "env_error": "a package or module is missing in the job's environment",
@@ -347,7 +372,7 @@ PREFILTER = (
     r"|ERR!|synd 0x|bad device|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|NotFound|[Cc]ould not find|(?:errors?|exceptions?|exc)\.[A-Z]"
     r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|[Ee]xpel|unrecognized|[a-z_]\.[A-Z][A-Za-z]*: |nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Transport endpoint|Bus error|not enough|StopIteration|KeyboardInterrupt|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
+    r"|Transport endpoint|Bus error|not enough|Not enough|No route to host|ssh exited|ssh: |Host key|overflow detected|NETDEV WATCHDOG|TX timeout|BUG: |NMI received|Oops: |is down\b|\breset\b|read-only|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|StopIteration|KeyboardInterrupt|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 
 
@@ -413,8 +438,13 @@ def exception_family(text: str) -> FamilyRule | None:
             value = _ERRNO_PERMANENT[int(errno.group(1))]
         elif errno is None and _NOT_FOUND.search(m.group(3) or ""):
             value = ("config_error", P, CAUSE)  # a library's own OSError about a path or name
+        elif errno is None and _CORRUPT.search(m.group(3) or ""):
+            value = ("data_corrupt", P, CAUSE)
     if value is None:
         value = next((v for word, v in _BY_NAME if word in name.lower()), None)
+    if value is None and _NETWORK_MODULE.search(m.group(1)):
+        refused = _NOT_FOUND.search(m.group(3) or "") or _REFUSED.search(m.group(3) or "")
+        value = ("config_error", P, CAUSE) if refused else ("network", T, SYMPTOM)
     if value is None:
         words = _MESSAGE_WORDS.search(m.group(3) or "")
         confidence = LOW

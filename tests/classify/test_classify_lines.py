@@ -77,9 +77,10 @@ def test_family_probe(row):
 
 
 # What launchers and collectors put in front of a program's line: srun --label, torchrun, an
-# ISO timestamp, Ray's actor prefix, mpirun --tag-output, pdsh.
+# ISO timestamp, Ray's actor prefix, mpirun --tag-output, pdsh (with and without its own name).
 LAUNCHER_PREFIXES = ("12: ", "[rank3]: ", "3: [default3]:[rank3]: ", "2024-12-06T10:00:00.123Z ",
-                     "(RayTrainWorker pid=4412, ip=10.0.0.21) ", "[1,3]<stderr>:", "gpu21: ")
+                     "(RayTrainWorker pid=4412, ip=10.0.0.21) ", "[1,3]<stderr>:", "gpu21: ",
+                     "pdsh@login1: gpu21: ")
 
 
 @pytest.mark.parametrize("prefix", LAUNCHER_PREFIXES)

@@ -50,8 +50,10 @@ _TIP_NAN = ("training diverged: resume from an earlier checkpoint with a lower l
             "skip the bad data; a plain restart repeats it")
 
 # Slurm's clients and daemons prefix their own lines; a rule about Slurm needs one of these.
-# slurmstepd names its node since Slurm 21.08 ("slurmstepd-n2: error: ...").
-_SLURM = r"(?:srun|sbatch|salloc|slurmstepd(?:-[\w.-]+)?|slurmd|slurmctld|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
+# slurmstepd names its node since Slurm 21.08 ("slurmstepd-n2: error: ..."); the daemons' own
+# log files start a line with an ISO time in brackets ("[2024-05-02T11:03:12.455] error: ...").
+_SLURM = (r"(?:(?:srun|sbatch|salloc|slurmstepd(?:-[\w.-]+)?|slurmd|slurmctld|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
+          r"|\[\d{4}-\d\d-\d\dT[\d:.]+\] (?:error|fatal): )")
 
 RULES: tuple[FamilyRule, ...] = (
     # --- cascade first: consequences that name words of a cause ------------------------------
@@ -69,11 +71,11 @@ RULES: tuple[FamilyRule, ...] = (
                "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
 
     # --- process deaths reported by launchers and shells: facts about one rank ----------------
-    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b|(?:terminated|killed) with signal (?:SIGKILL|9)\b|(?:exited|terminated) on signal 9\b",
+    FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b|(?:terminated|killed) with signal (?:SIGKILL|9)\b|(?:exited|terminated) on signal 9\b|<Signals\.SIGKILL: 9>|terminated with (?:exit )?code -9\b",
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
                "an admin, or a health check"),
-    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal: (?:Segmentation fault|Bus error) \(\d+\)|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error|killed by signal:? (?:Segmentation fault|Bus error|SIGSEGV|SIGBUS)",
+    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal: (?:Segmentation fault|Bus error) \(\d+\)|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error|killed by signal:? (?:Segmentation fault|Bus error|SIGSEGV|SIGBUS)|: line \d+: +\d+ Bus error|(?:exited|terminated) on signal (?:7|11)\b|<Signals\.SIG(?:SEGV|BUS): \d+>",
                "crashed", T, DEATH, LOW, "a native crash; if it repeats at the same step it is a code or library bug"),
 
     # --- transport libraries: their own errors say where it failed (before memory words) -----
@@ -84,7 +86,7 @@ RULES: tuple[FamilyRule, ...] = (
     # a NIC's kernel driver: its transmit queue stalled (IPoIB, RoCE, Ethernet), the driver resets it
     FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b",
                "network", T, CAUSE, MEDIUM, "a network adapter stalled on the node; restart excluding it if it names one"),
-    FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
+    FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|\[[\w.-]+:\d+:\d+:\d+\]\s+\w+\.c:\d+\s+(?:Fatal|FATAL|Error|ERROR)\b|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
                "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
     # --- memory --------------------------------------------------------------------------------
     FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|[Ee]xceeded (?:job |step )?memory limit|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
@@ -99,7 +101,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("gpu.xid", r"NVRM: Xid \(", "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.driver", r"(?i)NVRM: .*(?:error|fail|fallen|lost|fatal|timeout|timed out|\bRC\b|reset|GSP|mismatch|invalid)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
-    FamilyRule("gpu.nvml", r"(?i)\bNVML\b.*(?:Unknown Error|GPU is lost|fail|mismatch|not found|Insufficient)|Unable to determine the device handle for GPU|RmInitAdapter failed|rm_init_adapter failed|nvidia-smi has failed|No devices were found|\bERR!|GPU requires reset|GPU is lost|GPU \S+ (?:is lost|has fallen off)|Driver/library version mismatch|\bnvml error\b|NVIDIA driver not loaded|nvml.{0,20}driver not loaded|NVML_SUCCESS == \w+ INTERNAL ASSERT|NVML_ERROR_[A-Z_]+|DCGM_FR_\w+|(?:uncorrectable|double[- ]bit|\bDBE\b).{0,40}(?:ECC|memory) errors?|row[- ]remap\w*(?: \w+)? fail|Remapping Failure Occurred *: *Yes|pending row[- ]remap|\bdcgmi? diag\b.*\bFail(?:ed)?\b",
+    FamilyRule("gpu.nvml", r"(?i)\bNVML\b.*(?:Unknown Error|GPU is lost|fail|mismatch|not found|Insufficient)|Unable to determine the device handle for GPU|RmInitAdapter failed|rm_init_adapter failed|nvidia-smi has failed|No devices were found|\bERR!|GPU requires reset|GPU is lost|GPU \S+ (?:is lost|has fallen off)|Driver/library version mismatch|\bnvml error\b|NVIDIA driver not loaded|nvml.{0,20}driver not loaded|NVML_SUCCESS == \w+ INTERNAL ASSERT|NVML_ERROR_[A-Z_]+|DCGM_FR_\w+|(?:uncorrectable|double[- ]bit|\bDBE\b).{0,40}(?:ECC|memory) errors?|row[- ]remap\w*(?: \w+)? fail|Remapping Failure Occurred *: *Yes|pending row[- ]remap|\bdcgmi? diag\b.*\bFail(?:ed)?\b|nvidia-persistenced\S*: .*(?:[Ff]ail|error)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.fabric", r"(?i)fabric ?manager.*(?:not running|fail|error|state|in progress|uninitiali[sz]ed|not started)|cudaErrorSystemNotReady|system not yet initialized|CUDA_ERROR_SYSTEM_NOT_READY|NVSwitch.*(?:error|fatal|fail)|NVLink.*(?:error|fatal|fail|down|inactive)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
@@ -107,7 +109,7 @@ RULES: tuple[FamilyRule, ...] = (
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.library", r"CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|NOT_INITIALIZED)|CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|NCCL WARN Cuda failure",
                "cuda_error", T, CAUSE, LOW, "a CUDA library failed on the device; restart once, a repeat without progress stops"),
-    FamilyRule("host.hardware", r"(?i)\[Hardware Error\]|AER: (?:Multiple )?Uncorrected|severity=Uncorrected|machine check|\bMCE\b.*(?:error|exception)|EDAC .*(?:\bUE\b|uncorrect|fatal)|uncorrected (?:hardware |memory )*error|Memory failure: |soft lockup|hard LOCKUP|self-detected stall|Kernel panic|kernel BUG at|BUG: unable to handle|NMI received for unknown reason|\bOops: [0-9a-f]{4} \[#\d+\]",
+    FamilyRule("host.hardware", r"(?i)\[Hardware Error\]|AER: (?:Multiple )?Uncorrect(?:ed|able)|severity=Uncorrected|machine check|\bMCE\b.*(?:error|exception)|EDAC .*(?:\bUE\b|uncorrect|fatal)|uncorrected (?:hardware |memory )*error|Memory failure: |soft lockup|hard LOCKUP|self-detected stall|Kernel panic|kernel BUG at|BUG: unable to handle|NMI received for unknown reason|\bOops: [0-9a-f]{4} \[#\d+\]",
                "host_hw", T, CAUSE, MEDIUM, _TIP_NODE),
 
     # --- Slurm's own errors by family -----------------------------------------------------------
@@ -117,7 +119,10 @@ RULES: tuple[FamilyRule, ...] = (
                "env_error", P, CAUSE, MEDIUM, "the program is not on PATH on the compute nodes: load its module or environment in the job script"),
     FamilyRule("slurm.step_refused", _SLURM + r".*(?i:CPU binding outside|(?:cpu|gpu|mem)[ _-]?bind request|Unable to satisfy|invalid (?:cpu|gpu|mem)[ _-]?bind)",
                "config_error", P, CAUSE, MEDIUM, "Slurm cannot place the tasks as asked: fix the binding/tasks per node in the config"),
-    FamilyRule("slurm.node_setup", _SLURM + r".*(?:unable to create cgroup|Failed to invoke task plugins|task_[pg]_pre_setuid|(?:cgroup|task) plugin failure|Failed to create job container|\b[a-z]+_[pg]_[a-z_]+: .*(?:[Ff]ail|[Uu]nable|giving up))",
+    FamilyRule("slurm.node_setup", _SLURM + r".*(?:unable to create cgroup|Failed to invoke task plugins|task_[pg]_pre_setuid|(?:cgroup|task) plugin failure|Failed to create job container|\b[a-z]+_[pg]_[a-z_]+: .*(?:[Ff]ail|[Uu]nable|giving up)"
+               r"|\b(?:job_container|task|proctrack|jobacct_gather|prep|switch|namespace)/\w+: .*(?:[Ff]ail|[Uu]nable|giving up)"
+               # EAGAIN from a daemon: the node ran out of processes or threads
+               r"|_forkexec_slurmstepd|slurmstepd failed|Resource temporarily unavailable)",
                "node_failure", T, CAUSE, MEDIUM, "Slurm could not set up the step on this node (cgroups, task plugins): a node problem; restart excluding it"),
     FamilyRule("slurm.step_launch", _SLURM + r".*(?:Task launch for \S+ failed on node|task \d+ launch failed|Slurmd could not (?:connect|execve|set up)|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential|Error generating job credential|Required node not available|Node\(s\) in the allocation are down|Nodes? \S+ (?:is|are) down))",
                "node_failure", T, CAUSE, MEDIUM, "a step could not start on one node; restart excluding it"),
@@ -129,7 +134,7 @@ RULES: tuple[FamilyRule, ...] = (
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
     FamilyRule("slurm.controller", r"Unable to contact slurm controller|Slurmctld (?:is )?not responding|Slurm backup controller in standby",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller; transient"),
-    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Nodes? \S+ (?:are|is) still not ready|wrong with the boot of the nodes?|(?i:\bNHC\b.*(?:ERROR|fail)|health ?check (?:failed|failure|error))|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:munge\w* (?:decode|encode) failed|\bmunge\w*: .*(?:error|fail))|(?i:(?:prolog|epilog) (?:failed|error)|error running slurm (?:prolog|epilog))"
+    FamilyRule("slurm.node", r"DUE TO NODE FAIL|Nodes? \S+ (?:are|is) still not ready|wrong with the boot of the nodes?|(?i:\bNHC\b.*(?:ERROR|fail)|health ?check (?:failed|failure|error))|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:munge\w* (?:decode|encode) failed|\bmunge\w*: .*(?:error|fail))|(?i:(?:prolog|epilog) (?:poll )?(?:failed|error|timeout|timed out)|error running slurm (?:prolog|epilog))"
                # scontrol show node: a reason Slurm set itself, or a state that takes the node out
                r"|\bReason=(?:Not responding|Kill task failed|NHC|[Hh]ealth)|\bState=\S*(?:DOWN|NOT_RESPONDING|FAIL)\S*",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
@@ -147,6 +152,10 @@ RULES: tuple[FamilyRule, ...] = (
                "config_error", P, CAUSE, MEDIUM, "ssh to the other nodes needs passwordless keys (or use srun as the launcher)"),
     FamilyRule("shell.ssh", r"\bssh exited with exit code 255|\bssh: connect to host \S+ port \d+: |\b(?:kex|ssh)_exchange_identification: |\bssh: Could not resolve hostname",
                "node_failure", T, CAUSE, MEDIUM, "a node could not be reached over ssh; restart excluding it"),
+
+    # --- storage I/O: names the cause even inside a wrapper (a container that cannot mount its image)
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system|[Rr]emounting filesystem read-only|LNetError",
+               "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- launch environment -------------------------------------------------------------------
     FamilyRule("mpi.config", r"not enough slots available|(?:could not|unable to) (?:access or )?execute an executable|unable to launch the specified application|(?:requested|asked for) more (?:processes|slots|ranks) than",
@@ -168,6 +177,8 @@ RULES: tuple[FamilyRule, ...] = (
     # --- collectives, stores, networks ----------------------------------------------------------
     FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
                "nccl", T, CAUSE, MEDIUM, "NCCL failed (a peer, the network or the GPU); restart"),
+    FamilyRule("nccl.mismatch", r"NCCL WARN .*[Mm]essage truncated",
+               "nccl_config", P, CAUSE, MEDIUM, "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"),
     FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|NCCL WARN .*\b(?:invalid (?:cudaDev|rank|device|value|argument)|no socket interface|no \w+ interface found)|\bncclInvalidArgument\b|NCCL Error \d+: invalid (?:usage|argument)|unknown NCCL_|invalid usage|ncclInvalidUsage",
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
     FamilyRule("hang.watchdog", r"(?i)no heartbeat|failed to pass \w*barrier|\w*barrier\w* .{0,40}(?:timed? ?out|timeout)|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
@@ -187,12 +198,10 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("net.socket", r"(?i)Connection (?:reset by peer|refused|timed out|aborted)|No route to host|Network is unreachable|Software caused connection abort|Broken pipe|Socket Timeout|socket timed out|Name or service not known|Address already in use|\bEADDRINUSE\b|Temporary failure in name resolution|\[Errno (?:104|110|111|113|101|32)\]",
                "network", T, SYMPTOM, LOW, "a network connection failed; restart"),
 
-    # --- storage ------------------------------------------------------------------------------
+    # --- storage space ------------------------------------------------------------------------
     FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space|(?:not enough|insufficient) (?:free )?disk space",
                "disk_full", P, CAUSE, MEDIUM,
                "free space or raise the quota; if your scratch is cleaned automatically, set this signal's class to transient"),
-    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system|[Rr]emounting filesystem read-only|LNetError",
-               "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- training health ------------------------------------------------------------------------
     FamilyRule("health.nan_iteration", r"(?:^|[^A-Za-z])loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b",
@@ -350,6 +359,8 @@ BENIGN = (
     # normal shutdown chatter of torchrun/c10d
     r"|(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
     r"|Connection closed by localRank"
+    # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
+    r"|' thrown while requesting [A-Z]+ "
     # srun retries a single controller message that timed out; only its final failure counts
     r"|slurm_receive_msg: Socket timed out"
     # Xid 13/31/43: the application's own fault (its error is printed by the application)

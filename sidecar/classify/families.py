@@ -84,7 +84,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("net.ofi", r"(?i)NET/OFI .*(?:error|fail)|\bfi_\w+(?:\(\))? (?:failed|returned|error)|fi_cq_readerr|\bFI_E[A-Z]+\b|libfabric.*(?:error|fail|fatal)|\bcxi\w*.*(?:error|fail|fatal|overflow detected)|\bOFI\b.*(?:error|fail)",
                "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
     # a NIC's kernel driver: its transmit queue stalled (IPoIB, RoCE, Ethernet), the driver resets it
-    FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b",
+    FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b|Detected Tx Unit Hang",
                "network", T, CAUSE, MEDIUM, "a network adapter stalled on the node; restart excluding it if it names one"),
     FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|\[[\w.-]+:\d+:\d+:\d+\]\s+\w+\.c:\d+\s+(?:Fatal|FATAL|Error|ERROR)\b|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
                "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
@@ -99,7 +99,7 @@ RULES: tuple[FamilyRule, ...] = (
 
     # --- GPU, driver and host hardware, in every source's form -------------------------------
     FamilyRule("gpu.xid", r"NVRM: Xid \(", "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
-    FamilyRule("gpu.driver", r"(?i)NVRM: .*(?:error|fail|fallen|lost|fatal|timeout|timed out|\bRC\b|reset|GSP|mismatch|invalid)",
+    FamilyRule("gpu.driver", r"(?i)NVRM: .*(?:error|fail|fallen|lost|fatal|timeout|timed out|\bRC\b|reset|GSP|mismatch|invalid|crash)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
     FamilyRule("gpu.nvml", r"(?i)\bNVML\b.*(?:Unknown Error|GPU is lost|fail|mismatch|not found|Insufficient)|Unable to determine the device handle for GPU|RmInitAdapter failed|rm_init_adapter failed|nvidia-smi has failed|No devices were found|\bERR!|GPU requires reset|GPU is lost|GPU \S+ (?:is lost|has fallen off)|Driver/library version mismatch|\bnvml error\b|NVIDIA driver not loaded|nvml.{0,20}driver not loaded|NVML_SUCCESS == \w+ INTERNAL ASSERT|NVML_ERROR_[A-Z_]+|DCGM_FR_\w+|(?:uncorrectable|double[- ]bit|\bDBE\b).{0,40}(?:ECC|memory) errors?|row[- ]remap\w*(?: \w+)? fail|Remapping Failure Occurred *: *Yes|pending row[- ]remap|\bdcgmi? diag\b.*\bFail(?:ed)?\b|nvidia-persistenced\S*: .*(?:[Ff]ail|error)",
                "gpu_hw", T, CAUSE, MEDIUM, _TIP_NODE),
@@ -124,7 +124,7 @@ RULES: tuple[FamilyRule, ...] = (
                # EAGAIN from a daemon: the node ran out of processes or threads
                r"|_forkexec_slurmstepd|slurmstepd failed|Resource temporarily unavailable)",
                "node_failure", T, CAUSE, MEDIUM, "Slurm could not set up the step on this node (cgroups, task plugins): a node problem; restart excluding it"),
-    FamilyRule("slurm.step_launch", _SLURM + r".*(?:Task launch for \S+ failed on node|task \d+ launch failed|Slurmd could not (?:connect|execve|set up)|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential|Error generating job credential|Required node not available|Node\(s\) in the allocation are down|Nodes? \S+ (?:is|are) down))",
+    FamilyRule("slurm.step_launch", _SLURM + r".*(?:Task launch for \S+ failed on node|io error with slurmstepd|task \d+ launch failed|Slurmd could not (?:connect|execve|set up)|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential|Error generating job credential|Required node not available|Node\(s\) in the allocation are down|Nodes? \S+ (?:is|are) down))",
                "node_failure", T, CAUSE, MEDIUM, "a step could not start on one node; restart excluding it"),
     FamilyRule("slurm.comm", _SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure|can't find address for host|Unable to resolve|[Hh]ost name lookup failure|fwd_tree_thread|forward_thread|missing socket error|slurm_(?:bufs_sendto|msg_sendto|send_node_msg|send_recv_\w+)\b.*(?:failed|error))",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
@@ -171,7 +171,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("env.missing", r"(?i)command not found|bad interpreter|executable file not found in \$PATH|(?:was|were|is) buil[dt] without|(?:not|wasn't) (?:compiled|built) with\b|compiled without|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|CUDA driver version is insufficient|NVIDIA driver on your system is too old|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace|No such file or directory|failed to mount)|\[ERROR\] (?:No such file or directory|Command not found|Could not|Invalid|URL \S+ returned error code: 4(?:0\d|1\d|5\d))\b|Load of (?:requirement )?\S+ failed|Module (?:\S+ )?(?:conflicts with|cannot be loaded)|^(?:\S+: )?(?:source|\.|(?:/(?:usr/)?bin/)?(?:bash|sh|zsh|dash|ksh)): (?:line \d+: )?no such file or directory: |^(?:\S+: )?(?:/(?:usr/)?bin/)?(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
 
-    FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|\bld(?:\.\w+)?: cannot find -l\S+|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
+    FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|\bld(?:\.\w+)?: cannot find -l\S+|\bptxas\b.*\b(?:error|fatal)\s*:|^(?:\S+: )?make(?:\[\d+\])?: \*\*\* .*\bError \d+|^error: command '\S+' failed with exit (?:code|status) \d+|Failed building wheel for|Could not build wheels for|Failed to build installable wheels|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",
                "env_error", P, CAUSE, MEDIUM, "building a native extension failed: the compiler/CUDA toolkit in the job's environment does not fit this code or GPU"),
 
     # --- collectives, stores, networks ----------------------------------------------------------
@@ -214,6 +214,9 @@ RULES: tuple[FamilyRule, ...] = (
                "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
     FamilyRule("health.checkpoint_unreadable", r"(?i)(?:unable|failed|cannot|can't) to load .{0,40}\bcheckpoint|UnicodeDecodeError|UnpicklingError|invalid load key|PytorchStreamReader failed|failed finding central directory|not a zip (?:file|archive)|BadZipFile|Ran out of input|HeaderTooLarge|SafetensorError|incomplete metadata",
                "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
+    # a Rust library (tokenizers, safetensors) panicked: its own bug or its input, repeated on restart
+    FamilyRule("code.panic", r"\bthread '[^']*' panicked at ",
+               "code_error", P, CAUSE, MEDIUM, "a native library panicked on its input: check the data or tokenizer files, or the library version"),
     FamilyRule("code.native_assert", r"Assertion `[^`]*` failed|: Assertion .* failed\.$",
                "device_assert", P, CAUSE, MEDIUM, "a kernel/native assertion (often an index out of range: bad data or vocab size); a restart repeats it"),
     FamilyRule("config.model_files", r"Can't load (?:the )?(?:tokenizer|config|model|weights)|does not appear to have a file named|is not a valid model identifier|not a local folder and is not a valid",
@@ -234,12 +237,13 @@ _EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.
 _EXC_BARE = re.compile(r"^()([A-Z][A-Za-z]+)(?::(.*)|\s*)$")
 # What launchers, collectors and shells put in front of a program's own line: srun --label
 # "12: ", torchrun "[default3]:" / "[rank3]:", timestamps, Ray's "(Worker pid=.., ip=..)",
-# mpirun --tag-output "[1,3]<stderr>:", pdsh "pdsh@login1: gpu21: ", NCCL's "host:pid:tid [dev]". Signals,
+# mpirun --tag-output "[1,3]<stderr>:", pdsh "pdsh@login1: gpu21: " (host names in lower case, so
+# that a module with a digit, "pyo3_runtime.PanicException: ", stays the exception it is), NCCL's "host:pid:tid [dev]". Signals,
 # ignore patterns and family rules also read the line without it (``line_body``), so that a
 # pattern anchored at the start of the program's own text holds whatever was prepended. Log
 # levels ("[INFO]", glog's "[W1206 ... file.cpp:12]") are the program's own and stay.
 _LAUNCHER = (r"\d+:|\[[^\]]{0,80}\]:|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|[\w.-]+/\d+ \[\d+\]:"
-             r"|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|\[\d+,\d+\]<std(?:out|err)>:|<std(?:out|err)>:|pdsh@[\w.-]+:|[a-z][a-z0-9-]*\d[\w.-]*: ")
+             r"|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|\[\d+,\d+\]<std(?:out|err)>:|<std(?:out|err)>:|pdsh@[\w.-]+:|[a-z][a-z0-9-]*\d[a-z0-9_.-]*: ")
 LINE_PREFIX = rf"^(?:\s*(?:{_LAUNCHER}))+\s*"
 _LINE_PREFIX = re2.compile(LINE_PREFIX)
 # The exception reader also skips log headers before the exception ("[..] [ERROR]", "12:00:00", what():).
@@ -382,7 +386,7 @@ PREFILTER = (
     r"|not finite|non-finite|nan loss|minimum loss scale|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale"
     r"|ERR!|synd 0x|bad device|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|NotFound|[Cc]ould not find|(?:errors?|exceptions?|exc)\.[A-Z]"
-    r"|[Ww]atchdog|[Hh]eartbeat|\bhang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|[Ee]xpel|unrecognized|[a-z_]\.[A-Z][A-Za-z]*: |nccl\w*Error|NODE FAIL|Node failure|credential"
+    r"|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|[Ee]xpel|unrecognized|[a-z_]\.[A-Z][A-Za-z]*: |nccl\w*Error|NODE FAIL|Node failure|credential"
     r"|Transport endpoint|Bus error|not enough|Not enough|No route to host|ssh exited|ssh: |Host key|overflow detected|NETDEV WATCHDOG|TX timeout|BUG: |NMI received|Oops: |is down\b|\breset\b|read-only|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|StopIteration|KeyboardInterrupt|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 

@@ -89,7 +89,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|\[[\w.-]+:\d+:\d+:\d+\]\s+\w+\.c:\d+\s+(?:Fatal|FATAL|Error|ERROR)\b|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout",
                "network", T, CAUSE, MEDIUM, "a UCX transport error; restart"),
     # --- memory --------------------------------------------------------------------------------
-    FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|[Ee]xceeded (?:job |step )?memory limit|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
+    FamilyRule("memory.host", r"DefaultCPUAllocator: can't allocate memory|[Cc]annot allocate memory|\[Errno 12\]|std::bad_alloc|\bMemoryError\b|invoked oom-killer|Memory cgroup out of memory|killed due to memory pressure|running low on memory|[Ee]xceeded (?:job |step )?memory limit|\boom[-_]kill(?:er)?\b|OOM[ -][Kk]ill|Out of memory: Kill|: Out Of Memory\b",
                "host_oom", P, CAUSE, MEDIUM,
                "host memory ran out: lower the data loader workers/prefetch or the micro batch, or ask for more memory per node"),
     FamilyRule("memory.shm", r"(?i)insufficient shared memory|(?:error|fail\w*) (?:while |to )?(?:creat|allocat|open|map)\w* (?:a |the )?shared memory|out of shared memory|shared memory limit|/dev/shm.*(?:No space|full)|(?:failed to|unable to|cannot|could not) (?:extend|create|open|map|allocate|truncate)\S* \S*/dev/shm",
@@ -134,6 +134,9 @@ RULES: tuple[FamilyRule, ...] = (
     # slurm_strerror()'s own texts identify Slurm's errors whatever prints them
     FamilyRule("slurm.controller", r"Unable to contact slurm controller|Slurmctld (?:is )?not responding|Slurm backup controller in standby",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller; transient"),
+    # systemd on the node: a daemon the jobs need died or failed
+    FamilyRule("slurm.node_service", r"\b(?:slurmd|slurmstepd|munge|nvidia-fabricmanager|nv-fabricmanager|nvidia-persistenced|nvidia-dcgm)\S*\.service: (?:Main process exited, code=(?:killed|dumped|exited, status=[1-9])|Failed with result)",
+               "node_failure", T, CAUSE, MEDIUM, "a daemon of the node (slurmd, munge, the GPU fabric manager) died; restart excluding the node"),
     FamilyRule("slurm.node", r"DUE TO NODE FAIL|Nodes? \S+ (?:are|is) still not ready|wrong with the boot of the nodes?|(?i:\bNHC\b.*(?:ERROR|fail)|health ?check (?:failed|failure|error))|Node failure on|NODE_FAIL|Node \S+ not responding|not responding, setting DOWN|Communication connection failure|Zero Bytes were transmitted or received|Kill task failed|Job credential expired|Invalid job credential|(?i:munge\w* (?:decode|encode) failed|\bmunge\w*: .*(?:error|fail))|(?i:(?:prolog|epilog) (?:poll )?(?:failed|error|timeout|timed out)|error running slurm (?:prolog|epilog))"
                # scontrol show node: a reason Slurm set itself, or a state that takes the node out
                r"|\bReason=(?:Not responding|Kill task failed|NHC|[Hh]ealth)|\bState=\S*(?:DOWN|NOT_RESPONDING|FAIL)\S*",
@@ -154,7 +157,7 @@ RULES: tuple[FamilyRule, ...] = (
                "node_failure", T, CAUSE, MEDIUM, "a node could not be reached over ssh; restart excluding it"),
 
     # --- storage I/O: names the cause even inside a wrapper (a container that cannot mount its image)
-    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system|[Rr]emounting filesystem read-only|LNetError",
+    FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\bnfs\w*:? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard|operations using this service will fail)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|\b(?:EXT4|XFS|BTRFS)-fs error|\bnvme\d+(?:n\d+)?:? .*(?:timeout|error|reset)|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system|[Rr]emounting filesystem read-only|LNetError",
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- launch environment -------------------------------------------------------------------
@@ -212,7 +215,7 @@ RULES: tuple[FamilyRule, ...] = (
                "nan_loss", P, CAUSE, HIGH, _TIP_NAN),
     FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint",
                "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
-    FamilyRule("health.checkpoint_unreadable", r"(?i)(?:unable|failed|cannot|can't) to load .{0,40}\bcheckpoint|UnicodeDecodeError|UnpicklingError|invalid load key|PytorchStreamReader failed|failed finding central directory|not a zip (?:file|archive)|BadZipFile|Ran out of input|HeaderTooLarge|SafetensorError|incomplete metadata",
+    FamilyRule("health.checkpoint_unreadable", r"(?i)(?:unable|failed|cannot|can't) to load .{0,40}\bcheckpoint|UnicodeDecodeError|UnpicklingError|invalid load key|PytorchStreamReader failed|checkpoint\S*.{0,80}\b(?:is|was) (?:corrupt(?:ed)?|truncated|incomplete)\b|failed finding central directory|not a zip (?:file|archive)|BadZipFile|Ran out of input|HeaderTooLarge|SafetensorError|incomplete metadata",
                "checkpoint_error", P, CAUSE, MEDIUM, _TIP_CKPT),
     # a Rust library (tokenizers, safetensors) panicked: its own bug or its input, repeated on restart
     FamilyRule("code.panic", r"\bthread '[^']*' panicked at ",
@@ -387,7 +390,7 @@ PREFILTER = (
     r"|ERR!|synd 0x|bad device|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down"
     r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|NotFound|[Cc]ould not find|(?:errors?|exceptions?|exc)\.[A-Z]"
     r"|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|[Ee]xpel|unrecognized|[a-z_]\.[A-Z][A-Za-z]*: |nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Transport endpoint|Bus error|not enough|Not enough|No route to host|ssh exited|ssh: |Host key|overflow detected|NETDEV WATCHDOG|TX timeout|BUG: |NMI received|Oops: |is down\b|\breset\b|read-only|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|StopIteration|KeyboardInterrupt|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
+    r"|Transport endpoint|Bus error|code=killed|code=dumped|not enough|Not enough|No route to host|ssh exited|ssh: |Host key|overflow detected|NETDEV WATCHDOG|TX timeout|BUG: |NMI received|Oops: |is down\b|\breset\b|read-only|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|StopIteration|KeyboardInterrupt|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
 )
 
 

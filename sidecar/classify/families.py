@@ -161,6 +161,9 @@ RULES: tuple[FamilyRule, ...] = (
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
     # --- launch environment -------------------------------------------------------------------
+    # a certificate the client does not trust fails every retry (before the download rules)
+    FamilyRule("config.tls", r"(?i)CERTIFICATE_VERIFY_FAILED|certificate verify failed|self[- ]signed certificate in certificate chain",
+               "config_error", P, CAUSE, MEDIUM, "TLS certificate verification failed: set the site's CA bundle (REQUESTS_CA_BUNDLE, SSL_CERT_FILE) in the job's environment"),
     FamilyRule("mpi.config", r"not enough slots available|(?:could not|unable to) (?:access or )?execute an executable|unable to launch the specified application|(?:requested|asked for) more (?:processes|slots|ranks) than",
                "config_error", P, CAUSE, MEDIUM, "the MPI launcher cannot start the job as configured: check the program path and the processes per node"),
     FamilyRule("config.arguments", r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}[\w./-]+: error: (?:unrecognized arguments|argument |the following arguments are required|invalid choice|too few arguments|expected (?:one )?argument)",
@@ -236,6 +239,8 @@ EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning|NotFound|Invalid)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
 # A library's own exception need not end in Error: in a module of errors, any class name is one.
 _EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(.*)|\s*)$")
+# A logged error that names the exception's class ("... with error <class 'pyarrow.lib.ArrowInvalid'>: ...").
+_EXC_LOGGED = re.compile(r"\b(?:error|exception|failed)\b.*<class '((?:\w+\.)*)(\w+)'>:?(.*)", re.IGNORECASE)
 # A built-in whose name says neither (StopIteration, KeyboardInterrupt): only the known ones.
 _EXC_BARE = re.compile(r"^()([A-Z][A-Za-z]+)(?::(.*)|\s*)$")
 # What launchers, collectors and shells put in front of a program's own line: srun --label
@@ -373,7 +378,10 @@ BENIGN = (
     # Xid 13/31/43: the application's own fault (its error is printed by the application)
     r"|NVRM: Xid \([^)]*\): (?:13|31|43)\b"
     # side services (experiment trackers) log their own errors and carry on; comment lines
-    r"|^(?:wandb|mlflow|comet_ml|tensorboard|neptune)\S*: |^#"
+    # (their loggers' names are lower case: "wandb.errors.CommError: ..." is an exception that ends the run)
+    r"|^(?:wandb|mlflow|comet_ml|tensorboard|neptune)(?:\.[a-z_]+)*: |^#"
+    # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
+    r"|\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\("
 )
 
 # Error-looking vocabulary: a line without any of these never reaches the family layer. Kept
@@ -438,7 +446,7 @@ class FamilyLayer:
 def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
     body = _strip_prefix(text).rstrip()
-    m = _EXC_HEAD.match(body) or _EXC_QUALIFIED.match(body)
+    m = _EXC_HEAD.match(body) or _EXC_QUALIFIED.match(body) or _EXC_LOGGED.search(body)
     if m is None:
         m = _EXC_BARE.match(body)
         if m is None or m.group(2) not in EXCEPTIONS:

@@ -94,6 +94,13 @@ class AttemptFacts:
     # the batch shell got the time limit's warning signal (sbatch --signal=B:USR1@N) and the
     # training ended by itself after it (saved and exited, Megatron's --exit-signal-handler)
     warned_before_timeout: bool = False
+    # steps accounting recorded as OUT_OF_MEMORY (the kernel's memory cgroup killed a task): the
+    # job itself ends FAILED when its batch script goes on after srun (Slurm 22.05, measured)
+    oom_steps: tuple[str, ...] = ()
+
+    @property
+    def out_of_memory(self) -> bool:
+        return self.state == JobState.OUT_OF_MEMORY or bool(self.oom_steps)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ class Decision:
     delay_s: float = 0.0
     node: str | None = None  # the node the cause named (read back as history)
     nodes: tuple[str, ...] = ()  # the nodes the attempt ran on
+    line: str | None = None  # what the cause was read from: a log line, or Slurm's record
+    source: str | None = None  # where: "marker" | "log" | "slurm"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +142,7 @@ class Decision:
             "budget_used": self.budget_used, "budget_max": self.budget_max,
             "next_attempt": self.next_attempt, "exclude_nodes": list(self.exclude_nodes),
             "delay_s": self.delay_s, "node": self.node, "nodes": list(self.nodes),
+            "line": self.line, "source": self.source,
         }
 
 
@@ -159,12 +169,22 @@ def _cause(f: AttemptFacts) -> Cause:
         # ended on the time limit's warning: what the launcher printed on the way out (torchrun's
         # SignalException) is not a failure; continue from the checkpoint it saved
         return _SLURM_CAUSES[JobState.TIMEOUT]
+    oom_record = (f"Slurm: step {', '.join(f.oom_steps)} ended OUT_OF_MEMORY" if f.oom_steps
+                  else f"Slurm: job {f.job_id} ended OUT_OF_MEMORY")
     if f.marker is not None:
-        if f.state == JobState.OUT_OF_MEMORY and f.marker.role in ("death", "symptom"):
+        if f.marker.role in ("death", "symptom"):
             # "a rank was SIGKILLed" (or a survivor's connection error) is what an OOM kill
-            # looks like in the log; Slurm's OUT_OF_MEMORY says why it died
-            return Cause("host_oom", "permanent", f.marker.node, f.marker.line, "slurm")
+            # looks like in the log; the oom-kill line printed after it, or Slurm's
+            # OUT_OF_MEMORY, says why it died
+            if f.log_cause is not None and f.log_cause.error_type == "host_oom":
+                return f.log_cause
+            if f.out_of_memory:
+                return Cause("host_oom", "permanent", f.marker.node, oom_record, "slurm")
         return f.marker
+    if f.out_of_memory:
+        if f.log_cause is not None and f.log_cause.error_type == "host_oom":
+            return f.log_cause  # the log's own memory line (slurmstepd's oom-kill, the kernel's)
+        return Cause("host_oom", "permanent", f.log_cause.node if f.log_cause else None, oom_record, "slurm")
     if f.state in _SLURM_CAUSES:
         return _SLURM_CAUSES[f.state]
     if f.log_cause is not None:
@@ -264,7 +284,7 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     def made(action: Action, reason: str, **rest: Any) -> Decision:
         return Decision(action, reason, error_type=et, failure_class=fc,
                         budget_max=settings.max_retries, node=cause.node,
-                        nodes=tuple(facts.nodes), **rest)
+                        nodes=tuple(facts.nodes), line=cause.line, source=cause.source, **rest)
 
     if fc == "permanent" or et in settings.exclude_error_types:
         return made(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",

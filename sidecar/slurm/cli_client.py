@@ -308,6 +308,11 @@ class CliSlurmClient:
         states = parse.parse_node_states(text)
         return tuple(n for n in nodes if n in states and parse.node_state_is_bad(states[n]))
 
+    def oom_steps(self, job_id: str) -> tuple[str, ...]:
+        text = self.runner([self.commands.sacct, "--parsable2", "--noheader", f"--jobs={job_id}",
+                            "--format=JobIDRaw,State"]).stdout
+        return parse.parse_oom_steps(text, str(job_id))
+
     def version(self) -> str:
         for cmd in (self.commands.sbatch, self.commands.scontrol):
             try:

@@ -37,6 +37,7 @@ class FakeClient:
         self.lock = threading.Lock()
         self.next_id = 100
         self.down: set[str] = set()
+        self.oom: dict[str, tuple[str, ...]] = {}
 
     def submit(self, req):
         if self.fail_submit:
@@ -70,6 +71,9 @@ class FakeClient:
 
     def failed_nodes(self, nodes):
         return tuple(n for n in nodes if n in self.down)
+
+    def oom_steps(self, job_id):
+        return self.oom.get(str(job_id), ())
 
 
 @pytest.fixture

@@ -177,8 +177,13 @@ def test_job_over_its_mem_ends_out_of_memory_beside_one_within(tmp_path):
                   "--wrap", f"srun python3 -c {shlex.quote(GROW)}")
     within = sbatch("-J", "lsl-mem-ok", "-w", "n3", "--mem=400M", f"--chdir={tmp_path}",
                     "-o", str(tmp_path / "within.txt"), "--wrap", f"srun python3 -c {shlex.quote(GROW)}")
-    assert wait_job_done(over) == "OUT_OF_MEMORY"
+    # the batch script goes on after srun and exits 1: the job is FAILED, its step OUT_OF_MEMORY
+    assert wait_job_done(over) == "FAILED"
     assert wait_job_done(within) == "COMPLETED"
+    from sidecar.slurm.cli_client import CliSlurmClient
+
+    sh.wait_until(lambda: CliSlurmClient().oom_steps(over) == (f"{over}.0",), timeout_s=30,
+                  what=f"accounting to record step {over}.0 OUT_OF_MEMORY")
     out = (tmp_path / "over.txt").read_text()
     assert "oom-kill event" in out and "survived" not in out, out
     assert "survived" in (tmp_path / "within.txt").read_text()

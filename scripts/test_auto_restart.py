@@ -13,13 +13,20 @@ The scenarios of the user's "Testing Auto-Restart System" document:
 With ``--workload torch`` the job is real distributed training (examples/local_torch.yaml: a tiny
 GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are real too:
 
-    oom          micro_batch_size=16 really does not fit: torch's allocator fails (host_oom), stop
+    oom          micro_batch_size=16 really does not fit (host_oom), stop: the kernel's memory
+                 cgroup kills it where Slurm enforces --mem, else an address-space limit does
     rank_killed  kill -9 of a rank on a node that is not the batch host: restart (error_type=killed)
     rank_stopped SIGSTOP of such a rank: called hung by the job's pace, ended, restarted
+    rank_stopped_saving  SIGSTOP of a rank inside a checkpoint save: called hung when the save
+                 outlasts its window (learned from earlier saves, floor 20 s here), restarted from
+                 the last checkpoint on disk
     code_error   an exception in one rank (a token outside the vocabulary): permanent stop
     nan          a huge learning rate makes the loss NaN: permanent stop
     timeout      a 3-minute time limit: USR1 before it, the ranks save and exit, the run continues
                  without using the budget
+    host_oom     one rank's memory grows past a small --mem: the memory cgroup kills it, stop
+                 (host_oom from the oom-kill line or Slurm's record, not the survivor's errors);
+                 skipped where Slurm does not enforce --mem
     node_fail    the slurmd of a node other than the batch host killed: NODE_FAIL, restarted with
                  exactly that node excluded (then scripts/local-slurm up restarts the slurmd)
 
@@ -904,12 +911,82 @@ def scenario_rank_stopped(h: Harness) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
+# rank_stopped_saving: the save window's floor (monitoring.hang.save_floor_s, default 60 s),
+# lowered so that the scenario takes about a minute
+SAVE_FLOOR_S = 20
+# the workload's save in progress: a temporary directory published by a rename when done
+SAVE_TMP_GLOB = ".iter_*.tmp"
+
+
+def stop_rank_inside_a_save(h: Harness, run: Run, pid: int, tries: int = 10) -> int:
+    """SIGSTOP ``pid`` (a rank) while a checkpoint save is in progress; the save's iteration.
+    A save here takes ~0.1 s: the rank is stopped when the save's temporary directory appears,
+    and the stop counts only if that directory is still there once the rank is stopped (rank 0
+    publishes it after the second of the save's barriers, so the stopped rank has not passed the
+    third, and the save can never finish). Otherwise the rank is let go on and the next save is
+    tried."""
+    ckpt = run.paths.checkpoints
+    for _ in range(tries):
+        tmp = wait_for(lambda: next(ckpt.glob(SAVE_TMP_GLOB), None), h.checkpoint_timeout_s, 0.002)
+        if tmp is None:
+            h.reporter.fail(f"No checkpoint save started in {ckpt} within {h.checkpoint_timeout_s:g}s")
+            raise ScenarioFailed("save")
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: _pid_state(pid) in ("T", "t"), 5, 0.002)
+        if tmp.exists():
+            it = int(tmp.name.split("_")[1].split(".")[0])
+            h.reporter.ok(f"SIGSTOP sent to pid {pid} inside the checkpoint save of iteration {it} ({tmp.name})")
+            return it
+        os.kill(pid, signal.SIGCONT)  # the save was done by the time the rank stopped
+    h.reporter.fail(f"Could not stop pid {pid} inside a checkpoint save in {tries} tries")
+    raise ScenarioFailed("save")
+
+
+def scenario_rank_stopped_saving(h: Harness) -> bool:
+    """SIGSTOP of a rank inside a checkpoint save: the save never finishes and torch would wait
+    for its process-group timeout (30 min). The sidecar gives a save a window learned from the
+    run's earlier saves (at least monitoring.hang.save_floor_s) and calls it hung when it runs
+    out; the restart loads the last checkpoint on disk, not the one the hung save was writing."""
+    run = h.submit("rank_stopped_saving", [f"monitoring.hang.save_floor_s={SAVE_FLOOR_S}"])
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)  # an earlier save: the window is learned from it
+    rank, node, pid = h.rank_off_batch_host(run, run.job)
+    h.reporter.info(f"Stopping rank {rank} (pid {pid}) on {node} inside a checkpoint save...")
+    it = stop_rank_inside_a_save(h, run, pid)
+    t0 = time.monotonic()
+    marker = h.wait_marker(run, run.attempt, "hang")
+    line = str(marker.get("line", ""))
+    h.reporter.info(f"Called hung {time.monotonic() - t0:.1f} s after the SIGSTOP: {line}")
+    if f"checkpoint save at iteration {it} running" not in line or f"floor {SAVE_FLOOR_S} s" not in line:
+        h.reporter.fail(f"The hang is not the save of iteration {it} with its learned window "
+                        f"(floor {SAVE_FLOOR_S} s): {line!r}")
+        raise ScenarioFailed("marker")
+    new = h.expect_restart(run, run.attempt, run.job, reason=REASON_HANG)
+    h.wait_job_ended(run.job)
+    if wait_for(lambda: not _pid_alive(pid), 30) is None:
+        h.reporter.fail(f"The stopped rank (pid {pid}) outlived its job")
+        raise ScenarioFailed("stopped")
+    h.reporter.ok(f"The stopped rank (pid {pid}) was ended with its job")
+    last = (saved_iterations(read_bytes(run.log(run.job))) or [None])[-1]
+    if last is None or last >= it:
+        h.reporter.fail(f"The hung save of iteration {it} reported success (last saved {last})")
+        raise ScenarioFailed("save")
+    h.verify_resume(run, run.job, new, run.attempt)  # loads `last`, the checkpoint on disk
+    h.reporter.ok(f"Test passed: a rank stopped inside the save of iteration {it} is called hung "
+                  f"and the run resumes from iteration {last}!")
+    return True
+
+
+def _pid_state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            return fh.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return False
+        return ""
+
+
+def _pid_alive(pid: int) -> bool:
+    return _pid_state(pid) not in ("Z", "X", "")
 
 
 def _permanent_scenario(h: Harness, name: str, extra: Sequence[str], error_type: str, text: str) -> bool:
@@ -1058,6 +1135,7 @@ SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "max_retries": scenario_max_retries,
     "rank_killed": scenario_rank_killed,
     "rank_stopped": scenario_rank_stopped,
+    "rank_stopped_saving": scenario_rank_stopped_saving,
     "code_error": scenario_code_error,
     "nan": scenario_nan,
     "timeout": scenario_timeout,
@@ -1071,8 +1149,8 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "sim": {"config": DEFAULT_CONFIG, "sets": LOCAL_SETS, "oom_error_type": "oom",
             "scenarios": SEED_SCENARIOS},
     "torch": {"config": TORCH_CONFIG, "sets": TORCH_SETS, "oom_error_type": "host_oom",
-              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan", "timeout",
-                            "host_oom", "node_fail", "resume_correctness")},
+              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "rank_stopped_saving", "code_error",
+                            "nan", "timeout", "host_oom", "node_fail", "resume_correctness")},
 }
 
 

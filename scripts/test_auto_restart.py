@@ -897,18 +897,27 @@ def scenario_rank_stopped(h: Harness) -> bool:
     h.wait_state(run.job, "RUNNING")
     h.wait_checkpoint(run, run.job)
     _rank, _node, pid = h.signal_rank(run, run.job, signal.SIGSTOP)
+    _line, new = _stopped_rank_restarted(h, run, pid)
+    h.verify_resume(run, run.job, new, run.attempt)
+    h.reporter.ok("Test passed: a stopped rank is called hung and restarted!")
+    return True
+
+
+def _stopped_rank_restarted(h: Harness, run: Run, pid: int,
+                            check: Callable[[str], None] = lambda line: None) -> tuple[str, str]:
+    """After a SIGSTOP of ``pid``: called hung (the marker's line passes ``check``), restarted,
+    and the stopped rank ended with its job. (The hang's line, the new job.)"""
     t0 = time.monotonic()
-    marker = h.wait_marker(run, run.attempt, "hang")
-    h.reporter.info(f"Called hung {time.monotonic() - t0:.1f} s after the SIGSTOP: {marker.get('line', '')}")
+    line = str(h.wait_marker(run, run.attempt, "hang").get("line", ""))
+    h.reporter.info(f"Called hung {time.monotonic() - t0:.1f} s after the SIGSTOP: {line}")
+    check(line)
     new = h.expect_restart(run, run.attempt, run.job, reason=REASON_HANG)
     h.wait_job_ended(run.job)
     if wait_for(lambda: not _pid_alive(pid), 30) is None:
         h.reporter.fail(f"The stopped rank (pid {pid}) outlived its job")
         raise ScenarioFailed("stopped")
     h.reporter.ok(f"The stopped rank (pid {pid}) was ended with its job")
-    h.verify_resume(run, run.job, new, run.attempt)
-    h.reporter.ok("Test passed: a stopped rank is called hung and restarted!")
-    return True
+    return line, new
 
 
 # rank_stopped_saving: the save window's floor (monitoring.hang.save_floor_s, default 60 s),
@@ -953,20 +962,14 @@ def scenario_rank_stopped_saving(h: Harness) -> bool:
     rank, node, pid = h.rank_off_batch_host(run, run.job)
     h.reporter.info(f"Stopping rank {rank} (pid {pid}) on {node} inside a checkpoint save...")
     it = stop_rank_inside_a_save(h, run, pid)
-    t0 = time.monotonic()
-    marker = h.wait_marker(run, run.attempt, "hang")
-    line = str(marker.get("line", ""))
-    h.reporter.info(f"Called hung {time.monotonic() - t0:.1f} s after the SIGSTOP: {line}")
-    if f"checkpoint save at iteration {it} running" not in line or f"floor {SAVE_FLOOR_S} s" not in line:
-        h.reporter.fail(f"The hang is not the save of iteration {it} with its learned window "
-                        f"(floor {SAVE_FLOOR_S} s): {line!r}")
-        raise ScenarioFailed("marker")
-    new = h.expect_restart(run, run.attempt, run.job, reason=REASON_HANG)
-    h.wait_job_ended(run.job)
-    if wait_for(lambda: not _pid_alive(pid), 30) is None:
-        h.reporter.fail(f"The stopped rank (pid {pid}) outlived its job")
-        raise ScenarioFailed("stopped")
-    h.reporter.ok(f"The stopped rank (pid {pid}) was ended with its job")
+
+    def the_save_with_its_window(line: str) -> None:
+        if f"checkpoint save at iteration {it} running" not in line or f"floor {SAVE_FLOOR_S} s" not in line:
+            h.reporter.fail(f"The hang is not the save of iteration {it} with its learned window "
+                            f"(floor {SAVE_FLOOR_S} s): {line!r}")
+            raise ScenarioFailed("marker")
+
+    _line, new = _stopped_rank_restarted(h, run, pid, the_save_with_its_window)
     last = (saved_iterations(read_bytes(run.log(run.job))) or [None])[-1]
     if last is None or last >= it:
         h.reporter.fail(f"The hung save of iteration {it} reported success (last saved {last})")

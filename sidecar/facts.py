@@ -129,7 +129,12 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
             logger.warning("could not read the state of nodes {}: {}", ",".join(info.nodes),
                            exc.message)
     oom_steps: tuple[str, ...] = ()
-    if train_job and info.state in (JobState.FAILED, JobState.CANCELLED, JobState.OUT_OF_MEMORY):
+    # a step OOM-killed under a job that ends FAILED (or CANCELLED by the sidecar) matters only
+    # when nothing better than a death or a symptom is known (sidecar.policy._cause)
+    said = marker or log_cause
+    weak = said is None or said.role in ("death", "symptom")
+    oom_in_log = log_cause is not None and log_cause.error_type == "host_oom"
+    if train_job and info.state in (JobState.FAILED, JobState.CANCELLED) and weak and not oom_in_log:
         try:
             oom_steps = client.oom_steps(train_job)
         except SlurmError as exc:

@@ -776,22 +776,27 @@ def scenario_nccl(h: Harness) -> bool:
     return True
 
 
+def oom_fault(workload: str, memory: MemoryEnforcement | None) -> tuple[tuple[str, ...], str]:
+    """What makes micro batch 16 run out of memory for real, and how to say it: the kernel's
+    memory cgroup where Slurm enforces --mem, an address-space limit where nothing does (the sim
+    workload only prints a CUDA OOM)."""
+    if workload != "torch" or memory is None:
+        return (), ""
+    if memory.enforced:
+        return (), f"Out of memory for real: the job's memory cgroup (Slurm enforces --mem; {memory.reason})"
+    return (ADDRESS_SPACE_SET,), (f"Out of memory for real: an address-space limit ({ADDRESS_SPACE_SET}); "
+                                  f"memory is not enforced here ({memory.reason})")
+
+
 def scenario_oom(h: Harness) -> bool:
     """micro_batch_size=16 does not fit: no restart, a permanent stop. The sim workload prints a
     CUDA OOM; the torch one really runs out: the kernel's memory cgroup kills it where Slurm
     enforces --mem, an address-space limit stands in where nothing does."""
-    extra = [h.oom_set]
-    cgroup = False
-    if h.workload == "torch":
-        m = h.memory()
-        cgroup = m.enforced
-        if cgroup:
-            h.reporter.info(f"Out of memory for real: the job's memory cgroup (Slurm enforces --mem; {m.reason})")
-        else:
-            h.reporter.info(f"Out of memory for real: an address-space limit ({ADDRESS_SPACE_SET}); "
-                            f"memory is not enforced here ({m.reason})")
-            extra.append(ADDRESS_SPACE_SET)
-    run = h.submit("oom", extra)
+    cgroup = h.workload == "torch" and h.memory().enforced
+    extra, how = oom_fault(h.workload, h.memory() if h.workload == "torch" else None)
+    if how:
+        h.reporter.info(how)
+    run = h.submit("oom", [h.oom_set, *extra])
     h.wait_job_ended(run.job, timeout_s=h.checkpoint_timeout_s)
     marker = run.marker(run.attempt)
     if marker is not None and marker.get("error_type") == h.oom_error_type:

@@ -56,20 +56,35 @@ def read_log_tail(path: str | os.PathLike[str], max_bytes: int = LOG_TAIL_BYTES)
     return lines
 
 
-def classify_tail(paths: RunPaths, job_id: str, monitoring: Any) -> tuple[Cause | None, Any]:
+def classify_tail(paths: RunPaths, job_id: str, monitoring: Any,
+                  task_nodes: tuple[str, ...] = ()) -> tuple[Cause | None, Any]:
+    """The log tail's root cause. ``task_nodes``: the node of each ``srun --label`` task id
+    (``classify.tasks.task_nodes_of_job``), the same mapping the sidecar uses in the job: a
+    node-local failure names its node, and ``Cause.line_node`` says where the root line came from."""
     try:
         from sidecar.classify import classify_lines
+        from sidecar.classify.report import root_line_node
     except ImportError:  # pragma: no cover - classifier always ships
         return None, None
     lines = read_log_tail(paths.train_log(job_id))
     if not lines:
         return None, None
-    verdict = classify_lines(lines, monitoring)
+    verdict = classify_lines(lines, monitoring, task_nodes)
     root = verdict.root
     if root is None:
         return None, verdict
     fc = getattr(root.failure_class, "value", root.failure_class)
-    return Cause(root.error_type, str(fc), verdict.node or root.node, root.line[:500], "log"), verdict
+    return Cause(root.error_type, str(fc), verdict.node or root.node, root.line[:500], "log",
+                 role=getattr(root.role, "value", "cause"),
+                 line_node=root_line_node(verdict, task_nodes)), verdict
+
+
+def task_nodes(info: JobInfo, ntasks_per_node: int | None) -> tuple[str, ...]:
+    """The node of each ``srun --label`` task id of the job Slurm recorded (the sidecar's
+    mapping, ``classify.tasks``, from Slurm's node list instead of the job's environment)."""
+    from sidecar.classify.tasks import task_nodes_of_job
+
+    return task_nodes_of_job(info.node_list, ntasks_per_node)
 
 
 def epilog_exit_code(ending: Any) -> int | None:
@@ -88,12 +103,14 @@ def _int(v: Any) -> int | None:
 def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmClient,
            monitoring: Any, *, wait_s: float = TERMINAL_WAIT_S,
            checkpoint_dir: str | os.PathLike[str] | None = None,
-           timeout_signal: str | None = None, known: JobInfo | None = None) -> AttemptFacts:
+           timeout_signal: str | None = None, known: JobInfo | None = None,
+           ntasks_per_node: int | None = None) -> AttemptFacts:
     """What is known about ``attempt``. ``checkpoint_dir``: where training saves; its tracker
     file, not the last save line seen in the log, gives the last checkpoint. ``timeout_signal``:
     the signal sbatch sends before the time limit (None: none configured). ``known``: the job's
     end as the job itself knows it (the fast path, before Slurm has it); otherwise Slurm's
-    record is asked for."""
+    record is asked for. ``ntasks_per_node``: what the job was submitted with, which maps the
+    log's ``srun --label`` task ids to Slurm's node list."""
     if known is not None:
         info, read = known, True
     elif train_job:
@@ -110,12 +127,12 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         end = {}
     log_cause, verdict = None, None
     if marker is None and train_job and info.state not in (JobState.CANCELLED, JobState.COMPLETED):
-        log_cause, verdict = classify_tail(paths, train_job, monitoring)
+        log_cause, verdict = classify_tail(paths, train_job, monitoring, task_nodes(info, ntasks_per_node))
     elif marker is not None and marker.role in ("death", "symptom") and train_job:
         # The sidecar may have written a killed rank or a survivor's error before the line that
         # says why came (slurmstepd prints its oom-kill line when the step ends): the whole log,
         # read now, may name a memory kill (sidecar.policy lets it outrank the marker)
-        log_cause, verdict = classify_tail(paths, train_job, monitoring)
+        log_cause, verdict = classify_tail(paths, train_job, monitoring, task_nodes(info, ntasks_per_node))
     last_it = _int(progress.get("last_iteration"))
     if last_it is None and isinstance(raw_marker, dict):
         last_it = _int(raw_marker.get("last_iteration"))

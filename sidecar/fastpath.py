@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from loguru import logger
@@ -37,8 +38,11 @@ def _hand_over(paths: RunPaths, client: SlurmClient, attempt: int, decision: Dec
 def conclude(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int, job: str,
              exit_code: int) -> Decision | None:
     """Decide and act on a failed step from inside the job. None when another party decided."""
+    # the allocation's node list maps the log's srun --label task ids to nodes, as the watchdog
+    # maps them with Slurm's record (only the labels: the policy's facts keep no nodes here)
     facts = gather_facts(paths, cfg, client, attempt, job,
-                         known=JobInfo(job_id=job, state=JobState.FAILED, exit_code=exit_code))
+                         known=JobInfo(job_id=job, state=JobState.FAILED, exit_code=exit_code,
+                                       node_list=os.environ.get("SLURM_JOB_NODELIST")))
     decision = handle_attempt(paths, cfg, client, attempt, job, facts=facts,
                               relaunch_in=job if cfg.restart.in_allocation else None)
     if decision is not None:

@@ -60,6 +60,8 @@ class Cause:
     line: str | None = None
     source: str = "marker"  # "marker" | "log" | "slurm"
     role: str = "cause"  # the classifier's role of the line: cause | death | symptom
+    # the node the line came from (srun --label), which is not always the node to blame (``node``)
+    line_node: str | None = None
 
 
     @classmethod
@@ -70,9 +72,11 @@ class Cause:
             return None
         node = marker.get("node")
         role = marker.get("role")
+        line_node = marker.get("line_node")
         return cls(et, fc, node if isinstance(node, str) else None,
                    str(marker.get("line", ""))[:500], "marker",
-                   role if role in ("cause", "death", "symptom") else "cause")
+                   role if role in ("cause", "death", "symptom") else "cause",
+                   line_node if isinstance(line_node, str) else None)
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,10 @@ _SLURM_CAUSES: dict[JobState, Cause] = {
 }
 
 
+# Error types of a process ended by a signal from outside (classify.tracker, rule 4a).
+SIGNALLED = frozenset({"killed", "terminated"})
+
+
 def _cause(f: AttemptFacts) -> Cause:
     # Slurm's own verdict on the node or the clock outranks what the log said last:
     # a NODE_FAIL job often prints NCCL errors from the surviving ranks.
@@ -165,26 +173,29 @@ def _cause(f: AttemptFacts) -> Cause:
         base = _SLURM_CAUSES[f.state]
         node = f.marker.node if f.marker and f.marker.node else None
         return Cause(base.error_type, base.failure_class, node, None, "slurm")
+    # A memory kill, on record, outranks what it looks like in the log: "a rank was SIGKILLed"
+    # (or a survivor's connection error) printed first. The record is the oom-kill line read
+    # after it (slurmstepd prints it when the step ends) or Slurm's OUT_OF_MEMORY (the job's, or
+    # a step's: the job itself ends FAILED when its batch script goes on after srun).
+    if f.marker is None or f.marker.role in ("death", "symptom"):
+        if f.log_cause is not None and f.log_cause.error_type == "host_oom":
+            return f.log_cause
+        if f.out_of_memory:
+            said = f.marker or f.log_cause
+            record = (f"Slurm: step {', '.join(f.oom_steps)} ended OUT_OF_MEMORY" if f.oom_steps
+                      else f"Slurm: job {f.job_id} ended OUT_OF_MEMORY")
+            return Cause("host_oom", "permanent", said.node if said else None, record, "slurm")
+    if (f.state == JobState.CANCELLED and not f.warned_before_timeout and f.marker is not None
+            and f.marker.role == "death" and f.marker.error_type in SIGNALLED):
+        # a process ended by a signal (a torchrun agent's "got signal: 15", srun's "task 0:
+        # Killed") in a job Slurm records as cancelled: the cancel sent the signal
+        return Cause("scancel", "transient", source="slurm")
     if f.warned_before_timeout and f.state in (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED):
         # ended on the time limit's warning: what the launcher printed on the way out (torchrun's
         # SignalException) is not a failure; continue from the checkpoint it saved
         return _SLURM_CAUSES[JobState.TIMEOUT]
-    oom_record = (f"Slurm: step {', '.join(f.oom_steps)} ended OUT_OF_MEMORY" if f.oom_steps
-                  else f"Slurm: job {f.job_id} ended OUT_OF_MEMORY")
     if f.marker is not None:
-        if f.marker.role in ("death", "symptom"):
-            # "a rank was SIGKILLed" (or a survivor's connection error) is what an OOM kill
-            # looks like in the log; the oom-kill line printed after it, or Slurm's
-            # OUT_OF_MEMORY, says why it died
-            if f.log_cause is not None and f.log_cause.error_type == "host_oom":
-                return f.log_cause
-            if f.out_of_memory:
-                return Cause("host_oom", "permanent", f.marker.node, oom_record, "slurm")
         return f.marker
-    if f.out_of_memory:
-        if f.log_cause is not None and f.log_cause.error_type == "host_oom":
-            return f.log_cause  # the log's own memory line (slurmstepd's oom-kill, the kernel's)
-        return Cause("host_oom", "permanent", f.log_cause.node if f.log_cause else None, oom_record, "slurm")
     if f.state in _SLURM_CAUSES:
         return _SLURM_CAUSES[f.state]
     if f.log_cause is not None:

@@ -281,6 +281,8 @@ class Scanner:
             is_root = self.marker is None and not getattr(hit, "cascade", False)
         if self.marker is not None:
             self.confirmations += 1
+        if is_root:
+            hit = getattr(self.roots, "root", None) or hit  # as the context rules read it (tracker.py)
         if self.marker is None and is_root:
             self._write_first_marker(hit, raw, now)
         elif self.marker is not None and is_root:
@@ -331,7 +333,14 @@ class Scanner:
             last_iteration=getattr(p, "last_iteration", None),
             last_checkpoint=getattr(p, "last_checkpoint", None),
         )
+        self._job_ending()
         self._publish_marker(now)
+
+    def _job_ending(self) -> None:
+        """We end the job: the launcher's reports of the signals we send are not a new death."""
+        mark = getattr(self.roots, "job_ending", None)
+        if mark is not None:
+            mark()
 
     def _publish_marker(self, now: float) -> None:
         m = self.marker
@@ -404,6 +413,7 @@ class Scanner:
         if self._marker_dirty:
             self._save_marker()  # the watchdog may start within a second of the cancel
         self.cancelled = True  # set first: a dry run or a failure must not retry every tick
+        self._job_ending()
         if self.ctx.client is None:
             logger.warning("would cancel job {} (cancel disabled): {}", self.ctx.job_id, d.reason)
             return

@@ -48,13 +48,15 @@ def _record(paths: RunPaths, facts: AttemptFacts, decision: Decision,
     history first: a holder that dies after it has decided (sidecar.handoff)."""
     where: dict[str, Any] = ({"placement": placement[0].value, "placement_reason": placement[1]}
                              if placement else {})
+    cause = facts.marker or facts.log_cause
+    line_node = cause.line_node if cause else None  # where the root line came from (srun --label)
     paths.append_event(EventKind.DECIDED, attempt=facts.attempt, train_job=facts.job_id,
                        state=facts.state.value, exit_code=facts.exit_code,
                        last_iteration=facts.last_iteration, decision=decision.to_dict(), **where)
     atomic_write_json(paths.decision(facts.attempt), {
         "attempt": facts.attempt, "train_job": facts.job_id, "state": facts.state.value,
         "exit_code": facts.exit_code, "signal": facts.signal, "nodes": list(facts.nodes),
-        "decided_by": _who(), **decision.to_dict(),
+        "line_node": line_node, "decided_by": _who(), **decision.to_dict(),
     })
     if decision.action is Action.STOP:
         paths.append_event(EventKind.STOPPED, attempt=facts.attempt, reason=decision.reason)
@@ -68,7 +70,7 @@ def gather_facts(paths: RunPaths, cfg: ResolvedConfig, client: SlurmClient, atte
     return gather(paths, attempt, train_job, client, cfg.monitoring, wait_s=wait_s,
                   checkpoint_dir=cfg.backend.checkpoint_dir or paths.checkpoints,
                   timeout_signal=TIMEOUT_SIGNAL if cfg.slurm.signal_before_timeout_s else None,
-                  known=known)
+                  known=known, ntasks_per_node=cfg.slurm.ntasks_per_node)
 
 
 def _claim(paths: RunPaths, attempt: int, client: SlurmClient | None) -> bool:

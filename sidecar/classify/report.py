@@ -15,6 +15,7 @@ from sidecar.classify.classifier import LineClassifier
 from sidecar.classify.model import FailureClass, Layer, MonitoringConfig, Role, SignalHit, Verdict
 from sidecar.classify.progress import _ITERATION, _LOADED, _SAVED
 from sidecar.classify.scan import scan_path
+from sidecar.classify.tasks import labelled_node
 from sidecar.classify.tracker import RootCauseTracker
 
 # What a failure class means without a restart config (the policy module refines it).
@@ -60,9 +61,10 @@ class _Progress:
             self.last_checkpoint = ck
 
 
-def verdict_for_path(path: str, cfg: MonitoringConfig) -> Verdict:
-    """The verdict for a log file (or ``-`` for stdin), streamed."""
-    classifier = LineClassifier(cfg)
+def verdict_for_path(path: str, cfg: MonitoringConfig, task_nodes: tuple[str, ...] = ()) -> Verdict:
+    """The verdict for a log file (or ``-`` for stdin), streamed. ``task_nodes``: the node of
+    each ``srun --label`` task id (``tasks.task_nodes_of_job``)."""
+    classifier = LineClassifier(cfg, task_nodes)
     tracker = RootCauseTracker()
     progress = _Progress()
     for hit in scan_path(path, classifier, on_region=progress):
@@ -70,14 +72,14 @@ def verdict_for_path(path: str, cfg: MonitoringConfig) -> Verdict:
     return tracker.verdict(progress)  # type: ignore[arg-type]  # duck-typed progress
 
 
-def iter_line_hits(path: str, cfg: MonitoringConfig) -> Iterator[SignalHit]:
-    return scan_path(path, LineClassifier(cfg))
+def iter_line_hits(path: str, cfg: MonitoringConfig, task_nodes: tuple[str, ...] = ()) -> Iterator[SignalHit]:
+    return scan_path(path, LineClassifier(cfg, task_nodes))
 
 
-def write_line_hits(path: str, cfg: MonitoringConfig, out: IO[str]) -> int:
+def write_line_hits(path: str, cfg: MonitoringConfig, out: IO[str], task_nodes: tuple[str, ...] = ()) -> int:
     """One JSON object per matching line; returns how many were written."""
     n = 0
-    for hit in iter_line_hits(path, cfg):
+    for hit in iter_line_hits(path, cfg, task_nodes):
         out.write(json.dumps(hit.to_json()) + "\n")
         n += 1
     return n
@@ -115,7 +117,14 @@ def restart_decision(verdict: Verdict, restart_cfg: Any = None) -> dict[str, Any
     }
 
 
-def verdict_to_json(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str) -> dict[str, Any]:
+def root_line_node(verdict: Verdict, task_nodes: tuple[str, ...]) -> str | None:
+    """The node the root line came from (its ``srun --label`` task), if known."""
+    root = verdict.root
+    return labelled_node(root.line.encode("utf-8", "replace"), task_nodes) if root else None
+
+
+def verdict_to_json(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str,
+                    task_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
     root = verdict.root
     return {
         "log": path,
@@ -126,6 +135,7 @@ def verdict_to_json(verdict: Verdict, decision: dict[str, Any], path: str, monit
         "error_type": root.error_type if root else None,
         "class": root.failure_class.value if root else None,
         "node": verdict.node,
+        "line_node": root_line_node(verdict, task_nodes),
         "evidence_count": verdict.evidence_total,
         "evidence": [{**h.to_json(), "line": h.line, "cascade": h.cascade} for h in verdict.evidence],
         "why": verdict.why,
@@ -137,7 +147,8 @@ def verdict_to_json(verdict: Verdict, decision: dict[str, Any], path: str, monit
     }
 
 
-def verdict_to_text(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str) -> str:
+def verdict_to_text(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str,
+                    task_nodes: tuple[str, ...] = ()) -> str:
     root = verdict.root
     out = [f"log:             {path}", f"monitoring:      {monitoring}"]
     if root is None:
@@ -151,6 +162,7 @@ def verdict_to_text(verdict: Verdict, decision: dict[str, Any], path: str, monit
         ]
     out += [
         f"node:            {verdict.node or '-'}",
+        *_line_from(verdict, task_nodes),
         f"evidence lines:  {verdict.evidence_total}",
         f"last iteration:  {verdict.last_iteration if verdict.last_iteration is not None else '-'}",
         f"last checkpoint: {verdict.last_checkpoint if verdict.last_checkpoint is not None else '-'}",
@@ -179,7 +191,13 @@ def _hit_line(hit: SignalHit, width: int = 160) -> str:
             f"{hit.failure_class.value}, {hit.confidence.value}): {hit.line[:width]}")
 
 
-def explain_verdict(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str) -> str:
+def _line_from(verdict: Verdict, task_nodes: tuple[str, ...]) -> list[str]:
+    node = root_line_node(verdict, task_nodes)
+    return [f"line from node:  {node} (its srun --label task)"] if node else []
+
+
+def explain_verdict(verdict: Verdict, decision: dict[str, Any], path: str, monitoring: str,
+                    task_nodes: tuple[str, ...] = ()) -> str:
     """``classify --explain LOG``: which layer and rule decided, why that line, and which lines
     were taken as cascade or replaced."""
     out = [f"log:             {path}", f"monitoring:      {monitoring}"]
@@ -202,6 +220,7 @@ def explain_verdict(verdict: Verdict, decision: dict[str, Any], path: str, monit
     cascade = [h for h in verdict.evidence if h.role is Role.CASCADE]
     other = [h for h in verdict.evidence if h.role is not Role.CASCADE]
     out.append(f"node:            {verdict.node or '-'}")
+    out += _line_from(verdict, task_nodes)
     out.append(f"decision:        {decision['action']}: {decision['reason']}")
     out.append(f"later lines:     {verdict.evidence_total} matched after the root (first {len(verdict.evidence)} shown); "
                f"{len(cascade)} of them cascade (never a root)")

@@ -68,6 +68,14 @@ def task_nodes_from_env(env: Mapping[str, str]) -> tuple[str, ...]:
                       env.get("SLURM_TASKS_PER_NODE"), env.get("SLURM_DISTRIBUTION"))
 
 
+def task_nodes_of_job(node_list: str | None, ntasks_per_node: int | None) -> tuple[str, ...]:
+    """``task_nodes`` after the job, from Slurm's record of its nodes (the watchdog's view) and
+    the ``--ntasks-per-node`` it was submitted with (None: sbatch's default for ``--nodes``
+    alone, one task per node). The step's srun inherits that layout with block distribution."""
+    n = len(expand_nodelist(node_list))
+    return task_nodes(node_list, f"{ntasks_per_node or 1}(x{n})" if n else None)
+
+
 def labelled_node(data: bytes, nodes: tuple[str, ...]) -> str | None:
     """The node of the task whose ``srun --label`` prefix starts ``data``, if known."""
     m = _LABEL.match(data)

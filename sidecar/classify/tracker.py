@@ -8,9 +8,21 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
 
 1. The first CAUSE wins; nothing replaces it (later causes are its consequences).
 2. A SYMPTOM is the root only until a CAUSE or a DEATH arrives, which replaces it.
-3. A DEATH (a rank SIGKILLed) is replaced only by a later memory verdict (Slurm's or the
-   kernel's oom_kill line, a host OOM): that says why the process died.
-4. A CASCADE line is never the root.
+3. A DEATH (a rank SIGKILLed) is replaced only by a later verdict that says why the process
+   died: a memory verdict (Slurm's or the kernel's oom_kill line, a host OOM); for a process
+   asked to stop (SIGTERM), also Slurm's time limit, which signals every process before its
+   banner may reach the log.
+4. A CASCADE line is never the root, with two exceptions that need the lines around it:
+   a. A report of a process ended by a signal (torch elastic's ``failed (exitcode: -6)``, srun's
+      ``task 0: Killed``, an agent's ``Received 15 death signal``) is cascade line by line: it
+      usually follows the failure that made the launcher or Slurm end the rest. Printed before
+      any srun/slurmstepd line about the step (Slurm ending it) and it is a DEATH: something
+      outside the job sent that signal (a kill, a native crash, a signalled torchrun agent),
+      and it replaces a survivor's symptom printed first as rule 2 says. Not once the sidecar
+      ends the job itself (``job_ending``: after its marker or a hang): its own signal then.
+   b. When nothing named a cause, Slurm's banner of a cancelled step (``*** STEP 5.0 ON n1
+      CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or an
+      admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
 
 Replaced roots are kept (``Verdict.superseded``) so that ``classify --explain`` can show them.
 Later lines are kept as evidence, a bounded number, because a dying job of 1000 ranks can
@@ -19,10 +31,12 @@ print thousands of them.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import TYPE_CHECKING, Iterable
 
 from sidecar.classify.classifier import LineClassifier
-from sidecar.classify.model import Role, SignalHit, Verdict
+from sidecar.classify.model import FailureClass, Role, SignalHit, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from sidecar.classify.progress import ProgressTracker
@@ -30,8 +44,39 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_EVIDENCE = 20
 MAX_SUPERSEDED = 5
-# Error types that say why a process died of memory (rule 3).
+# Error types that say why a process died (rule 3): of memory; at the time limit (a SIGTERM).
 MEMORY_VERDICTS = frozenset({"host_oom"})
+TERMINATED = "terminated"
+# Rule 4a: (what a report of a process ended by a signal says, the error type it gets). The
+# numbers are Linux signals: 9 KILL; 4 ILL, 6 ABRT, 7 BUS, 8 FPE, 11 SEGV (a crash or abort);
+# 1 HUP, 2 INT, 15 TERM (asked to stop). A rank SIGKILLed is a curated death already. Torch
+# elastic's first report of a failed worker only, not its summary block: with several workers
+# per node, the summary lists the ones the agent itself stopped after the first failure.
+_SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"failed \(exitcode: -(?:4|6|7|8|11)\) local_rank"), "crashed"),
+    (re.compile(r"failed \(exitcode: -(?:1|2|15)\) local_rank"), TERMINATED),
+    (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Killed$"), "killed"),
+    (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Terminated$"), TERMINATED),
+    (re.compile(r"Received (?:Signals\.)?(?:SIG\w+|\d+) death signal|SignalException: Process \d+ got signal"), TERMINATED),
+)
+# srun's and slurmstepd's own lines (``srun: error: ...``, ``0: slurmstepd-n1: error: ...``)
+_SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")
+_CANCELLED = re.compile(r"\*\*\* STEP \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
+_SIGNAL_TIP = ("a process ended by a signal that nothing in the log explains: a kill from outside, "
+               "a native crash (SIGSEGV/SIGABRT; if it repeats at the same step, a code or library bug) "
+               "or a signalled launcher; the node's kernel log and sacct say more")
+
+
+def signal_death(hit: SignalHit) -> SignalHit | None:
+    """Rule 4a: the DEATH a cascade report of a process ended by a signal stands for, or None."""
+    if hit.role is not Role.CASCADE:
+        return None
+    for pattern, error_type in _SIGNAL_DEATHS:
+        if pattern.search(hit.line):
+            # node None: a signal says nothing bad about the node of the process (tasks.py)
+            return dataclasses.replace(hit, role=Role.DEATH, cascade=False, error_type=error_type, node=None,
+                                       failure_class=FailureClass.TRANSIENT, tip=hit.tip or _SIGNAL_TIP)
+    return None
 
 
 def replaces(root: SignalHit | None, hit: SignalHit) -> str | None:
@@ -43,7 +88,8 @@ def replaces(root: SignalHit | None, hit: SignalHit) -> str | None:
     if root.role is Role.SYMPTOM and hit.role in (Role.CAUSE, Role.DEATH):
         return (f"a {hit.role.value} after the {root.error_type} symptom of line {root.line_no} "
                 f"(survivors report a peer's failure before it)")
-    if root.role is Role.DEATH and hit.error_type in MEMORY_VERDICTS:
+    if root.role is Role.DEATH and (hit.error_type in MEMORY_VERDICTS
+                                    or (hit.error_type == "timeout" and root.error_type == TERMINATED)):
         return f"{hit.error_type} says why the process killed at line {root.line_no} died"
     return None
 
@@ -58,10 +104,22 @@ class RootCauseTracker:
         self._superseded: list[SignalHit] = []
         self._max = max_evidence
         self.evidence_total = 0
+        self.ending = False  # Slurm or the sidecar is ending the step (rule 4a)
+        self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
 
     def feed(self, hit: SignalHit) -> bool:
-        """Record ``hit``; True when it became the root cause (first, or replacing one)."""
+        """Record ``hit``; True when it became the root cause (first, or replacing one): then
+        ``root`` is the hit as the rules read it (rule 4a makes some cascade lines deaths)."""
+        death = None if self.ending else signal_death(hit)
+        if _SLURM_LINE.search(hit.line):
+            self.ending = True
+        if self.root is None and self._cancelled is None and _CANCELLED.search(hit.line):
+            self._cancelled = hit
+        if death is not None and replaces(self.root, death) is not None:
+            hit = death
         why = replaces(self.root, hit)
+        if why is not None and hit is death:
+            why += "; a report of a process ended by a signal before any srun/slurmstepd line about the step"
         if why is not None:
             if self.root is not None and len(self._superseded) < MAX_SUPERSEDED:
                 self._superseded.append(self.root)
@@ -71,6 +129,11 @@ class RootCauseTracker:
         if len(self._evidence) < self._max:
             self._evidence.append(hit)
         return False
+
+    def job_ending(self) -> None:
+        """The sidecar is ending the job (a hang, a marker's grace over): the signals that
+        follow are its own, not a new death (rule 4a)."""
+        self.ending = True
 
     def node(self) -> str | None:
         """The root's node; else the first node named by a non-cascade evidence line.
@@ -86,15 +149,21 @@ class RootCauseTracker:
         return None
 
     def verdict(self, progress: "ProgressTracker | None" = None) -> Verdict:
+        root, why = self.root, self.why
+        if root is None and self._cancelled is not None:  # rule 4b
+            root = dataclasses.replace(self._cancelled, role=Role.CAUSE, cascade=False, error_type="scancel",
+                                       failure_class=FailureClass.TRANSIENT,
+                                       tip="the step was cancelled (scancel or an admin) and no line names a failure before it")
+            why = "no line named a cause; Slurm cancelled the step"
         return Verdict(
-            root=self.root,
-            evidence=tuple(self._evidence),
+            root=root,
+            evidence=tuple(h for h in self._evidence if h.line_no != root.line_no) if root else tuple(self._evidence),
             node=self.node(),
             last_iteration=progress.last_iteration if progress else None,
             last_checkpoint=progress.last_checkpoint if progress else None,
             evidence_total=self.evidence_total,
             superseded=tuple(self._superseded),
-            why=self.why,
+            why=why,
         )
 
 

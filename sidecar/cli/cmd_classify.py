@@ -21,7 +21,10 @@ DESCRIPTION = (
     "which lines were taken as cascade, and how to override it in your config; "
     "--explain --line TEXT does the same for one line. With --run RUN or --config FILE the "
     "monitoring (your own signals included) and restart settings are that run's or that "
-    "config's, as the sidecar and the watchdog use them."
+    "config's, as the sidecar and the watchdog use them. With --nodelist NODES (the job's "
+    "nodes, Slurm's form) lines of `srun --label` are placed on their nodes, as the sidecar and "
+    "the watchdog place them: a node-local failure names its node, and the verdict says which "
+    "node the root line came from."
 )
 
 DEFAULT_MONITORING = "megatron_production"
@@ -47,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--explain", action="store_true",
                         help="say which layer and rule decided, why that line, which lines were cascade, and how to override it")
     parser.add_argument("--line", metavar="TEXT", help="with --explain: explain this one line instead of a log")
+    parser.add_argument("--nodelist", metavar="NODES",
+                        help="the job's nodes in Slurm's form (n[1-2], as sacct -X -o NodeList shows them): "
+                             "maps srun --label task ids to nodes")
+    parser.add_argument("--ntasks-per-node", type=int, default=None, metavar="K",
+                        help="srun tasks per node for --nodelist (default: the run's or config's, else 1)")
 
 
 def _restart_settings(name: str) -> Any:
@@ -62,7 +70,8 @@ def _restart_settings(name: str) -> Any:
 
 
 def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(monitoring config, restart settings or None) from --run, --config or the presets."""
+    """(monitoring config, restart settings or None) from --run, --config or the presets; sets
+    ``args.ntasks_per_node`` from the run or config when not given."""
     from sidecar.classify import load_monitoring_preset
     from sidecar.errors import SidecarError
 
@@ -73,11 +82,13 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
         from sidecar.cli.common import load_run_config, resolve_run
 
         cfg = load_run_config(resolve_run(args.run))
+        args.ntasks_per_node = args.ntasks_per_node or cfg.slurm.ntasks_per_node
         return cfg.monitoring, cfg.restart
     if args.config:
         from sidecar.config.load import load_config
 
         cfg = load_config(args.config)
+        args.ntasks_per_node = args.ntasks_per_node or cfg.slurm.ntasks_per_node
         return cfg.monitoring, cfg.restart
     monitoring = load_monitoring_preset(args.monitoring or DEFAULT_MONITORING)
     name = args.restart or DEFAULT_RESTART
@@ -111,15 +122,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace, cfg: Any, settings: Any, report: Any) -> int:
+    from sidecar.classify.tasks import task_nodes_of_job
+
+    nodes = task_nodes_of_job(args.nodelist, args.ntasks_per_node) if args.nodelist else ()
     if args.lines:
-        report.write_line_hits(args.log, cfg, sys.stdout)
+        report.write_line_hits(args.log, cfg, sys.stdout, nodes)
         return 0
-    verdict = report.verdict_for_path(args.log, cfg)
+    verdict = report.verdict_for_path(args.log, cfg, nodes)
     decision = report.restart_decision(verdict, settings)
     if args.json:
-        print(json.dumps(report.verdict_to_json(verdict, decision, args.log, cfg.name), indent=2))
+        print(json.dumps(report.verdict_to_json(verdict, decision, args.log, cfg.name, nodes), indent=2))
     elif args.explain:
-        print(report.explain_verdict(verdict, decision, args.log, cfg.name))
+        print(report.explain_verdict(verdict, decision, args.log, cfg.name, nodes))
     else:
-        print(report.verdict_to_text(verdict, decision, args.log, cfg.name))
+        print(report.verdict_to_text(verdict, decision, args.log, cfg.name, nodes))
     return 0

@@ -149,6 +149,22 @@ def test_failed_without_marker_classifies_log_tail(run):
     assert d.action is Action.STOP and d.error_type == "oom"
 
 
+def test_log_tail_labels_are_placed_on_slurm_s_nodes(run):
+    """srun --label task 1 of a job on n[2-3] ran on n3 (one task per node, the local preset):
+    a node-local failure names it (excluded next time), and the record says where the line
+    came from. The real DefaultCPUAllocator line of episodes/srun_cpu_alloc_labelled.log."""
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED, exit_code=1, nodes=("n2", "n3"), node_list="n[2-3]")
+    paths.train_log(sub.train_job).write_bytes(
+        b"1: [default0]:[rank1]: RuntimeError: [enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+        b"can't allocate memory: you tried to allocate 8589934592 bytes. Error code 12 (Cannot allocate memory)\n"
+        b"srun: error: n3: task 1: Exited with exit code 1\n")
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.error_type == "host_oom" and d.node == "n3"
+    recorded = json.loads(paths.decision(1).read_text())
+    assert recorded["line_node"] == "n3"
+
+
 def test_missing_log_and_no_marker_is_unknown_restart(run):
     paths, cfg, client, sub = run
     client.set(sub.train_job, JobState.FAILED, exit_code=2)

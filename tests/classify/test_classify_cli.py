@@ -172,3 +172,19 @@ def test_explain_with_the_users_config_and_run(tmp_path, capsys):
     root = json.loads(capsys.readouterr().out)["root_cause"]
     assert (root["signal"], root["layer"], root["class"]) == ("my_flaky_storage", "user", "transient")
     assert main(["classify", str(log), "--run", str(paths.root), "--restart", "aggressive"]) == 2
+
+
+def test_nodelist_places_labelled_lines(tmp_path, capsys):
+    from sidecar.cli.main import main as cli
+
+    log = tmp_path / "t.log"
+    log.write_text("1: [default0]:[rank1]: RuntimeError: DefaultCPUAllocator: can't allocate memory: "
+                   "you tried to allocate 8589934592 bytes. Error code 12 (Cannot allocate memory)\n")
+    assert cli(["classify", str(log), "--json", "--nodelist", "n[4-5]"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["node"] == "n5" and out["line_node"] == "n5"
+    assert cli(["classify", str(log), "--lines", "--nodelist", "n[4-5]"]) == 0
+    assert json.loads(capsys.readouterr().out)["node"] == "n5"
+    assert cli(["classify", str(log), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["node"] is None and out["line_node"] is None

@@ -8,7 +8,8 @@ import pytest
 
 from classify_helpers import EPISODES, episode_expect
 from sidecar.classify import LineClassifier, classify_lines, load_monitoring_preset
-from sidecar.classify.report import verdict_for_path
+from sidecar.classify.report import root_line_node, verdict_for_path
+from sidecar.classify.tasks import task_nodes_of_job
 from sidecar.cli.main import main
 
 CFG = load_monitoring_preset("megatron_production")
@@ -22,13 +23,17 @@ def test_at_least_five_episodes():
 def test_episode_verdict(path):
     exp = episode_expect(path)
     lines = path.read_bytes().splitlines()
-    for verdict in (classify_lines(lines, CFG), verdict_for_path(str(path), CFG)):
+    # srun --label lines are placed on the job's nodes (nodelist=...) as the sidecar and the
+    # watchdog place them; without a node list no label names a node
+    nodes = task_nodes_of_job(exp.get("nodelist"), 1)
+    for verdict in (classify_lines(lines, CFG, nodes), verdict_for_path(str(path), CFG, nodes)):
         assert verdict.root is not None
         assert verdict.root.line_no == int(exp["root_line"])
         assert verdict.root.signal == exp["signal"]
         assert verdict.root.error_type == exp["error_type"]
         assert verdict.root.failure_class.value == exp["class"]
         assert (verdict.node or "-") == exp["node"]
+        assert (root_line_node(verdict, nodes) or "-") == exp.get("line_node", "-")
         if "last_iteration" in exp:
             assert verdict.last_iteration == int(exp["last_iteration"])
         if "last_checkpoint" in exp:
@@ -49,12 +54,13 @@ def test_episode_header_is_silent(path):
 @pytest.mark.parametrize("path", EPISODES, ids=lambda p: p.stem)
 def test_cli_json_verdict(path, capsys):
     exp = episode_expect(path)
-    assert main(["classify", str(path), "--json"]) == 0
+    assert main(["classify", str(path), "--json", *(["--nodelist", exp["nodelist"]] if "nodelist" in exp else [])]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["root_cause"]["line_no"] == int(exp["root_line"])
     assert out["error_type"] == exp["error_type"]
     assert out["class"] == exp["class"]
     assert (out["node"] or "-") == exp["node"]
+    assert (out["line_node"] or "-") == exp.get("line_node", "-")
     assert out["decision"]["action"] in ("restart", "stop", "continue")
     if exp["class"] == "permanent":
         assert out["decision"]["action"] == "stop"

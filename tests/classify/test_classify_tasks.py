@@ -75,3 +75,13 @@ def test_a_line_naming_its_node_wins_over_the_label():
     hit = LineClassifier(CFG, nodes).classify(
         "0: n3:2211:2301 [0] NCCL WARN Cuda failure 'unspecified launch failure'", 1)
     assert hit is not None and hit.node == "n3"
+
+
+def test_task_nodes_of_job_after_the_end():
+    from sidecar.classify.tasks import task_nodes_of_job
+
+    # Slurm's record of the job (scontrol/sacct NodeList) and the --ntasks-per-node it was submitted with
+    assert task_nodes_of_job("n[2-3]", 1) == ("n2", "n3")
+    assert task_nodes_of_job("n[1-2]", 2) == ("n1", "n1", "n2", "n2")
+    assert task_nodes_of_job("n[1-2]", None) == ("n1", "n2")  # sbatch --nodes alone: one task per node
+    assert task_nodes_of_job(None, 1) == () and task_nodes_of_job("", 1) == ()

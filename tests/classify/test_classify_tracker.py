@@ -27,3 +27,87 @@ def test_only_cascades_means_no_root():
     t.feed(hit(1, cascade=True, node="n1"))
     v = t.verdict()
     assert v.root is None and v.node is None and v.evidence_total == 1
+
+
+# --- context rules on real lines (srun + torchrun episodes of tests/classify/fixtures/episodes)
+from sidecar.classify import LineClassifier, load_monitoring_preset  # noqa: E402
+from sidecar.classify.model import Role  # noqa: E402
+
+GLOO_CLOSED = ("0: [default0]:[rank1]: RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] "
+               "Connection closed by peer [127.0.0.1]:4513. This is typically caused by a remote worker crashing.")
+ABORTED = ("1: E1201 06:55:37.970000 572 .venv/lib/python3.11/site-packages/torch/distributed/elastic/multiprocessing/api.py:1002] "
+           "failed (exitcode: -6) local_rank: 0 (pid: 604) of binary: .venv/bin/python")
+AGENT_TERM = "1: torch.distributed.elastic.multiprocessing.api.SignalException: Process 31821 got signal: 15"
+SRUN_EXIT = "srun: error: n2: task 1: Exited with exit code 1"
+SRUN_KILLED = "srun: error: n1: task 0: Killed"
+STEP_ABORTED = "srun: Job step aborted: Waiting up to 7 seconds for job step to finish."
+STEP_CANCELLED = "0: slurmstepd-n1: error: *** STEP 248.0 ON n1 CANCELLED AT 2026-12-01T06:56:35 ***"
+TIME_LIMIT = "slurmstepd: error: *** STEP 248.0 ON n1 CANCELLED AT 2026-12-01T06:56:35 DUE TO TIME LIMIT ***"
+
+
+def track(*lines):
+    cls = LineClassifier(load_monitoring_preset("megatron_production"))
+    t = RootCauseTracker()
+    became_root = [t.feed(h) for h in (cls.classify(line, no) for no, line in enumerate(lines, 1)) if h is not None]
+    return t, became_root
+
+
+def test_each_real_signal_report_is_cascade_line_by_line():
+    cls = LineClassifier(load_monitoring_preset("megatron_production"))
+    for line in (ABORTED, AGENT_TERM, SRUN_KILLED, STEP_CANCELLED):
+        assert cls.classify(line, 1).cascade, line
+
+
+def test_a_signal_report_before_slurm_ends_the_step_is_a_death_over_the_symptom():
+    t, _ = track(GLOO_CLOSED, ABORTED, SRUN_EXIT, AGENT_TERM)
+    v = t.verdict()
+    assert v.root.line_no == 2 and v.root.error_type == "crashed" and v.root.role is Role.DEATH
+    assert [h.line_no for h in v.superseded] == [1]
+    assert v.node is None  # a signal says nothing bad about the node
+
+
+def test_a_signalled_agent_is_the_root_before_the_survivor_s_symptom():
+    t, _ = track(AGENT_TERM, GLOO_CLOSED, SRUN_EXIT)
+    assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "terminated"
+
+
+def test_signal_reports_after_slurm_began_ending_the_step_stay_cascade():
+    t, became_root = track(SRUN_EXIT, AGENT_TERM, ABORTED)
+    assert t.verdict().root is None and not any(became_root)
+
+
+def test_srun_s_killed_task_first_is_a_killed_death_without_a_node():
+    t, _ = track(SRUN_KILLED, STEP_CANCELLED, AGENT_TERM)
+    v = t.verdict()
+    assert v.root.line_no == 1 and v.root.error_type == "killed" and v.node is None
+
+
+def test_a_cancelled_step_with_no_other_cause_is_the_scancel_in_the_verdict_only():
+    t, became_root = track(STEP_ABORTED, STEP_CANCELLED, SRUN_KILLED)
+    assert not any(became_root)  # the sidecar never acts on it
+    v = t.verdict()
+    assert v.root.line_no == 2 and v.root.error_type == "scancel" and v.root.failure_class is FailureClass.TRANSIENT
+    assert 2 not in [h.line_no for h in v.evidence]
+    # a cause before the cancel keeps its place
+    t, _ = track(GLOO_CLOSED, STEP_CANCELLED)
+    assert t.verdict().root.error_type == "peer_lost"
+
+
+def test_the_time_limit_says_why_the_agent_was_signalled():
+    t, _ = track(AGENT_TERM, TIME_LIMIT)
+    v = t.verdict()
+    assert v.root.line_no == 2 and v.root.error_type == "timeout" and [h.line_no for h in v.superseded] == [1]
+
+
+def test_the_time_limit_does_not_explain_a_crash_or_a_kill():
+    # a rank that crashed and left the job hanging until its time limit died of the crash
+    t, _ = track(ABORTED, TIME_LIMIT)
+    assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "crashed"
+
+
+def test_torch_elastic_s_summary_of_workers_it_stopped_is_no_death():
+    # nproc-per-node > 1: one worker failed (a line nothing recognises), the agent stopped the
+    # others, and its summary lists them as signalled; that is the agent's doing
+    t, became_root = track("1:   exitcode  : -15 (pid: 604)  (SIGTERM)",
+                           "1:   traceback : Signal 15 (SIGTERM) received by PID 604")
+    assert t.verdict().root is None and not any(became_root)

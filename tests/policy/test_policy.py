@@ -195,6 +195,14 @@ def test_oom_kill_line_after_the_marker_outranks_it(seen):
     assert d.action is Action.STOP and d.error_type == "host_oom" and d.line == oom_line
 
 
+def test_oom_step_outranks_the_cancel_rule_for_a_killed_rank():
+    """restart.fast_path: false: the sidecar cancels the job after a killed rank; Slurm's
+    OUT_OF_MEMORY step still says why the rank died (not the scancel)."""
+    d = decide(facts(JobState.CANCELLED, marker=KILLED, oom_steps=("266.0",)), [], S, 0)
+    assert d.action is Action.STOP and d.error_type == "host_oom"
+    assert decide(facts(JobState.CANCELLED, marker=KILLED), [], S, 0).error_type == "scancel"
+
+
 def test_failed_job_without_oom_step_is_the_markers():
     d = decide(facts(JobState.FAILED, marker=KILLED), [], S, 0)
     assert d.action is Action.RESTART and d.error_type == "killed"
@@ -381,3 +389,19 @@ def test_saved_and_exited_on_the_time_limit_warning_continues_without_budget():
 def test_node_failure_outranks_the_time_limit_warning():
     f = facts(JobState.NODE_FAIL, warned_before_timeout=True, nodes=("n2",))
     assert decide(f, [], S, 0).error_type == "node_fail"
+
+
+@pytest.mark.parametrize("error_type", ["terminated", "killed"])
+def test_a_signalled_process_in_a_cancelled_job_is_the_scancel(error_type):
+    # a torchrun agent's "got signal: 15" can reach the log before Slurm's cancel banner: the
+    # sidecar records it as a death; Slurm's CANCELLED says who sent the signal
+    death = Cause(error_type, "transient", None, "1: ...SignalException: Process 7 got signal: 15", "marker", "death")
+    d = decide(facts(JobState.CANCELLED, marker=death), [], S, 0)
+    assert d.action is Action.RESTART
+    assert d.reason == "Cancelled without a recorded failure (error_type=scancel)"
+    # the same death in a job that failed (one agent signalled, the others lost their peer)
+    d = decide(facts(JobState.FAILED, exit_code=1, marker=death), [], S, 0)
+    assert d.reason == f"Transient failure detected (error_type={error_type})"
+    # a cause (not a death) in a cancelled job stays what it is
+    d = decide(facts(JobState.CANCELLED, marker=marker("nccl")), [], S, 0)
+    assert d.reason == "Transient failure detected (error_type=nccl)"

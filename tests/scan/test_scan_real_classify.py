@@ -3,6 +3,10 @@ fake Slurm client): the pace-based hang target and real failure lines."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from sidecar.classify import load_monitoring_preset
 from sidecar.follow import LogFollower
 from sidecar.rundir import RunPaths, read_json
@@ -126,3 +130,49 @@ def test_low_confidence_hit_confirmed_by_a_stall_ends_the_job(tmp_path):
     m = read_json(paths.marker(3))
     assert m["signal"] == "death.sigkill"
     assert client.calls and client.calls[0][1] - (t0 + t) < 15.0
+
+
+SRUN_EPISODES = sorted((Path(__file__).resolve().parents[1] / "classify" / "fixtures" / "episodes").glob("srun_*.log"))
+
+
+@pytest.mark.parametrize("path", SRUN_EPISODES, ids=lambda p: p.stem)
+def test_sidecar_marker_names_the_episode_s_root_cause(tmp_path, path):
+    """The sidecar reads a real episode line by line and its marker names what ``classify``
+    names (the context rules live in one tracker), except a cancelled step with no other
+    cause: that is only the verdict's, and never ends a running job."""
+    exp = dict(item.split("=", 1) for line in path.read_text().splitlines()
+               if line.startswith("# expect:") for item in line[len("# expect:"):].split())
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    for no, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
+        scanner.feed(no, raw, float(no))
+    m = read_json(paths.marker(3))
+    if exp["error_type"] == "scancel":
+        assert m is None
+        return
+    assert m is not None and m["error_type"] == exp["error_type"] and m["line_no"] == int(exp["root_line"]), m
+    assert m["class"] == exp["class"]
+    assert [e["line_no"] for e in m["superseded"]] == [int(n) for n in exp.get("superseded", "").split(",") if n]
+
+
+GLOO_CLOSED = (b"0: [default0]:[rank0]: RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] "
+               b"Connection closed by peer [127.0.0.1]:35729. This is typically caused by a remote worker crashing.\n")
+AGENT_TERM = b"1: torch.distributed.elastic.multiprocessing.api.SignalException: Process 31821 got signal: 15\n"
+
+
+def test_a_signalled_agent_replaces_the_symptom_marker_before_the_sidecar_acts(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    scanner.feed(1, GLOO_CLOSED, 0.0)
+    scanner.feed(2, AGENT_TERM, 0.1)
+    assert read_json(paths.marker(3))["error_type"] == "terminated"
+
+
+def test_the_signals_the_sidecar_sends_are_not_a_new_death(tmp_path):
+    # the survivor's symptom is the marker; after its grace the sidecar ends the job, and the
+    # agents then report the TERM it sent: that is not a new root cause
+    paths, world, client, scanner = make(tmp_path, 60.0)
+    scanner.feed(1, GLOO_CLOSED, 0.0)
+    for t in range(1, 40):
+        scanner.tick(float(t))
+    assert client.calls, "the sidecar did not end the job"
+    scanner.feed(2, AGENT_TERM, 41.0)
+    assert read_json(paths.marker(3))["error_type"] == "peer_lost"

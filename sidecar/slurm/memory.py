@@ -20,7 +20,7 @@ from sidecar.slurm.runner import Runner, SlurmCommandError
 
 
 class Enforcement(enum.Enum):
-    CGROUP = "cgroup"      # the kernel's memory cgroup: an OOM kill, the job ends OUT_OF_MEMORY
+    CGROUP = "cgroup"      # the kernel's memory cgroup: an OOM kill, the step ends OUT_OF_MEMORY
     POLLING = "polling"    # jobacct_gather's OverMemoryKill: a sampled check, between polls nothing
     NONE = "none"          # nothing: a job over its --mem runs on until the machine runs out
     UNKNOWN = "unknown"    # the configuration could not be read
@@ -62,7 +62,7 @@ def memory_enforcement(show_config: str) -> MemoryEnforcement:
             f"TaskPlugin={task}, ConstrainRAMSpace=yes ({plugin}"
             f"{', swap constrained' if swap else ', swap NOT constrained: a job may swap before it is killed'}), "
             f"SelectTypeParameters={conf['SelectTypeParameters']}: a job over its --mem is OOM-killed "
-            "and ends OUT_OF_MEMORY"))
+            "by the kernel (its step ends OUT_OF_MEMORY, slurmstepd logs the oom-kill)"))
     if "OverMemoryKill" in gather:
         return MemoryEnforcement(Enforcement.POLLING, (
             f"JobAcctGatherParams={gather}: a step over its --mem is killed when a poll sees it "

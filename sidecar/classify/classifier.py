@@ -22,7 +22,7 @@ from __future__ import annotations
 import re2
 
 from sidecar.classify.config import re2_options
-from sidecar.classify.families import EXCEPTION_RULE, PREFILTER, FamilyLayer, FamilyRule, family_hit
+from sidecar.classify.families import EXCEPTION_RULE, PREFILTER, FamilyLayer, FamilyRule, family_hit, line_body
 from sidecar.classify.tasks import NODE_LOCAL_ERROR_TYPES, labelled_node
 from sidecar.errors import ConfigError
 from sidecar.classify.model import Confidence, Layer, MonitoringConfig, Role, SignalHit
@@ -95,14 +95,21 @@ class LineClassifier:
         """Index of the first signal (in order) matching ``data``, or None."""
         best: int | None = None
         for piece in self._pieces(data):
-            found = self._set.Match(piece)
+            found = set(self._set.Match(piece) or ())
+            body = line_body(piece)
+            if body is not piece:  # a signal anchored at the program's own text
+                found.update(self._set.Match(body) or ())
             if found and not self.ignored(piece):
                 first = min(found)
                 best = first if best is None else min(best, first)
         return best
 
     def ignored(self, data: bytes) -> bool:
-        return self._ignore is not None and self._ignore.search(data) is not None
+        """An ignore pattern matches the line, or the program's own text after a launcher's prefix."""
+        if self._ignore is None:
+            return False
+        body = line_body(data)
+        return self._ignore.search(data) is not None or (body is not data and self._ignore.search(body) is not None)
 
     def _family(self, data: bytes) -> FamilyRule | None:
         if self.families is None or self._prefilter is None:

@@ -14,7 +14,8 @@ right/total per label, and the misses. A line is right when:
 ignore list): the rules were written from how the systems fail, not from these lines, so this
 is the held-out estimate of how the classifier does on wordings it has never seen.
 ``--probe`` also scores ``family_probe.tsv``: wordings written down from the software's own
-messages (not log lines), per round; each round was written before the rules were fixed for it.
+messages (from round 29 on, in the form pasted logs show them: launcher, host and logger
+prefixes), per round; each round was written before the rules were fixed for it.
 
     python bench/eval_corpus.py                       # every layer
     python bench/eval_corpus.py --layers family       # the family layer alone

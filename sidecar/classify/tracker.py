@@ -12,6 +12,17 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
    died: a memory verdict (Slurm's or the kernel's oom_kill line, a host OOM); for a process
    asked to stop (SIGTERM), also Slurm's time limit, which signals every process before its
    banner may reach the log.
+   b. Slurm ending the step explains what the ranks print while it does: the survivors'
+      collective, network and store errors and the signalled processes' reports (the
+      ``STEP_END_EXPLAINS`` error types, transient), printed first because slurmstepd's banner
+      is written by another process. A node failure reported by srun or slurmstepd replaces such
+      a root wherever it appears (the ranks lose their peers on the dead node minutes before
+      Slurm notices: SlurmdTimeout, 300 s by default). Slurm's time limit, preemption or requeue
+      banner replaces it only while no srun line reported a task's end: once a task ended by
+      itself (``srun: error: n1: task 0: Exited with exit code 1``), a banner is Slurm ending
+      the rest of the step. A cancel banner (``*** JOB|STEP ... CANCELLED AT ... ***``, as
+      scancel) under the same condition replaces only a signalled process (``terminated``), and
+      not once the sidecar ends the job itself (its own cancel).
 4. A CASCADE line is never the root, with two exceptions that need the lines around it:
    a. A report of a process ended by a signal (torch elastic's ``failed (exitcode: -6)``, srun's
       ``task 0: Killed``, an agent's ``Received 15 death signal``) is cascade line by line: it
@@ -20,9 +31,9 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       outside the job sent that signal (a kill, a native crash, a signalled torchrun agent),
       and it replaces a survivor's symptom printed first as rule 2 says. Not once the sidecar
       ends the job itself (``job_ending``: after its marker or a hang): its own signal then.
-   b. When nothing named a cause, Slurm's banner of a cancelled step (``*** STEP 5.0 ON n1
-      CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or an
-      admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
+   b. When nothing named a cause, Slurm's banner of a cancelled step or job (``*** STEP 5.0 ON
+      n1 CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or
+      an admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
 
 Replaced roots are kept (``Verdict.superseded``) so that ``classify --explain`` can show them.
 Later lines are kept as evidence, a bounded number, because a dying job of 1000 ranks can
@@ -61,7 +72,15 @@ _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 # srun's and slurmstepd's own lines (``srun: error: ...``, ``0: slurmstepd-n1: error: ...``)
 _SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")
-_CANCELLED = re.compile(r"\*\*\* STEP \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
+_CANCELLED = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
+# srun reporting that a task ended (rule 3b): from then on Slurm's banners end the rest of the step
+_TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
+SCANCEL = "scancel"
+# Rule 3b: what the ranks print while Slurm ends the step (they lose peers or get its signal) ...
+STEP_END_EXPLAINS = frozenset({"nccl", "nccl_timeout", "network", "peer_lost", "store", "store_timeout", TERMINATED})
+# ... and Slurm's verdicts that end it: a node failure anywhere; the others before any task's end.
+NODE_FAILURE = "node_failure"
+STEP_ENDS = frozenset({"timeout", "preempted", "requeue", SCANCEL})
 _SIGNAL_TIP = ("a process ended by a signal that nothing in the log explains: a kill from outside, "
                "a native crash (SIGSEGV/SIGABRT; if it repeats at the same step, a code or library bug) "
                "or a signalled launcher; the node's kernel log and sacct say more")
@@ -79,12 +98,34 @@ def signal_death(hit: SignalHit) -> SignalHit | None:
     return None
 
 
-def replaces(root: SignalHit | None, hit: SignalHit) -> str | None:
-    """Why ``hit`` becomes the root over ``root`` (the rules above), or None if it does not."""
+def as_scancel(hit: SignalHit) -> SignalHit:
+    """Rule 4b: Slurm's banner of a cancelled step or job, read as the cancel itself."""
+    # node None: the banner names the batch node, and a cancel says nothing bad about it
+    return dataclasses.replace(hit, role=Role.CAUSE, cascade=False, error_type=SCANCEL, node=None,
+                               failure_class=FailureClass.TRANSIENT,
+                               tip="the step was cancelled (scancel or an admin) and no line names a failure before it")
+
+
+def step_end_explains(root: SignalHit, hit: SignalHit, tasks_ended: bool) -> str | None:
+    """Rule 3b: why Slurm's report ``hit`` of the step's end explains ``root``, or None."""
+    explained = STEP_END_EXPLAINS if hit.error_type != SCANCEL else {TERMINATED}
+    if (root.error_type in explained and root.failure_class is FailureClass.TRANSIENT and _SLURM_LINE.search(hit.line)
+            and (hit.error_type == NODE_FAILURE or (hit.error_type in STEP_ENDS and not tasks_ended))):
+        return (f"Slurm ends the step ({hit.error_type}): the {root.error_type} at line {root.line_no} is what "
+                f"the ranks print while it does (they lose peers or get its signal before its line is written)")
+    return None
+
+
+def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) -> str | None:
+    """Why ``hit`` becomes the root over ``root`` (the rules above), or None if it does not.
+    ``tasks_ended``: srun reported a task's end before ``hit`` (rule 3b)."""
     if hit.role is Role.CASCADE:
         return None
     if root is None:
         return f"first {hit.role.value} line"
+    why = step_end_explains(root, hit, tasks_ended)
+    if why is not None:
+        return why
     if root.role is Role.SYMPTOM and hit.role in (Role.CAUSE, Role.DEATH):
         return (f"a {hit.role.value} after the {root.error_type} symptom of line {root.line_no} "
                 f"(survivors report a peer's failure before it)")
@@ -105,6 +146,8 @@ class RootCauseTracker:
         self._max = max_evidence
         self.evidence_total = 0
         self.ending = False  # Slurm or the sidecar is ending the step (rule 4a)
+        self.tasks_ended = False  # srun reported a task's end (rule 3b)
+        self.sidecar_ending = False  # the sidecar is ending the job: a cancel is its own (rule 3b)
         self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
 
     def feed(self, hit: SignalHit) -> bool:
@@ -113,11 +156,18 @@ class RootCauseTracker:
         death = None if self.ending else signal_death(hit)
         if _SLURM_LINE.search(hit.line):
             self.ending = True
-        if self.root is None and self._cancelled is None and _CANCELLED.search(hit.line):
-            self._cancelled = hit
+        if _CANCELLED.search(hit.line):
+            cancel = as_scancel(hit)
+            if self.root is None and self._cancelled is None:
+                self._cancelled = cancel
+            elif (self.root is not None and not self.sidecar_ending
+                  and step_end_explains(self.root, cancel, self.tasks_ended) is not None):
+                hit = cancel  # rule 3b: the cancel explains the signalled processes before it
         if death is not None and replaces(self.root, death) is not None:
             hit = death
-        why = replaces(self.root, hit)
+        why = replaces(self.root, hit, self.tasks_ended)
+        if _TASK_ENDED.search(hit.line):
+            self.tasks_ended = True
         if why is not None and hit is death:
             why += "; a report of a process ended by a signal before any srun/slurmstepd line about the step"
         if why is not None:
@@ -132,8 +182,8 @@ class RootCauseTracker:
 
     def job_ending(self) -> None:
         """The sidecar is ending the job (a hang, a marker's grace over): the signals that
-        follow are its own, not a new death (rule 4a)."""
-        self.ending = True
+        follow are its own, not a new death (rule 4a), and so is a cancel (rule 3b)."""
+        self.ending = self.sidecar_ending = True
 
     def node(self) -> str | None:
         """The root's node; else the first node named by a non-cascade evidence line.
@@ -151,10 +201,7 @@ class RootCauseTracker:
     def verdict(self, progress: "ProgressTracker | None" = None) -> Verdict:
         root, why = self.root, self.why
         if root is None and self._cancelled is not None:  # rule 4b
-            root = dataclasses.replace(self._cancelled, role=Role.CAUSE, cascade=False, error_type="scancel",
-                                       failure_class=FailureClass.TRANSIENT,
-                                       tip="the step was cancelled (scancel or an admin) and no line names a failure before it")
-            why = "no line named a cause; Slurm cancelled the step"
+            root, why = self._cancelled, "no line named a cause; Slurm cancelled the step"
         return Verdict(
             root=root,
             evidence=tuple(h for h in self._evidence if h.line_no != root.line_no) if root else tuple(self._evidence),

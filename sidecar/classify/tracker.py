@@ -7,7 +7,10 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
 (``model.Role``) and the root is chosen by these rules, in log order:
 
 1. The first CAUSE wins; nothing replaces it (later causes are its consequences).
-2. A SYMPTOM is the root only until a CAUSE or a DEATH arrives, which replaces it.
+2. A SYMPTOM is the root only until a CAUSE or a DEATH arrives, which replaces it. An NCCL
+   error is a symptom when NCCL's detail on the next lines of the same rank (``Last error:``
+   then ``socketProgress: Connection closed by remote peer``, ``... failed : Connection reset
+   by peer``) says the peer's connection went away: the survivor's view of a dead peer.
 3. A DEATH (a rank SIGKILLed) is replaced only by a later verdict that says why the process
    died: a memory verdict (Slurm's or the kernel's oom_kill line, a host OOM); for a process
    asked to stop (SIGTERM), also Slurm's time limit, which signals every process before its
@@ -47,6 +50,7 @@ import re
 from typing import TYPE_CHECKING, Iterable
 
 from sidecar.classify.classifier import LineClassifier
+from sidecar.classify.families import line_body
 from sidecar.classify.model import FailureClass, Role, SignalHit, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,6 +77,9 @@ _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
 # srun's and slurmstepd's own lines (``srun: error: ...``, ``0: slurmstepd-n1: error: ...``)
 _SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")
 _CANCELLED = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
+# Rule 2: an NCCL error whose detail, this many lines later on the same rank, is a lost peer
+NCCL_DETAIL_LINES = 4
+_NCCL_ERROR_TYPES = frozenset({"nccl"})
 # srun reporting that a task ended (rule 3b): from then on Slurm's banners end the rest of the step
 _TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
 SCANCEL = "scancel"
@@ -113,6 +120,22 @@ def step_end_explains(root: SignalHit, hit: SignalHit, tasks_ended: bool) -> str
             and (hit.error_type == NODE_FAILURE or (hit.error_type in STEP_ENDS and not tasks_ended))):
         return (f"Slurm ends the step ({hit.error_type}): the {root.error_type} at line {root.line_no} is what "
                 f"the ranks print while it does (they lose peers or get its signal before its line is written)")
+    return None
+
+
+def _prefix(line: str) -> str:
+    """What a launcher put in front of the program's own text (``[rank3]: ``, ``12: ``)."""
+    data = line.encode("utf-8", "surrogateescape")
+    return data[: len(data) - len(line_body(data))].decode("utf-8", "replace").strip()
+
+
+def lost_peer_detail(root: SignalHit, hit: SignalHit) -> str | None:
+    """Rule 2: why ``hit`` (NCCL's detail of the error ``root``) makes that error a symptom, or None."""
+    if (root.role is Role.CAUSE and root.error_type in _NCCL_ERROR_TYPES and hit.role is Role.SYMPTOM
+            and hit.error_type in ("peer_lost", "network") and 0 < hit.line_no - root.line_no <= NCCL_DETAIL_LINES
+            and _prefix(hit.line) == _prefix(root.line)):
+        return (f"NCCL's detail at line {hit.line_no} says a peer's connection went away: "
+                f"the {root.error_type} error is a survivor's view of a dead peer (a symptom)")
     return None
 
 
@@ -165,6 +188,9 @@ class RootCauseTracker:
                 hit = cancel  # rule 3b: the cancel explains the signalled processes before it
         if death is not None and replaces(self.root, death) is not None:
             hit = death
+        demoted = lost_peer_detail(self.root, hit) if self.root is not None else None
+        if demoted is not None:
+            self.root, self.why = dataclasses.replace(self.root, role=Role.SYMPTOM), f"{self.why}; {demoted}"
         why = replaces(self.root, hit, self.tasks_ended)
         if _TASK_ENDED.search(hit.line):
             self.tasks_ended = True

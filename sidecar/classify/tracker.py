@@ -189,7 +189,7 @@ class RootCauseTracker:
         if death is not None and replaces(self.root, death) is not None:
             hit = death
         demoted = lost_peer_detail(self.root, hit) if self.root is not None else None
-        if demoted is not None:
+        if self.root is not None and demoted is not None:
             self.root, self.why = dataclasses.replace(self.root, role=Role.SYMPTOM), f"{self.why}; {demoted}"
         why = replaces(self.root, hit, self.tasks_ended)
         if _TASK_ENDED.search(hit.line):

@@ -394,7 +394,7 @@ class FamilyLayer:
 
 def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
-    body = _strip_prefix(text).rstrip()
+    body = _strip_prefix(text).strip()  # indented: a child's traceback in torch elastic's summary
     m = _EXC_HEAD.match(body) or _EXC_QUALIFIED.match(body)
     if m is None:
         m = _EXC_BARE.match(body)

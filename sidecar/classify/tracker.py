@@ -15,7 +15,11 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
    died: a memory verdict (Slurm's or the kernel's oom_kill line, a host OOM); for a process
    asked to stop (SIGTERM), also Slurm's time limit, which signals every process before its
    banner may reach the log.
-   b. Slurm ending the step explains what the ranks print while it does: the survivors'
+   b. A GPU or host hardware fault (``HARDWARE``) explains the collective, network and store
+      errors and hangs before it (``LOST_PEERS``): a failing GPU silences its rank and the
+      others time out, while the driver's own line (dmesg, an epilog, a health check) is
+      printed or pasted later.
+   c. Slurm ending the step explains what the ranks print while it does: the survivors'
       collective, network and store errors and the signalled processes' reports (the
       ``STEP_END_EXPLAINS`` error types, transient), printed first because slurmstepd's banner
       is written by another process. A node failure reported by srun or slurmstepd replaces such
@@ -80,11 +84,17 @@ _CANCELLED = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT \S+ \*\*\*
 # Rule 2: an NCCL error whose detail, this many lines later on the same rank, is a lost peer
 NCCL_DETAIL_LINES = 4
 _NCCL_ERROR_TYPES = frozenset({"nccl"})
-# srun reporting that a task ended (rule 3b): from then on Slurm's banners end the rest of the step
+# a peer that went away (not one never reached: refused, no route, timed out are network faults)
+_LOST_PEER = re.compile(r"(?i)closed by (?:remote )?peer|reset by peer|\[Errno 104\]|Broken pipe")
+# srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step
 _TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
 SCANCEL = "scancel"
-# Rule 3b: what the ranks print while Slurm ends the step (they lose peers or get its signal) ...
-STEP_END_EXPLAINS = frozenset({"nccl", "nccl_timeout", "network", "peer_lost", "store", "store_timeout", TERMINATED})
+# What a rank prints when it loses its peers: collective, network and store errors (rules 3b, 3c).
+LOST_PEERS = frozenset({"nccl", "nccl_timeout", "network", "peer_lost", "store", "store_timeout"})
+# Rule 3b: faults of the hardware that explain them (and a hang).
+HARDWARE = frozenset({"gpu_hw", "host_hw"})
+# Rule 3c: what the ranks print while Slurm ends the step (they lose peers or get its signal) ...
+STEP_END_EXPLAINS = LOST_PEERS | {TERMINATED}
 # ... and Slurm's verdicts that end it: a node failure anywhere; the others before any task's end.
 NODE_FAILURE = "node_failure"
 STEP_ENDS = frozenset({"timeout", "preempted", "requeue", SCANCEL})
@@ -114,7 +124,7 @@ def as_scancel(hit: SignalHit) -> SignalHit:
 
 
 def step_end_explains(root: SignalHit, hit: SignalHit, tasks_ended: bool) -> str | None:
-    """Rule 3b: why Slurm's report ``hit`` of the step's end explains ``root``, or None."""
+    """Rule 3c: why Slurm's report ``hit`` of the step's end explains ``root``, or None."""
     explained = STEP_END_EXPLAINS if hit.error_type != SCANCEL else {TERMINATED}
     if (root.error_type in explained and root.failure_class is FailureClass.TRANSIENT and _SLURM_LINE.search(hit.line)
             and (hit.error_type == NODE_FAILURE or (hit.error_type in STEP_ENDS and not tasks_ended))):
@@ -132,7 +142,7 @@ def _prefix(line: str) -> str:
 def lost_peer_detail(root: SignalHit, hit: SignalHit) -> str | None:
     """Rule 2: why ``hit`` (NCCL's detail of the error ``root``) makes that error a symptom, or None."""
     if (root.role is Role.CAUSE and root.error_type in _NCCL_ERROR_TYPES and hit.role is Role.SYMPTOM
-            and hit.error_type in ("peer_lost", "network") and 0 < hit.line_no - root.line_no <= NCCL_DETAIL_LINES
+            and _LOST_PEER.search(hit.line) and 0 < hit.line_no - root.line_no <= NCCL_DETAIL_LINES
             and _prefix(hit.line) == _prefix(root.line)):
         return (f"NCCL's detail at line {hit.line_no} says a peer's connection went away: "
                 f"the {root.error_type} error is a survivor's view of a dead peer (a symptom)")
@@ -141,7 +151,7 @@ def lost_peer_detail(root: SignalHit, hit: SignalHit) -> str | None:
 
 def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) -> str | None:
     """Why ``hit`` becomes the root over ``root`` (the rules above), or None if it does not.
-    ``tasks_ended``: srun reported a task's end before ``hit`` (rule 3b)."""
+    ``tasks_ended``: srun reported a task's end before ``hit`` (rule 3c)."""
     if hit.role is Role.CASCADE:
         return None
     if root is None:
@@ -149,6 +159,10 @@ def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) 
     why = step_end_explains(root, hit, tasks_ended)
     if why is not None:
         return why
+    if (hit.error_type in HARDWARE and hit.role is Role.CAUSE and root.failure_class is FailureClass.TRANSIENT
+            and root.error_type in LOST_PEERS | {"hang"}):
+        return (f"a hardware fault ({hit.error_type}) explains the {root.error_type} at line {root.line_no}: "
+                f"a failing GPU or host silences its rank and the others time out")
     if root.role is Role.SYMPTOM and hit.role in (Role.CAUSE, Role.DEATH):
         return (f"a {hit.role.value} after the {root.error_type} symptom of line {root.line_no} "
                 f"(survivors report a peer's failure before it)")
@@ -169,8 +183,8 @@ class RootCauseTracker:
         self._max = max_evidence
         self.evidence_total = 0
         self.ending = False  # Slurm or the sidecar is ending the step (rule 4a)
-        self.tasks_ended = False  # srun reported a task's end (rule 3b)
-        self.sidecar_ending = False  # the sidecar is ending the job: a cancel is its own (rule 3b)
+        self.tasks_ended = False  # srun reported a task's end (rule 3c)
+        self.sidecar_ending = False  # the sidecar is ending the job: a cancel is its own (rule 3c)
         self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
 
     def feed(self, hit: SignalHit) -> bool:
@@ -185,7 +199,7 @@ class RootCauseTracker:
                 self._cancelled = cancel
             elif (self.root is not None and not self.sidecar_ending
                   and step_end_explains(self.root, cancel, self.tasks_ended) is not None):
-                hit = cancel  # rule 3b: the cancel explains the signalled processes before it
+                hit = cancel  # rule 3c: the cancel explains the signalled processes before it
         if death is not None and replaces(self.root, death) is not None:
             hit = death
         demoted = lost_peer_detail(self.root, hit) if self.root is not None else None
@@ -208,7 +222,7 @@ class RootCauseTracker:
 
     def job_ending(self) -> None:
         """The sidecar is ending the job (a hang, a marker's grace over): the signals that
-        follow are its own, not a new death (rule 4a), and so is a cancel (rule 3b)."""
+        follow are its own, not a new death (rule 4a), and so is a cancel (rule 3c)."""
         self.ending = self.sidecar_ending = True
 
     def node(self) -> str | None:

@@ -177,3 +177,22 @@ def test_an_nccl_error_whose_detail_is_a_lost_peer_gives_way_to_the_dead_rank():
     assert t.verdict().root.line_no == 1
     t, _ = track(NCCL_SYSTEM, *["[rank1]: Last error:"] * 5, RESET, KILLED)
     assert t.verdict().root.line_no == 1
+
+
+# --- rule 3b: a hardware fault explains the timeouts of the ranks that lost its GPU
+XID_79 = "[Thu Feb  1 01:22:09 2024] NVRM: Xid (PCI:0000:9b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus."
+
+
+def test_a_gpu_fault_printed_after_the_watchdog_timeouts_explains_them():
+    t, _ = track(WATCHDOG, SRUN_EXIT, XID_79)
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "gpu_hw" and [h.line_no for h in v.superseded] == [1]
+    # it does not explain a rank's own failure
+    t, _ = track(CUDA_OOM, XID_79)
+    assert t.verdict().root.error_type == "oom"
+
+
+def test_an_nccl_error_whose_detail_is_an_unreachable_peer_stays_the_cause():
+    no_route = "[rank1]: socketPollConnect: Connect to 10.5.0.11<45391> returned 113(No route to host) errno 113 No route to host"
+    t, _ = track(NCCL_SYSTEM, "[rank1]: Last error:", no_route, KILLED)
+    assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "nccl"

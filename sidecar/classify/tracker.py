@@ -30,7 +30,11 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       the rest of the step. A cancel banner (``*** JOB|STEP ... CANCELLED AT ... ***``, as
       scancel) under the same condition replaces only a signalled process (``terminated``), and
       not once the sidecar ends the job itself (its own cancel).
-4. A CASCADE line is never the root, with two exceptions that need the lines around it:
+4. A CASCADE line is never the root, with two exceptions that need the lines around it.
+   Python's ``Exception ignored in: ...`` makes the next hit of the same rank within
+   ``IGNORED_TRACEBACK_LINES`` (the final line of the traceback it prints) cascade too: Python
+   ignored that exception (a destructor at an epoch's end or at exit), the process goes on.
+
    a. A report of a process ended by a signal (torch elastic's ``failed (exitcode: -6)``, srun's
       ``task 0: Killed``, an agent's ``Received 15 death signal``) is cascade line by line: it
       usually follows the failure that made the launcher or Slurm end the rest. Printed before
@@ -54,7 +58,7 @@ import re
 from typing import TYPE_CHECKING, Iterable
 
 from sidecar.classify.classifier import LineClassifier
-from sidecar.classify.families import line_body
+from sidecar.classify.families import IGNORED_RULE, line_body
 from sidecar.classify.model import FailureClass, Role, SignalHit, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,6 +90,8 @@ NCCL_DETAIL_LINES = 4
 _NCCL_ERROR_TYPES = frozenset({"nccl"})
 # a peer that went away (not one never reached: refused, no route, timed out are network faults)
 _LOST_PEER = re.compile(r"(?i)closed by (?:remote )?peer|reset by peer|\[Errno 104\]|Broken pipe")
+# Rule 4: the traceback of an exception Python ignored ends within this many lines
+IGNORED_TRACEBACK_LINES = 60
 # srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step
 _TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
 SCANCEL = "scancel"
@@ -152,7 +158,7 @@ def lost_peer_detail(root: SignalHit, hit: SignalHit) -> str | None:
 def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) -> str | None:
     """Why ``hit`` becomes the root over ``root`` (the rules above), or None if it does not.
     ``tasks_ended``: srun reported a task's end before ``hit`` (rule 3c)."""
-    if hit.role is Role.CASCADE:
+    if hit.role in (Role.CASCADE, Role.CONTEXT):
         return None
     if root is None:
         return f"first {hit.role.value} line"
@@ -186,10 +192,14 @@ class RootCauseTracker:
         self.tasks_ended = False  # srun reported a task's end (rule 3c)
         self.sidecar_ending = False  # the sidecar is ending the job: a cancel is its own (rule 3c)
         self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
+        self._ignored: tuple[str, int] | None = None  # (rank prefix, line) of Python's "Exception ignored" (rule 4)
 
     def feed(self, hit: SignalHit) -> bool:
         """Record ``hit``; True when it became the root cause (first, or replacing one): then
         ``root`` is the hit as the rules read it (rule 4a makes some cascade lines deaths)."""
+        hit = self._ignored_traceback(hit)
+        if hit.role is Role.CONTEXT:
+            return False
         death = None if self.ending else signal_death(hit)
         if _SLURM_LINE.search(hit.line):
             self.ending = True
@@ -219,6 +229,19 @@ class RootCauseTracker:
         if len(self._evidence) < self._max:
             self._evidence.append(hit)
         return False
+
+    def _ignored_traceback(self, hit: SignalHit) -> SignalHit:
+        """Rule 4: the final line of a traceback Python said it ignored is cascade."""
+        if hit.signal == IGNORED_RULE:
+            self._ignored = (_prefix(hit.line), hit.line_no)
+            return hit
+        if self._ignored is None or hit.role in (Role.CASCADE, Role.CONTEXT):
+            return hit
+        prefix, line_no = self._ignored
+        if _prefix(hit.line) != prefix or hit.line_no - line_no > IGNORED_TRACEBACK_LINES:
+            return hit
+        self._ignored = None
+        return dataclasses.replace(hit, role=Role.CASCADE, tip=f"the exception Python ignored at line {line_no}")
 
     def job_ending(self) -> None:
         """The sidecar is ending the job (a hang, a marker's grace over): the signals that

@@ -196,3 +196,22 @@ def test_an_nccl_error_whose_detail_is_an_unreachable_peer_stays_the_cause():
     no_route = "[rank1]: socketPollConnect: Connect to 10.5.0.11<45391> returned 113(No route to host) errno 113 No route to host"
     t, _ = track(NCCL_SYSTEM, "[rank1]: Last error:", no_route, KILLED)
     assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "nccl"
+
+
+# --- rule 4: the traceback of an exception Python ignored is not a failure
+IGNORED = ["[rank4]: Exception ignored in: <function _MultiProcessingDataLoaderIter.__del__ at 0x7f8a1c2e5b40>",
+           "[rank4]: Traceback (most recent call last):",
+           "[rank4]:     assert self._parent_pid == os.getpid(), 'can only test a child process'",
+           "[rank4]: AssertionError: can only test a child process"]
+
+
+def test_the_exception_python_ignored_is_never_the_root_and_the_next_failure_is():
+    t, became_root = track(*IGNORED)
+    assert t.verdict().root is None and not any(became_root)
+    assert LineClassifier(load_monitoring_preset("megatron_production")).classify(IGNORED[0], 1).role is Role.CONTEXT
+    # only the traceback's own exception line: the same rank's next failure is a root
+    t, _ = track(*IGNORED, CUDA_OOM.replace("[rank5]", "[rank4]"))
+    assert t.verdict().root.line_no == 5 and t.verdict().root.error_type == "oom"
+    # another rank's exception right after it is its own failure
+    t, _ = track(IGNORED[0], "[rank2]: KeyError: 'position_ids'")
+    assert t.verdict().root.line_no == 2

@@ -92,6 +92,7 @@ _NCCL_ERROR_TYPES = frozenset({"nccl"})
 _LOST_PEER = re.compile(r"(?i)closed by (?:remote )?peer|reset by peer|\[Errno 104\]|Broken pipe")
 # Rule 4: the traceback of an exception Python ignored ends within this many lines
 IGNORED_TRACEBACK_LINES = 60
+_STEPD_BANNER = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT ")
 # srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step
 _TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
 SCANCEL = "scancel"
@@ -200,6 +201,10 @@ class RootCauseTracker:
         hit = self._ignored_traceback(hit)
         if hit.role is Role.CONTEXT:
             return False
+        if hit.node is not None and hit.error_type == NODE_FAILURE and _STEPD_BANNER.search(hit.line):
+            # slurmstepd's "*** STEP 5.0 ON n1 CANCELLED ... DUE TO NODE FAILURE ***" names the
+            # node of the slurmstepd that printed it, a survivor: the failed node prints nothing
+            hit = dataclasses.replace(hit, node=None)
         death = None if self.ending else signal_death(hit)
         if _SLURM_LINE.search(hit.line):
             self.ending = True

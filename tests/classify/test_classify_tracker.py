@@ -215,3 +215,11 @@ def test_the_exception_python_ignored_is_never_the_root_and_the_next_failure_is(
     # another rank's exception right after it is its own failure
     t, _ = track(IGNORED[0], "[rank2]: KeyError: 'position_ids'")
     assert t.verdict().root.line_no == 2
+
+
+def test_a_node_failure_banner_names_a_survivor_so_the_failed_node_comes_from_srun():
+    banner = ("slurmstepd: error: *** STEP 4410021.0 ON nid00311 CANCELLED AT 2024-10-05T08:59:12 DUE TO NODE FAILURE, "
+              "SEE SLURMCTLD LOG FOR DETAILS ***")
+    t, _ = track(banner, "srun: error: Node failure on nid00313")
+    v = t.verdict()
+    assert v.root.line_no == 1 and v.root.node is None and v.node == "nid00313"

@@ -13,13 +13,20 @@ The scenarios of the user's "Testing Auto-Restart System" document:
 With ``--workload torch`` the job is real distributed training (examples/local_torch.yaml: a tiny
 GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are real too:
 
-    oom          micro_batch_size=16 really does not fit: torch's allocator fails (host_oom), stop
+    oom          micro_batch_size=16 really does not fit (host_oom), stop: the kernel's memory
+                 cgroup kills it where Slurm enforces --mem, else an address-space limit does
     rank_killed  kill -9 of a rank on a node that is not the batch host: restart (error_type=killed)
     rank_stopped SIGSTOP of such a rank: called hung by the job's pace, ended, restarted
+    rank_stopped_saving  SIGSTOP of a rank inside a checkpoint save: called hung when the save
+                 outlasts its window (learned from earlier saves, floor 20 s here), restarted from
+                 the last checkpoint on disk
     code_error   an exception in one rank (a token outside the vocabulary): permanent stop
     nan          a huge learning rate makes the loss NaN: permanent stop
     timeout      a 3-minute time limit: USR1 before it, the ranks save and exit, the run continues
                  without using the budget
+    host_oom     one rank's memory grows past a small --mem: the memory cgroup kills it, stop
+                 (host_oom from the oom-kill line or Slurm's record, not the survivor's errors);
+                 skipped where Slurm does not enforce --mem
     node_fail    the slurmd of a node other than the batch host killed: NODE_FAIL, restarted with
                  exactly that node excluded (then scripts/local-slurm up restarts the slurmd)
 
@@ -44,6 +51,7 @@ point it at any cluster. Exit code 0 when every scenario passed, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import os
 import re
@@ -67,6 +75,7 @@ except ImportError:  # run from a checkout with a Python that has not installed 
 from sidecar.errors import SlurmError  # noqa: E402
 from sidecar.rundir import RunPaths  # noqa: E402
 from sidecar.slurm.cli_client import CliSlurmClient  # noqa: E402
+from sidecar.slurm.memory import MemoryEnforcement, read_memory_enforcement  # noqa: E402
 from sidecar.slurm.parse import parse_squeue, split_scontrol_fields  # noqa: E402
 from sidecar.slurm.runner import make_runner  # noqa: E402
 from sidecar.slurm.types import ACTIVE_STATES, TERMINAL_STATES  # noqa: E402
@@ -83,16 +92,24 @@ LOCAL_SETS: tuple[str, ...] = (
 OOM_SET = "backend.args.micro_batch_size=16"
 
 # The torch workload (examples/local_torch.yaml) with the same pace: 0.25 s per iteration, a
-# checkpoint every 10. Each step holds 150 MB per sample; the local cluster does not enforce
-# memory (TaskPlugin=task/none), so an address-space limit is the limit: srun passes the batch
-# shell's limits to every task, micro batch 4 fits in it and 16 does not.
+# checkpoint every 10. Each step holds 150 MB per sample: micro batch 4 fits in the local
+# preset's --mem (2G per node), 16 does not.
 TORCH_SETS: tuple[str, ...] = (
     "backend.args.train_iters=5000",
     "backend.args.iter_time_s=0.25",
     "backend.args.save_interval=10",
     "backend.args.activation_mb_per_sample=150",
-    'slurm.env_setup=["ulimit -v 2200000"]',
 )
+# Where Slurm does not enforce --mem (no task/cgroup) an address-space limit stands in for it:
+# srun passes the batch shell's limits to every task; micro batch 4 fits in it and 16 does not
+# (torch's allocator fails: DefaultCPUAllocator, not a kernel OOM kill).
+ADDRESS_SPACE_SET = 'slurm.env_setup=["ulimit -v 2200000"]'
+# host_oom: one rank's memory (4 samples x 400 MB + torch) grows past a small --mem (1500M per
+# node); the other rank survives it and reports the broken collective (a follow-on). Only where
+# the kernel's memory cgroup enforces --mem.
+HOST_OOM_SETS: tuple[str, ...] = ("slurm.mem=1500M", "backend.args.activation_mb_per_sample=400",
+                                  "backend.args.activation_rank=1")
+OOM_KILL_RE = re.compile(rb"^.*Detected \d+ oom[-_]kill event.*$", re.M)
 TORCH_CONFIG = REPO / "examples" / "local_torch.yaml"
 
 HANG_LINE = "CUDA device-side assert detected in kernel execution"
@@ -150,6 +167,10 @@ class ScenarioFailed(Exception):
     """A check failed; the message has already been reported."""
 
 
+class ScenarioSkipped(Exception):
+    """The cluster cannot produce this fault (e.g. memory is not enforced); says why."""
+
+
 # ============================================================================ slurm access
 
 
@@ -189,6 +210,18 @@ def job_field(job_id: str, key: str) -> str | None:
     except SlurmError:
         return None
     return split_scontrol_fields(out.strip().splitlines()[0]).get(key) if out.strip() else None
+
+
+def memory_enforcement() -> MemoryEnforcement:
+    """Whether this cluster's Slurm kills a job over its --mem (sidecar.slurm.memory decides)."""
+    return read_memory_enforcement(make_runner(timeout_s=SLURM_CMD_TIMEOUT_S, retries=0))
+
+
+def step_states(job_id: str) -> dict[str, str]:
+    """Accounting's state of each step of a job (``266.0`` -> ``OUT_OF_MEMORY``)."""
+    res = run_cmd(["sacct", "--parsable2", "--noheader", "-j", str(job_id), "--format=JobIDRaw,State"])
+    rows = (line.split("|") for line in res.stdout.splitlines())
+    return {r[0]: r[1].split()[0] for r in rows if len(r) == 2 and "." in r[0] and r[1]}
 
 
 def cancel_job(job_id: str) -> subprocess.CompletedProcess[str]:
@@ -345,6 +378,7 @@ class Harness:
     cli: tuple[str, ...] = ()
     runs: list[Run] = field(default_factory=list)
     _own_root: bool = False
+    _memory: MemoryEnforcement | None = None
 
     def __post_init__(self) -> None:
         if self.run_root is None:
@@ -352,6 +386,12 @@ class Harness:
             self._own_root = True
         if not self.cli:
             self.cli = sidecar_cli()
+
+    def memory(self) -> MemoryEnforcement:
+        """Whether the cluster kills a job over its --mem (asked once)."""
+        if self._memory is None:
+            self._memory = memory_enforcement()
+        return self._memory
 
     # -------------------------------------------------------------- steps (each reports)
 
@@ -736,21 +776,87 @@ def scenario_nccl(h: Harness) -> bool:
     return True
 
 
+def oom_fault(workload: str, memory: MemoryEnforcement | None) -> tuple[tuple[str, ...], str]:
+    """What makes micro batch 16 run out of memory for real, and how to say it: the kernel's
+    memory cgroup where Slurm enforces --mem, an address-space limit where nothing does (the sim
+    workload only prints a CUDA OOM)."""
+    if workload != "torch" or memory is None:
+        return (), ""
+    if memory.enforced:
+        return (), f"Out of memory for real: the job's memory cgroup (Slurm enforces --mem; {memory.reason})"
+    return (ADDRESS_SPACE_SET,), (f"Out of memory for real: an address-space limit ({ADDRESS_SPACE_SET}); "
+                                  f"memory is not enforced here ({memory.reason})")
+
+
 def scenario_oom(h: Harness) -> bool:
-    """micro_batch_size=16 dies with a CUDA OOM: no restart, a permanent stop."""
-    run = h.submit("oom", [h.oom_set])
-    h.wait_job_ended(run.job)
+    """micro_batch_size=16 does not fit: no restart, a permanent stop. The sim workload prints a
+    CUDA OOM; the torch one really runs out: the kernel's memory cgroup kills it where Slurm
+    enforces --mem, an address-space limit stands in where nothing does."""
+    cgroup = h.workload == "torch" and h.memory().enforced
+    extra, how = oom_fault(h.workload, h.memory() if h.workload == "torch" else None)
+    if how:
+        h.reporter.info(how)
+    run = h.submit("oom", [h.oom_set, *extra])
+    h.wait_job_ended(run.job, timeout_s=h.checkpoint_timeout_s)
     marker = run.marker(run.attempt)
-    if marker is not None:
-        if marker.get("error_type") != h.oom_error_type:
-            h.reporter.fail(f"Classified as error_type: {marker.get('error_type')} (expected {h.oom_error_type})")
-            raise ScenarioFailed("marker")
+    if marker is not None and marker.get("error_type") == h.oom_error_type:
         h.reporter.ok(f"Monitor detected the failure: error_type: {h.oom_error_type}: {marker.get('line', '')!r}")
+    elif marker is not None and not cgroup:
+        h.reporter.fail(f"Classified as error_type: {marker.get('error_type')} (expected {h.oom_error_type})")
+        raise ScenarioFailed("marker")
+    elif marker is not None:  # an OOM kill shows first as a killed rank; Slurm's record says why
+        h.reporter.info(f"Monitor saw {marker.get('error_type')} first: {marker.get('line', '')[:120]!r}")
     else:
         h.reporter.info("No marker (the job ended before the monitor wrote one); the watchdog "
                         "classifies the log")
     h.expect_no_restart(run, run.attempt, f"Permanent failure detected (excluded error_type: {h.oom_error_type})")
+    if cgroup:
+        check_oom_kill_record(h, run)
     h.reporter.ok("Test passed: OOM is not restarted!")
+    return True
+
+
+FOLLOW_ON = re.compile(r"gloo|TCPStore|Connection (?:closed|reset)|Broken pipe|SignalException|ChildFailedError|exitcode\s*:\s*-9")
+
+
+def check_oom_kill_record(h: Harness, run: Run) -> None:
+    """An OOM kill by the memory cgroup, on record: slurmstepd's oom-kill line in the log (and
+    the step OUT_OF_MEMORY in accounting when the killed task decided the step's end; a
+    survivor's exit code 1 makes it FAILED), and the decision's cause one of these, never a
+    survivor's follow-on error (gloo, TCPStore, a launcher's report of the dead rank)."""
+    line = wait_for(lambda: (OOM_KILL_RE.search(read_bytes(run.log(run.job))) or [None])[0], 30)
+    if line is None:
+        h.reporter.fail(f"No oom-kill line from slurmstepd in {run.log(run.job).name}")
+        raise ScenarioFailed("oom_kill")
+    h.reporter.ok(f"The kernel killed it: {line.decode(errors='replace').strip()}")
+    steps = step_states(run.job)
+    h.reporter.info(f"Slurm's record: job {run.job} {job_state(run.job)}, steps "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(steps.items())))
+    d = run.decision(run.attempt) or {}
+    cause = str(d.get("line") or "")
+    on_record = d.get("source") == "slurm" or "oom" in cause.lower()
+    if not on_record or FOLLOW_ON.search(cause):
+        h.reporter.fail(f"The stop names a follow-on line, not the OOM kill: {cause!r} (source {d.get('source')})")
+        raise ScenarioFailed("reason")
+    h.reporter.ok(f"The stop's cause ({d.get('source')}, decided by {d.get('decided_by', '?')}): {cause[:160]}")
+
+
+def scenario_host_oom(h: Harness) -> bool:
+    """A rank's memory grows past the job's --mem: the kernel's memory cgroup kills it (slurmstepd:
+    'Detected N oom-kill event(s)', the step OUT_OF_MEMORY) -> stop, permanent host_oom; the
+    cause is Slurm's record or the oom-kill line, never a follow-on line of the survivor."""
+    m = h.memory()
+    if not m.enforced:
+        raise ScenarioSkipped(f"memory is not enforced on this cluster ({m.reason})")
+    h.reporter.info(f"Memory is enforced: {m.reason}")
+    run = h.submit("host_oom", HOST_OOM_SETS)
+    h.wait_job_ended(run.job, timeout_s=h.checkpoint_timeout_s)
+    marker = run.marker(run.attempt) or {}
+    h.reporter.info(f"The monitor's marker: {marker.get('error_type')} ({marker.get('role', '?')}): "
+                    f"{str(marker.get('line', ''))[:120]!r}")
+    h.expect_no_restart(run, run.attempt, "Permanent failure detected (excluded error_type: host_oom)")
+    check_oom_kill_record(h, run)
+    h.reporter.ok("Test passed: a host OOM kill stops the run!")
     return True
 
 
@@ -796,26 +902,99 @@ def scenario_rank_stopped(h: Harness) -> bool:
     h.wait_state(run.job, "RUNNING")
     h.wait_checkpoint(run, run.job)
     _rank, _node, pid = h.signal_rank(run, run.job, signal.SIGSTOP)
+    _line, new = _stopped_rank_restarted(h, run, pid)
+    h.verify_resume(run, run.job, new, run.attempt)
+    h.reporter.ok("Test passed: a stopped rank is called hung and restarted!")
+    return True
+
+
+def _stopped_rank_restarted(h: Harness, run: Run, pid: int,
+                            check: Callable[[str], None] = lambda line: None) -> tuple[str, str]:
+    """After a SIGSTOP of ``pid``: called hung (the marker's line passes ``check``), restarted,
+    and the stopped rank ended with its job. (The hang's line, the new job.)"""
     t0 = time.monotonic()
-    marker = h.wait_marker(run, run.attempt, "hang")
-    h.reporter.info(f"Called hung {time.monotonic() - t0:.1f} s after the SIGSTOP: {marker.get('line', '')}")
+    line = str(h.wait_marker(run, run.attempt, "hang").get("line", ""))
+    h.reporter.info(f"Called hung {time.monotonic() - t0:.1f} s after the SIGSTOP: {line}")
+    check(line)
     new = h.expect_restart(run, run.attempt, run.job, reason=REASON_HANG)
     h.wait_job_ended(run.job)
     if wait_for(lambda: not _pid_alive(pid), 30) is None:
         h.reporter.fail(f"The stopped rank (pid {pid}) outlived its job")
         raise ScenarioFailed("stopped")
     h.reporter.ok(f"The stopped rank (pid {pid}) was ended with its job")
-    h.verify_resume(run, run.job, new, run.attempt)
-    h.reporter.ok("Test passed: a stopped rank is called hung and restarted!")
+    return line, new
+
+
+# rank_stopped_saving: the save window's floor (monitoring.hang.save_floor_s, default 60 s),
+# lowered so that the scenario takes about a minute
+SAVE_FLOOR_S = 20
+# the workload's save in progress: a temporary directory published by a rename when done
+SAVE_TMP_GLOB = ".iter_*.tmp"
+
+
+def stop_rank_inside_a_save(h: Harness, run: Run, pid: int, tries: int = 10) -> int:
+    """SIGSTOP ``pid`` (a rank) while a checkpoint save is in progress; the save's iteration.
+    A save here takes ~0.1 s: the rank is stopped when the save's temporary directory appears,
+    and the stop counts only if that directory is still there once the rank is stopped (rank 0
+    publishes it after the second of the save's barriers, so the stopped rank has not passed the
+    third, and the save can never finish). Otherwise the rank is let go on and the next save is
+    tried."""
+    ckpt = run.paths.checkpoints
+    for _ in range(tries):
+        tmp = wait_for(lambda: next(ckpt.glob(SAVE_TMP_GLOB), None), h.checkpoint_timeout_s, 0.002)
+        if tmp is None:
+            h.reporter.fail(f"No checkpoint save started in {ckpt} within {h.checkpoint_timeout_s:g}s")
+            raise ScenarioFailed("save")
+        os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: _pid_state(pid) in ("T", "t"), 5, 0.002)
+        if tmp.exists():
+            it = int(tmp.name.split("_")[1].split(".")[0])
+            h.reporter.ok(f"SIGSTOP sent to pid {pid} inside the checkpoint save of iteration {it} ({tmp.name})")
+            return it
+        os.kill(pid, signal.SIGCONT)  # the save was done by the time the rank stopped
+    h.reporter.fail(f"Could not stop pid {pid} inside a checkpoint save in {tries} tries")
+    raise ScenarioFailed("save")
+
+
+def scenario_rank_stopped_saving(h: Harness) -> bool:
+    """SIGSTOP of a rank inside a checkpoint save: the save never finishes and torch would wait
+    for its process-group timeout (30 min). The sidecar gives a save a window learned from the
+    run's earlier saves (at least monitoring.hang.save_floor_s) and calls it hung when it runs
+    out; the restart loads the last checkpoint on disk, not the one the hung save was writing."""
+    run = h.submit("rank_stopped_saving", [f"monitoring.hang.save_floor_s={SAVE_FLOOR_S}"])
+    h.wait_state(run.job, "RUNNING")
+    h.wait_checkpoint(run, run.job)  # an earlier save: the window is learned from it
+    rank, node, pid = h.rank_off_batch_host(run, run.job)
+    h.reporter.info(f"Stopping rank {rank} (pid {pid}) on {node} inside a checkpoint save...")
+    it = stop_rank_inside_a_save(h, run, pid)
+
+    def the_save_with_its_window(line: str) -> None:
+        if f"checkpoint save at iteration {it} running" not in line or f"floor {SAVE_FLOOR_S} s" not in line:
+            h.reporter.fail(f"The hang is not the save of iteration {it} with its learned window "
+                            f"(floor {SAVE_FLOOR_S} s): {line!r}")
+            raise ScenarioFailed("marker")
+
+    _line, new = _stopped_rank_restarted(h, run, pid, the_save_with_its_window)
+    last = (saved_iterations(read_bytes(run.log(run.job))) or [None])[-1]
+    if last is None or last >= it:
+        h.reporter.fail(f"The hung save of iteration {it} reported success (last saved {last})")
+        raise ScenarioFailed("save")
+    h.verify_resume(run, run.job, new, run.attempt)  # loads `last`, the checkpoint on disk
+    h.reporter.ok(f"Test passed: a rank stopped inside the save of iteration {it} is called hung "
+                  f"and the run resumes from iteration {last}!")
     return True
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            return fh.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return False
+        return ""
+
+
+def _pid_alive(pid: int) -> bool:
+    return _pid_state(pid) not in ("Z", "X", "")
 
 
 def _permanent_scenario(h: Harness, name: str, extra: Sequence[str], error_type: str, text: str) -> bool:
@@ -964,9 +1143,11 @@ SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "max_retries": scenario_max_retries,
     "rank_killed": scenario_rank_killed,
     "rank_stopped": scenario_rank_stopped,
+    "rank_stopped_saving": scenario_rank_stopped_saving,
     "code_error": scenario_code_error,
     "nan": scenario_nan,
     "timeout": scenario_timeout,
+    "host_oom": scenario_host_oom,
     "node_fail": scenario_node_fail,
     "resume_correctness": scenario_resume_correctness,
 }
@@ -976,27 +1157,37 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "sim": {"config": DEFAULT_CONFIG, "sets": LOCAL_SETS, "oom_error_type": "oom",
             "scenarios": SEED_SCENARIOS},
     "torch": {"config": TORCH_CONFIG, "sets": TORCH_SETS, "oom_error_type": "host_oom",
-              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "code_error", "nan", "timeout", "node_fail", "resume_correctness")},
+              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "rank_stopped_saving", "code_error",
+                            "nan", "timeout", "host_oom", "node_fail", "resume_correctness")},
 }
 
 
-def run_scenario(h: Harness, name: str) -> bool:
-    """Run one scenario; report and return whether it passed. Never raises for a failed check."""
+class Outcome(enum.Enum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # the cluster cannot produce the fault (said why)
+
+
+def run_scenario(h: Harness, name: str) -> Outcome:
+    """Run one scenario; report and return how it went. Never raises for a failed check."""
     h.reporter.info(f"=== Scenario: {name} ===")
     n_runs = len(h.runs)
     try:
-        passed = bool(SCENARIOS[name](h))
+        outcome = Outcome.PASSED if SCENARIOS[name](h) else Outcome.FAILED
+    except ScenarioSkipped as exc:
+        h.reporter.warn(f"{name}: SKIPPED: {exc}")
+        outcome = Outcome.SKIPPED
     except ScenarioFailed:
-        passed = False
+        outcome = Outcome.FAILED
     except Exception as exc:  # noqa: BLE001 - a crash of the test is a failed scenario
         h.reporter.fail(f"Unexpected error: {type(exc).__name__}: {exc}")
-        passed = False
+        outcome = Outcome.FAILED
     finally:
         for run in h.runs[n_runs:]:
             h.end_run(run)
-    if not passed:
+    if outcome is Outcome.FAILED:
         h.reporter.fail(f"{name}: FAILED")
-    return passed
+    return outcome
 
 
 # ============================================================================ command line
@@ -1060,27 +1251,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     names = list(WORKLOADS[args.workload]["scenarios"]) if args.scenario == "all" else [args.scenario]
     h = harness_from_args(args, reporter)
-    results: list[tuple[str, bool, float]] = []
+    results: list[tuple[str, Outcome, float]] = []
     t_all = time.monotonic()
     try:
         for name in names:
             t0 = time.monotonic()
-            passed = run_scenario(h, name)
-            results.append((name, passed, time.monotonic() - t0))
+            results.append((name, run_scenario(h, name), time.monotonic() - t0))
     except KeyboardInterrupt:
         reporter.fail("Interrupted")
     finally:
         h.close()
     total = time.monotonic() - t_all
     reporter.info("Summary:")
-    for name, passed, dt in results:
-        (reporter.ok if passed else reporter.fail)(f"{name}: {'PASSED' if passed else 'FAILED'} ({dt:.0f}s)")
-    n_ok = sum(1 for _, p, _ in results if p)
-    all_ok = n_ok == len(names) and len(results) == len(names)
+    say = {Outcome.PASSED: reporter.ok, Outcome.FAILED: reporter.fail, Outcome.SKIPPED: reporter.warn}
+    for name, outcome, dt in results:
+        say[outcome](f"{name}: {outcome.value} ({dt:.0f}s)")
+    n_ok = sum(1 for _, o, _ in results if o is Outcome.PASSED)
+    n_skip = sum(1 for _, o, _ in results if o is Outcome.SKIPPED)
+    all_ok = n_ok + n_skip == len(names) and len(results) == len(names)
+    skipped = f" ({n_skip} skipped: this cluster cannot produce the fault)" if n_skip else ""
     (reporter.ok if all_ok else reporter.fail)(
-        f"{n_ok}/{len(names)} scenarios passed in {total:.0f}s")
+        f"{n_ok}/{len(names)} scenarios passed in {total:.0f}s{skipped}")
     return 0 if all_ok else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -142,6 +142,17 @@ def check_afternotok(runner: Runner, *, workdir: str | None = None) -> CheckResu
                        f"accepted (test jobs {', '.join(ids)} cancelled)")
 
 
+def check_memory_enforced(runner: Runner) -> CheckResult:
+    """Not required: the chain works without it, but a job over its --mem then runs on until the
+    machine's OOM killer picks some process, and the job does not end OUT_OF_MEMORY."""
+    from sidecar.slurm.memory import Enforcement, read_memory_enforcement
+
+    m = read_memory_enforcement(runner)
+    status = {Enforcement.CGROUP: Status.OK, Enforcement.POLLING: Status.WARN,
+              Enforcement.NONE: Status.WARN, Enforcement.UNKNOWN: Status.SKIP}[m.state]
+    return CheckResult("memory enforced", status, f"{m.state.value}: {m.reason}", required=False)
+
+
 def check_pyslurm(runner: Runner) -> CheckResult:
     from sidecar.slurm import pyslurm_status
 
@@ -236,10 +247,12 @@ def run_checks(run_root: Path, runner: Runner | None = None,
     if controller_ok:
         results.append(check_accounting(runner))
         results.append(check_afternotok(runner))
+        results.append(check_memory_enforced(runner))
     else:
         why = "controller not reachable" if have_commands else "no Slurm commands"
         results.append(CheckResult("accounting (sacct)", Status.SKIP, why))
         results.append(CheckResult("afternotok + kill-on-invalid-dep", Status.SKIP, why))
+        results.append(CheckResult("memory enforced", Status.SKIP, why, required=False))
     results.append(check_pyslurm(runner) if have_commands else
                    CheckResult("pyslurm", Status.SKIP, "no Slurm commands", required=False))
     results.append(check_run_root_writable(run_root))

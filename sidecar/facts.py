@@ -128,6 +128,11 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
     log_cause, verdict = None, None
     if marker is None and train_job and info.state not in (JobState.CANCELLED, JobState.COMPLETED):
         log_cause, verdict = classify_tail(paths, train_job, monitoring, task_nodes(info, ntasks_per_node))
+    elif marker is not None and marker.role in ("death", "symptom") and train_job:
+        # The sidecar may have written a killed rank or a survivor's error before the line that
+        # says why came (slurmstepd prints its oom-kill line when the step ends): the whole log,
+        # read now, may name a memory kill (sidecar.policy lets it outrank the marker)
+        log_cause, verdict = classify_tail(paths, train_job, monitoring, task_nodes(info, ntasks_per_node))
     last_it = _int(progress.get("last_iteration"))
     if last_it is None and isinstance(raw_marker, dict):
         last_it = _int(raw_marker.get("last_iteration"))
@@ -140,6 +145,17 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         except SlurmError as exc:
             logger.warning("could not read the state of nodes {}: {}", ",".join(info.nodes),
                            exc.message)
+    oom_steps: tuple[str, ...] = ()
+    # a step OOM-killed under a job that ends FAILED (or CANCELLED by the sidecar) matters only
+    # when nothing better than a death or a symptom is known (sidecar.policy._cause)
+    said = marker or log_cause
+    weak = said is None or said.role in ("death", "symptom")
+    oom_in_log = log_cause is not None and log_cause.error_type == "host_oom"
+    if train_job and info.state in (JobState.FAILED, JobState.CANCELLED) and weak and not oom_in_log:
+        try:
+            oom_steps = client.oom_steps(train_job)
+        except SlurmError as exc:
+            logger.warning("could not read the steps of job {}: {}", train_job, exc.message)
     exit_code = info.exit_code if info.exit_code is not None else _int(end.get("exit_code"))
     if exit_code is None and train_job:
         exit_code = epilog_exit_code(read_json(paths.ending(train_job)))
@@ -150,6 +166,7 @@ def gather(paths: RunPaths, attempt: int, train_job: str | None, client: SlurmCl
         first_iteration=_int(progress.get("first_iteration")), last_iteration=last_it,
         last_checkpoint=_last_checkpoint(checkpoint_dir, progress),
         warned_before_timeout=timeout_signal is not None and end.get("signal") == timeout_signal,
+        oom_steps=oom_steps,
     )
 
 

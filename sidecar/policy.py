@@ -98,6 +98,13 @@ class AttemptFacts:
     # the batch shell got the time limit's warning signal (sbatch --signal=B:USR1@N) and the
     # training ended by itself after it (saved and exited, Megatron's --exit-signal-handler)
     warned_before_timeout: bool = False
+    # steps accounting recorded as OUT_OF_MEMORY (the kernel's memory cgroup killed a task): the
+    # job itself ends FAILED when its batch script goes on after srun (Slurm 22.05, measured)
+    oom_steps: tuple[str, ...] = ()
+
+    @property
+    def out_of_memory(self) -> bool:
+        return self.state == JobState.OUT_OF_MEMORY or bool(self.oom_steps)
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,8 @@ class Decision:
     delay_s: float = 0.0
     node: str | None = None  # the node the cause named (read back as history)
     nodes: tuple[str, ...] = ()  # the nodes the attempt ran on
+    line: str | None = None  # what the cause was read from: a log line, or Slurm's record
+    source: str | None = None  # where: "marker" | "log" | "slurm"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +146,7 @@ class Decision:
             "budget_used": self.budget_used, "budget_max": self.budget_max,
             "next_attempt": self.next_attempt, "exclude_nodes": list(self.exclude_nodes),
             "delay_s": self.delay_s, "node": self.node, "nodes": list(self.nodes),
+            "line": self.line, "source": self.source,
         }
 
 
@@ -163,6 +173,18 @@ def _cause(f: AttemptFacts) -> Cause:
         base = _SLURM_CAUSES[f.state]
         node = f.marker.node if f.marker and f.marker.node else None
         return Cause(base.error_type, base.failure_class, node, None, "slurm")
+    # A memory kill, on record, outranks what it looks like in the log: "a rank was SIGKILLed"
+    # (or a survivor's connection error) printed first. The record is the oom-kill line read
+    # after it (slurmstepd prints it when the step ends) or Slurm's OUT_OF_MEMORY (the job's, or
+    # a step's: the job itself ends FAILED when its batch script goes on after srun).
+    if f.marker is None or f.marker.role in ("death", "symptom"):
+        if f.log_cause is not None and f.log_cause.error_type == "host_oom":
+            return f.log_cause
+        if f.out_of_memory:
+            said = f.marker or f.log_cause
+            record = (f"Slurm: step {', '.join(f.oom_steps)} ended OUT_OF_MEMORY" if f.oom_steps
+                      else f"Slurm: job {f.job_id} ended OUT_OF_MEMORY")
+            return Cause("host_oom", "permanent", said.node if said else None, record, "slurm")
     if (f.state == JobState.CANCELLED and not f.warned_before_timeout and f.marker is not None
             and f.marker.role == "death" and f.marker.error_type in SIGNALLED):
         # a process ended by a signal (a torchrun agent's "got signal: 15", srun's "task 0:
@@ -173,10 +195,6 @@ def _cause(f: AttemptFacts) -> Cause:
         # SignalException) is not a failure; continue from the checkpoint it saved
         return _SLURM_CAUSES[JobState.TIMEOUT]
     if f.marker is not None:
-        if f.state == JobState.OUT_OF_MEMORY and f.marker.role in ("death", "symptom"):
-            # "a rank was SIGKILLed" (or a survivor's connection error) is what an OOM kill
-            # looks like in the log; Slurm's OUT_OF_MEMORY says why it died
-            return Cause("host_oom", "permanent", f.marker.node, f.marker.line, "slurm")
         return f.marker
     if f.state in _SLURM_CAUSES:
         return _SLURM_CAUSES[f.state]
@@ -277,7 +295,7 @@ def decide(facts: AttemptFacts, history: Sequence[PastAttempt], settings: Restar
     def made(action: Action, reason: str, **rest: Any) -> Decision:
         return Decision(action, reason, error_type=et, failure_class=fc,
                         budget_max=settings.max_retries, node=cause.node,
-                        nodes=tuple(facts.nodes), **rest)
+                        nodes=tuple(facts.nodes), line=cause.line, source=cause.source, **rest)
 
     if fc == "permanent" or et in settings.exclude_error_types:
         return made(Action.STOP, f"Permanent failure detected (excluded error_type: {et})",

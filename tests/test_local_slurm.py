@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -145,3 +146,44 @@ def test_controller_down_helper_stops_and_restarts_slurmctld(slurm_lab):
     # the cluster still runs jobs afterwards
     job = sbatch("-J", "lsl-after", "-o", "/dev/null", "--wrap", "true")
     assert wait_job_done(job) == "COMPLETED"
+
+
+# 300 MiB made resident, page by page: over a 100M limit, far under the machine's memory
+GROW = ("import sys; b = bytearray(300 << 20)\n"
+        "for i in range(0, len(b), 4096): b[i] = 1\n"
+        "print('survived', flush=True)")
+
+
+def test_status_says_whether_memory_is_enforced():
+    res = sh.local_slurm("status", timeout_s=60)
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith("memory enforcement: ")), None)
+    assert line is not None, res.stdout
+    from sidecar.slurm.memory import memory_enforcement
+
+    enforced = memory_enforcement(run("scontrol", "show", "config")).enforced
+    assert line.startswith("memory enforcement: on (task/cgroup") == enforced, (line, enforced)
+
+
+def test_job_over_its_mem_ends_out_of_memory_beside_one_within(tmp_path):
+    """Under task/cgroup the kernel kills the job over its --mem (OUT_OF_MEMORY, slurmstepd's
+    oom-kill line); a job within its --mem on another virtual node of the same machine runs to
+    the end (each slurmd has its own cgroup tree: /slurm_<node>/...)."""
+    from sidecar.slurm.memory import memory_enforcement
+
+    m = memory_enforcement(run("scontrol", "show", "config"))
+    if not m.enforced:
+        pytest.skip(f"memory not enforced on this cluster: {m.reason}")
+    over = sbatch("-J", "lsl-oom", "-w", "n2", "--mem=100M", f"--chdir={tmp_path}", "-o", str(tmp_path / "over.txt"),
+                  "--wrap", f"srun python3 -c {shlex.quote(GROW)}")
+    within = sbatch("-J", "lsl-mem-ok", "-w", "n3", "--mem=400M", f"--chdir={tmp_path}",
+                    "-o", str(tmp_path / "within.txt"), "--wrap", f"srun python3 -c {shlex.quote(GROW)}")
+    # the batch script goes on after srun and exits 1: the job is FAILED, its step OUT_OF_MEMORY
+    assert wait_job_done(over) == "FAILED"
+    assert wait_job_done(within) == "COMPLETED"
+    from sidecar.slurm.cli_client import CliSlurmClient
+
+    sh.wait_until(lambda: CliSlurmClient().oom_steps(over) == (f"{over}.0",), timeout_s=30,
+                  what=f"accounting to record step {over}.0 OUT_OF_MEMORY")
+    out = (tmp_path / "over.txt").read_text()
+    assert "oom-kill event" in out and "survived" not in out, out
+    assert "survived" in (tmp_path / "within.txt").read_text()

@@ -277,3 +277,14 @@ def test_node_states_and_which_are_bad():
     assert states == {"n1": "MIXED", "n2": "DOWN*+DRAIN", "n3": "IDLE+DRAIN", "n4": "IDLE*"}
     assert [n for n, s in states.items() if node_state_is_bad(s)] == ["n2", "n3", "n4"]
     assert not node_state_is_bad("ALLOCATED") and not node_state_is_bad("IDLE+COMPLETING")
+
+
+def test_oom_steps_from_sacct_with_steps():
+    from sidecar.slurm.parse import parse_oom_steps
+
+    # sacct --parsable2 --noheader -j 266 --format=JobIDRaw,State (22.05.8, local cluster, task/cgroup)
+    text = "266|FAILED\n266.batch|FAILED\n266.0|OUT_OF_MEMORY\n"
+    assert parse_oom_steps(text, "266") == ("266.0",)
+    assert parse_oom_steps(text, "26") == ()
+    assert parse_oom_steps("266|OUT_OF_MEMORY\n266.batch|OUT_OF_MEMORY\n", "266") == ("266.batch",)
+    assert parse_oom_steps("266|FAILED\n266.batch|FAILED\n266.0|CANCELLED by 0\n", "266") == ()

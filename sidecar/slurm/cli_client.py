@@ -308,6 +308,13 @@ class CliSlurmClient:
         states = parse.parse_node_states(text)
         return tuple(n for n in nodes if n in states and parse.node_state_is_bad(states[n]))
 
+    def oom_steps(self, job_id: str) -> tuple[str, ...]:
+        # one try: a decision must not wait out the retry window while slurmdbd is away (the
+        # policy then goes by the job's state and the log, as without accounting)
+        text = self.runner([self.commands.sacct, "--parsable2", "--noheader", f"--jobs={job_id}",
+                            "--format=JobIDRaw,State"], retries=0, timeout_s=20).stdout
+        return parse.parse_oom_steps(text, str(job_id))
+
     def version(self) -> str:
         for cmd in (self.commands.sbatch, self.commands.scontrol):
             try:

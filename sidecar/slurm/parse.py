@@ -366,3 +366,15 @@ def node_state_is_bad(state: str) -> bool:
     """True for a node state that says the node is down, drained or not responding."""
     words = state.upper().split("+")
     return any(w.endswith("*") or w in _BAD_NODE_WORDS for w in words)
+
+
+def parse_oom_steps(text: str, job_id: str) -> tuple[str, ...]:
+    """``sacct --parsable2 --noheader -j <id> --format=JobIDRaw,State`` (steps included): the
+    steps of ``job_id`` that ended OUT_OF_MEMORY (``266.0``). The job's own line says FAILED
+    when its batch script carried on after srun; only the step's line says OUT_OF_MEMORY."""
+    out = []
+    for line in text.splitlines():
+        step, _, state = line.partition("|")
+        if step.startswith(f"{job_id}.") and state.split(" ")[0] == JobState.OUT_OF_MEMORY.value:
+            out.append(step)
+    return tuple(out)

@@ -258,6 +258,12 @@ class PyslurmClient:
                 out.append(n)
         return tuple(out)
 
+    def oom_steps(self, job_id: str) -> tuple[str, ...]:
+        # accounting goes through sacct (see __init__: pyslurm.db can kill the process)
+        if self.fallback is None:
+            return ()
+        return self.fallback.oom_steps(job_id)  # type: ignore[no-any-return]
+
     def version(self) -> str:
         return str(pyslurm_version(self.pyslurm) or "")
 

@@ -155,4 +155,7 @@ class SlurmClient(Protocol):
     def failed_nodes(self, nodes: Sequence[str]) -> tuple[str, ...]:
         """Those of ``nodes`` Slurm reports down, drained or not responding."""
 
+    def oom_steps(self, job_id: str) -> tuple[str, ...]:
+        """The job's steps accounting recorded as OUT_OF_MEMORY (a memory cgroup OOM kill)."""
+
     def version(self) -> str: ...

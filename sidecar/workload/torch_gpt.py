@@ -69,6 +69,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="pad each iteration to at least this long (a steady pace for tests)")
     p.add_argument("--activation-mb-per-sample", type=float, default=0.0,
                    help="extra activation memory held during each step, per sample of the micro batch")
+    p.add_argument("--activation-rank", type=int, default=None,
+                   help="only this rank holds the activation memory (uneven data: one rank's "
+                        "batches are the large ones); default every rank")
     p.add_argument("--bad-token-at-iteration", type=int, default=None,
                    help="feed a token id outside the vocabulary at this iteration (a real IndexError)")
     p.add_argument("--bad-token-rank", type=int, default=0)
@@ -275,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tokens = batch_for(a, it, rank, micro)
             if a.bad_token_at_iteration == it and a.bad_token_rank == rank:
                 tokens[0, 0] = a.vocab_size  # one id past the table: torch raises in the embedding
-            if activations is None and a.activation_mb_per_sample > 0:
+            if (activations is None and a.activation_mb_per_sample > 0
+                    and a.activation_rank in (None, rank)):
                 activations = hold_activation_memory(a)
             logits = ddp(tokens[:, :-1])
             loss = F.cross_entropy(logits.reshape(-1, a.vocab_size), tokens[:, 1:].reshape(-1))

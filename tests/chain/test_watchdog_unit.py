@@ -37,6 +37,7 @@ class FakeClient:
         self.lock = threading.Lock()
         self.next_id = 100
         self.down: set[str] = set()
+        self.oom: dict[str, tuple[str, ...]] = {}
 
     def submit(self, req):
         if self.fail_submit:
@@ -70,6 +71,9 @@ class FakeClient:
 
     def failed_nodes(self, nodes):
         return tuple(n for n in nodes if n in self.down)
+
+    def oom_steps(self, job_id):
+        return self.oom.get(str(job_id), ())
 
 
 @pytest.fixture
@@ -428,3 +432,40 @@ def test_last_checkpoint_is_the_one_on_disk_not_the_last_save_line_seen(run):
     (paths.checkpoints / "latest_checkpointed_iteration.txt").write_text("60\n")
     assert gather(paths, 1, sub.train_job, client, cfg.monitoring, wait_s=0,
                   checkpoint_dir=paths.checkpoints).last_checkpoint == 60
+
+
+EPISODES = Path(__file__).resolve().parents[1] / "classify" / "fixtures" / "episodes"
+
+
+@pytest.mark.parametrize("seen", [
+    # what the sidecar may have written before slurmstepd's oom-kill line came (real lines 28, 29)
+    ("store", "symptom", "0: [default0]:[rank0]: RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/"
+                         "transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:32958."),
+    ("killed", "death", "1: E1201 07:02:06.624000 11750 torch/distributed/elastic/multiprocessing/api.py:1002] "
+                        "failed (exitcode: -9) local_rank: 0 (pid: 11843) of binary: .venv/bin/python"),
+], ids=["symptom", "death"])
+def test_memory_kill_in_the_log_outranks_a_follow_on_marker(run, seen):
+    """The real host_oom episode: the step ended FAILED (no OUT_OF_MEMORY step: the survivor's
+    exit code decided it) and the marker names only a follow-on line; the log read at decision
+    time has the oom-kill line, which is the stop's cause."""
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED, exit_code=1)
+    et, role, line = seen
+    atomic_write_json(paths.marker(1), {"error_type": et, "class": "transient", "role": role, "line": line})
+    paths.train_log(sub.train_job).write_bytes((EPISODES / "ddp_slurm_oom_kill.log").read_bytes())
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.action is Action.STOP and d.reason == "Permanent failure detected (excluded error_type: host_oom)"
+    assert d.line.startswith("1: slurmstepd-n2: error: Detected 1 oom-kill event(s) in StepId=271.0")
+    assert len(client.submitted) == 2  # nothing new
+
+
+def test_oom_step_in_accounting_outranks_a_killed_rank_marker(run):
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, JobState.FAILED, exit_code=1)
+    client.oom[sub.train_job] = (f"{sub.train_job}.0",)
+    atomic_write_json(paths.marker(1), {"error_type": "killed", "class": "transient", "role": "death",
+                                        "line": "exitcode  : -9 (pid: 11134)  (SIGKILL)"})
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d.action is Action.STOP and d.error_type == "host_oom"
+    assert (d.line, d.source) == (f"Slurm: step {sub.train_job}.0 ended OUT_OF_MEMORY", "slurm")
+    assert json.loads(paths.decision(1).read_text())["line"] == d.line

@@ -158,6 +158,56 @@ def test_slurm_oom_state_is_permanent():
     assert d.reason == "Permanent failure detected (excluded error_type: host_oom)"
 
 
+# A rank OOM-killed by the job's memory cgroup under a batch script that goes on after srun:
+# the job ends FAILED, only its step is OUT_OF_MEMORY (Slurm 22.05, measured). What the log
+# shows first is a death (the rank SIGKILLed) or a survivor's follow-on error.
+KILLED = Cause("killed", "transient", "n2", "[default1]:torch.distributed.elastic...exitcode: -9", "marker", "death")
+STORE = Cause("store", "transient", None, "[default0]:RuntimeError: [../third_party/gloo/...] Connection closed by peer",
+              "marker", "symptom")
+
+
+@pytest.mark.parametrize("seen", [KILLED, STORE, None], ids=["death", "symptom", "no-marker"])
+def test_oom_killed_step_stops_with_slurms_record_not_a_follow_on_line(seen):
+    d = decide(facts(JobState.FAILED, marker=seen, oom_steps=("266.0",)), [], S, 0)
+    assert d.action is Action.STOP
+    assert d.reason == "Permanent failure detected (excluded error_type: host_oom)"
+    assert (d.line, d.source) == ("Slurm: step 266.0 ended OUT_OF_MEMORY", "slurm")
+
+
+def test_oom_killed_step_keeps_the_logs_memory_line():
+    oom_line = ("slurmstepd-n2: error: Detected 1 oom-kill event(s) in StepId=266.0. Some of your "
+                "processes may have been killed by the cgroup out-of-memory handler.")
+    log = Cause("host_oom", "permanent", "n2", oom_line, "log")
+    d = decide(facts(JobState.FAILED, log_cause=log, oom_steps=("266.0",)), [], S, 0)
+    assert d.action is Action.STOP and d.line == oom_line and d.source == "log"
+    # a marker that names a real cause (not a death or symptom) is kept
+    d = decide(facts(JobState.FAILED, marker=marker("code_error", "permanent"), oom_steps=("266.0",)), [], S, 0)
+    assert d.error_type == "code_error"
+
+
+@pytest.mark.parametrize("seen", [KILLED, STORE], ids=["death", "symptom"])
+def test_oom_kill_line_after_the_marker_outranks_it(seen):
+    """The step ended FAILED (the survivor's exit code decided it), the sidecar wrote what it saw
+    first; the log read at decision time has slurmstepd's oom-kill line."""
+    oom_line = "1: slurmstepd-n2: error: Detected 1 oom-kill event(s) in StepId=271.0."
+    log = Cause("host_oom", "permanent", "n2", oom_line, "log")
+    d = decide(facts(JobState.FAILED, marker=seen, log_cause=log), [], S, 0)
+    assert d.action is Action.STOP and d.error_type == "host_oom" and d.line == oom_line
+
+
+def test_oom_step_outranks_the_cancel_rule_for_a_killed_rank():
+    """restart.fast_path: false: the sidecar cancels the job after a killed rank; Slurm's
+    OUT_OF_MEMORY step still says why the rank died (not the scancel)."""
+    d = decide(facts(JobState.CANCELLED, marker=KILLED, oom_steps=("266.0",)), [], S, 0)
+    assert d.action is Action.STOP and d.error_type == "host_oom"
+    assert decide(facts(JobState.CANCELLED, marker=KILLED), [], S, 0).error_type == "scancel"
+
+
+def test_failed_job_without_oom_step_is_the_markers():
+    d = decide(facts(JobState.FAILED, marker=KILLED), [], S, 0)
+    assert d.action is Action.RESTART and d.error_type == "killed"
+
+
 @pytest.mark.parametrize("state", list(JobState))
 def test_every_state_decides_without_raising(state):
     d = decide(facts(state), [], S, 0)

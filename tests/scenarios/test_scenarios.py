@@ -53,6 +53,15 @@ def _transcript(h) -> str:
     return "\n".join(h.reporter.lines)
 
 
+def passed(h, scenario: str) -> bool:
+    """Run a scenario of the script: passed, failed, or skipped where the cluster cannot produce
+    the fault (e.g. host_oom without memory enforcement; the script's output says why)."""
+    outcome = T.run_scenario(h, scenario)
+    if outcome is T.Outcome.SKIPPED:
+        pytest.skip(next((ln for ln in reversed(h.reporter.lines) if "SKIPPED" in ln), scenario))
+    return outcome is T.Outcome.PASSED
+
+
 def cli(h, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
     return T.run_cmd([*h.cli, *args], timeout_s=timeout_s)
 
@@ -85,8 +94,7 @@ def assert_pending_afternotok(watchdog: str, train: str) -> None:
 
 @pytest.mark.parametrize("scenario", list(T.WORKLOADS["sim"]["scenarios"]))
 def test_scenario(harness, scenario):
-    passed = T.run_scenario(harness, scenario)
-    assert passed, f"scenario {scenario} failed:\n{_transcript(harness)}"
+    assert passed(harness, scenario), f"scenario {scenario} failed:\n{_transcript(harness)}"
 
 
 @pytest.mark.pyslurm_real
@@ -97,8 +105,7 @@ def test_scenario_pyslurm(real_pyslurm, tmp_path, scenario):
                   sets=(*T.WORKLOADS["sim"]["sets"], "slurm.client=pyslurm"), iterations=1,
                   start_timeout_s=120, restart_timeout_s=120)
     try:
-        passed = T.run_scenario(h, scenario)
-        assert passed, f"scenario {scenario} with pyslurm failed:\n{_transcript(h)}"
+        assert passed(h, scenario), f"scenario {scenario} with pyslurm failed:\n{_transcript(h)}"
         # slurm.client=pyslurm has no fallback: had pyslurm failed in submit, the watchdog or
         # the job's exit path, the chain would have broken and the scenario failed
         for r in h.runs:
@@ -111,8 +118,7 @@ def test_scenario_pyslurm(real_pyslurm, tmp_path, scenario):
 def test_scenario_in_allocation(harness, scenario):
     """The same scenarios with restart=megatron_inplace: transient faults restart inside the job."""
     harness.sets = (*harness.sets, "restart=megatron_inplace")
-    passed = T.run_scenario(harness, scenario)
-    assert passed, f"scenario {scenario} (megatron_inplace) failed:\n{_transcript(harness)}"
+    assert passed(harness, scenario), f"scenario {scenario} (megatron_inplace) failed:\n{_transcript(harness)}"
 
 
 @pytest.fixture
@@ -129,8 +135,7 @@ def torch_harness(tmp_path):
 @pytest.mark.parametrize("scenario", list(T.WORKLOADS["torch"]["scenarios"]))
 def test_torch_scenario(torch_harness, scenario):
     """Real PyTorch DDP on 2 nodes (srun + torchrun), real faults: the same script's checks."""
-    passed = T.run_scenario(torch_harness, scenario)
-    assert passed, f"scenario {scenario} (torch) failed:\n{_transcript(torch_harness)}"
+    assert passed(torch_harness, scenario), f"scenario {scenario} (torch) failed:\n{_transcript(torch_harness)}"
 
 
 # ============================================================================ at most one restart

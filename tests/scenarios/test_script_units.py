@@ -90,3 +90,18 @@ def test_cli_defaults():
         assert h.sets == ("a.b=1", "c=2")  # another cluster: only what the user sets
     finally:
         h.run_root.rmdir()
+
+
+def test_oom_fault_follows_memory_enforcement():
+    from sidecar.slurm.memory import Enforcement, MemoryEnforcement
+
+    on = MemoryEnforcement(Enforcement.CGROUP, "TaskPlugin=task/cgroup, ...")
+    off = MemoryEnforcement(Enforcement.NONE, "TaskPlugin=task/none: ...")
+    assert T.oom_fault("torch", on) == ((), "Out of memory for real: the job's memory cgroup "
+                                            "(Slurm enforces --mem; TaskPlugin=task/cgroup, ...)")
+    sets, how = T.oom_fault("torch", off)
+    assert sets == (T.ADDRESS_SPACE_SET,) and "address-space limit" in how and "task/none" in how
+    assert T.oom_fault("sim", None) == ((), "")
+    # the torch scenarios run without an address-space limit unless the oom scenario adds it
+    assert not any("ulimit" in s for s in T.TORCH_SETS)
+    assert {"host_oom", "rank_stopped_saving"} <= set(T.WORKLOADS["torch"]["scenarios"])

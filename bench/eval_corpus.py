@@ -49,10 +49,10 @@ def is_right(label: str, hit) -> bool | None:
 
     if label in ("transient", "permanent"):
         return hit is not None and hit.role is not Role.CASCADE and hit.failure_class.value == label
-    if label == "noise":
-        return hit is None
+    if label == "noise":  # a context hit only changes how the tracker reads the next lines
+        return hit is None or hit.role is Role.CONTEXT
     if label == "cascade":
-        return hit is None or hit.role in (Role.CASCADE, Role.SYMPTOM)
+        return hit is None or hit.role in (Role.CASCADE, Role.SYMPTOM, Role.CONTEXT)
     if label == "terminal":
         return hit is None or hit.cascade or hit.failure_class.value == "terminal"
     return None

@@ -40,6 +40,7 @@ from loguru import logger
 from sidecar.claims import pid_alive
 from sidecar.follow import LogFollower
 from sidecar.history import EventKind
+from sidecar.classify.model import Role
 from sidecar.classify.tasks import labelled_node as line_node
 from sidecar.rundir import RunPaths, atomic_write_json
 
@@ -273,6 +274,9 @@ class Scanner:
             self._error(f"classification failed on line {line_no}: {exc!r}; line skipped")
             return
         if hit is None:
+            return
+        if getattr(hit, "role", None) is Role.CONTEXT:  # read by the tracker only: not a failure line
+            self.roots.feed(hit)
             return
         try:
             is_root = bool(self.roots.feed(hit))

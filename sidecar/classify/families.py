@@ -27,7 +27,7 @@ import re2
 from sidecar.classify.model import Confidence, FailureClass, Layer, Role, SignalHit
 
 T, P = FailureClass.TRANSIENT, FailureClass.PERMANENT
-CAUSE, DEATH, SYMPTOM, CASCADE = Role.CAUSE, Role.DEATH, Role.SYMPTOM, Role.CASCADE
+CAUSE, DEATH, SYMPTOM, CASCADE, CONTEXT = Role.CAUSE, Role.DEATH, Role.SYMPTOM, Role.CASCADE, Role.CONTEXT
 HIGH, MEDIUM, LOW = Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW
 
 
@@ -57,6 +57,10 @@ _SLURM = (r"(?:(?:srun|sbatch|salloc|slurmstepd(?:-[\w.-]+)?|slurmd|slurmctld|sc
 
 RULES: tuple[FamilyRule, ...] = (
     # --- cascade first: consequences that name words of a cause ------------------------------
+    # Python's report of an exception it ignored (a destructor, a callback): the traceback that
+    # follows ends in an exception line, which the tracker takes as part of it (IGNORED_RULE)
+    FamilyRule("python.exception_ignored", r"Exception ignored (?:in|on|while)\b", "ignored", T, CONTEXT, HIGH,
+               "Python printed an exception it ignored (an object's destructor or a callback): not a failure"),
     FamilyRule("gpu.xid_after_previous", r"caused by previous Xid|NVRM: Xid \([^)]*\): 45\b",
                "gpu_hw", T, CASCADE, LOW, "Xid 45 is the driver's clean-up after another Xid or a killed process"),
     FamilyRule("net.ib_flush", r"IBV_WC_WR_FLUSH_ERR|Work Request Flushed|with status=5 |WR_FLUSH_ERR",
@@ -234,6 +238,7 @@ RULES: tuple[FamilyRule, ...] = (
 )
 
 EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
+IGNORED_RULE = "python.exception_ignored"  # Python's "Exception ignored in: ..." (tracker.py)
 # The last line of a Python traceback: an exception type at the start of the line (after rank
 # and launcher prefixes), then its message. Its type decides when its message names no family.
 _EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning|NotFound|Invalid)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
@@ -445,7 +450,7 @@ class FamilyLayer:
 
 def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
-    body = _strip_prefix(text).rstrip()
+    body = _strip_prefix(text).strip()  # indented: a child's traceback in torch elastic's summary
     m = _EXC_HEAD.match(body) or _EXC_QUALIFIED.match(body) or _EXC_LOGGED.search(body)
     if m is None:
         m = _EXC_BARE.match(body)

@@ -30,6 +30,9 @@ class Role(enum.Enum):
     DEATH = "death"  # a process was killed (SIGKILL): a fact about a rank; a memory verdict explains it
     SYMPTOM = "symptom"  # what a survivor sees when a peer dies (connection closed, store gone)
     CASCADE = "cascade"  # a consequence of an earlier failure, never the root cause
+    # says nothing failed; it changes how the lines after it are read (Python's "Exception
+    # ignored in:" before a traceback it ignored): never a root, evidence or confirmation
+    CONTEXT = "context"
 
 
 class Layer(enum.Enum):

@@ -7,12 +7,34 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
 (``model.Role``) and the root is chosen by these rules, in log order:
 
 1. The first CAUSE wins; nothing replaces it (later causes are its consequences).
-2. A SYMPTOM is the root only until a CAUSE or a DEATH arrives, which replaces it.
+2. A SYMPTOM is the root only until a CAUSE or a DEATH arrives, which replaces it. An NCCL
+   error is a symptom when NCCL's detail on the next lines of the same rank (``Last error:``
+   then ``socketProgress: Connection closed by remote peer``, ``... failed : Connection reset
+   by peer``) says the peer's connection went away: the survivor's view of a dead peer.
 3. A DEATH (a rank SIGKILLed) is replaced only by a later verdict that says why the process
    died: a memory verdict (Slurm's or the kernel's oom_kill line, a host OOM); for a process
    asked to stop (SIGTERM), also Slurm's time limit, which signals every process before its
    banner may reach the log.
-4. A CASCADE line is never the root, with two exceptions that need the lines around it:
+   b. A GPU or host hardware fault (``HARDWARE``) explains the collective, network and store
+      errors and hangs before it (``LOST_PEERS``): a failing GPU silences its rank and the
+      others time out, while the driver's own line (dmesg, an epilog, a health check) is
+      printed or pasted later.
+   c. Slurm ending the step explains what the ranks print while it does: the survivors'
+      collective, network and store errors and the signalled processes' reports (the
+      ``STEP_END_EXPLAINS`` error types, transient), printed first because slurmstepd's banner
+      is written by another process. A node failure reported by srun or slurmstepd replaces such
+      a root wherever it appears (the ranks lose their peers on the dead node minutes before
+      Slurm notices: SlurmdTimeout, 300 s by default). Slurm's time limit, preemption or requeue
+      banner replaces it only while no srun line reported a task's end: once a task ended by
+      itself (``srun: error: n1: task 0: Exited with exit code 1``), a banner is Slurm ending
+      the rest of the step. A cancel banner (``*** JOB|STEP ... CANCELLED AT ... ***``, as
+      scancel) under the same condition replaces only a signalled process (``terminated``), and
+      not once the sidecar ends the job itself (its own cancel).
+4. A CASCADE line is never the root, with two exceptions that need the lines around it.
+   Python's ``Exception ignored in: ...`` makes the next hit of the same rank within
+   ``IGNORED_TRACEBACK_LINES`` (the final line of the traceback it prints) cascade too: Python
+   ignored that exception (a destructor at an epoch's end or at exit), the process goes on.
+
    a. A report of a process ended by a signal (torch elastic's ``failed (exitcode: -6)``, srun's
       ``task 0: Killed``, an agent's ``Received 15 death signal``) is cascade line by line: it
       usually follows the failure that made the launcher or Slurm end the rest. Printed before
@@ -20,9 +42,9 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       outside the job sent that signal (a kill, a native crash, a signalled torchrun agent),
       and it replaces a survivor's symptom printed first as rule 2 says. Not once the sidecar
       ends the job itself (``job_ending``: after its marker or a hang): its own signal then.
-   b. When nothing named a cause, Slurm's banner of a cancelled step (``*** STEP 5.0 ON n1
-      CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or an
-      admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
+   b. When nothing named a cause, Slurm's banner of a cancelled step or job (``*** STEP 5.0 ON
+      n1 CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or
+      an admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
 
 Replaced roots are kept (``Verdict.superseded``) so that ``classify --explain`` can show them.
 Later lines are kept as evidence, a bounded number, because a dying job of 1000 ranks can
@@ -36,6 +58,7 @@ import re
 from typing import TYPE_CHECKING, Iterable
 
 from sidecar.classify.classifier import LineClassifier
+from sidecar.classify.families import IGNORED_RULE, line_body
 from sidecar.classify.model import FailureClass, Role, SignalHit, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +84,27 @@ _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 # srun's and slurmstepd's own lines (``srun: error: ...``, ``0: slurmstepd-n1: error: ...``)
 _SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")
-_CANCELLED = re.compile(r"\*\*\* STEP \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
+_CANCELLED = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
+# Rule 2: an NCCL error whose detail, this many lines later on the same rank, is a lost peer
+NCCL_DETAIL_LINES = 4
+_NCCL_ERROR_TYPES = frozenset({"nccl"})
+# a peer that went away (not one never reached: refused, no route, timed out are network faults)
+_LOST_PEER = re.compile(r"(?i)closed by (?:remote )?peer|reset by peer|\[Errno 104\]|Broken pipe")
+# Rule 4: the traceback of an exception Python ignored ends within this many lines
+IGNORED_TRACEBACK_LINES = 60
+_STEPD_BANNER = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT ")
+# srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step
+_TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
+SCANCEL = "scancel"
+# What a rank prints when it loses its peers: collective, network and store errors (rules 3b, 3c).
+LOST_PEERS = frozenset({"nccl", "nccl_timeout", "network", "peer_lost", "store", "store_timeout"})
+# Rule 3b: faults of the hardware that explain them (and a hang).
+HARDWARE = frozenset({"gpu_hw", "host_hw"})
+# Rule 3c: what the ranks print while Slurm ends the step (they lose peers or get its signal) ...
+STEP_END_EXPLAINS = LOST_PEERS | {TERMINATED}
+# ... and Slurm's verdicts that end it: a node failure anywhere; the others before any task's end.
+NODE_FAILURE = "node_failure"
+STEP_ENDS = frozenset({"timeout", "preempted", "requeue", SCANCEL})
 _SIGNAL_TIP = ("a process ended by a signal that nothing in the log explains: a kill from outside, "
                "a native crash (SIGSEGV/SIGABRT; if it repeats at the same step, a code or library bug) "
                "or a signalled launcher; the node's kernel log and sacct say more")
@@ -79,12 +122,54 @@ def signal_death(hit: SignalHit) -> SignalHit | None:
     return None
 
 
-def replaces(root: SignalHit | None, hit: SignalHit) -> str | None:
-    """Why ``hit`` becomes the root over ``root`` (the rules above), or None if it does not."""
-    if hit.role is Role.CASCADE:
+def as_scancel(hit: SignalHit) -> SignalHit:
+    """Rule 4b: Slurm's banner of a cancelled step or job, read as the cancel itself."""
+    # node None: the banner names the batch node, and a cancel says nothing bad about it
+    return dataclasses.replace(hit, role=Role.CAUSE, cascade=False, error_type=SCANCEL, node=None,
+                               failure_class=FailureClass.TRANSIENT,
+                               tip="the step was cancelled (scancel or an admin) and no line names a failure before it")
+
+
+def step_end_explains(root: SignalHit, hit: SignalHit, tasks_ended: bool) -> str | None:
+    """Rule 3c: why Slurm's report ``hit`` of the step's end explains ``root``, or None."""
+    explained = STEP_END_EXPLAINS if hit.error_type != SCANCEL else {TERMINATED}
+    if (root.error_type in explained and root.failure_class is FailureClass.TRANSIENT and _SLURM_LINE.search(hit.line)
+            and (hit.error_type == NODE_FAILURE or (hit.error_type in STEP_ENDS and not tasks_ended))):
+        return (f"Slurm ends the step ({hit.error_type}): the {root.error_type} at line {root.line_no} is what "
+                f"the ranks print while it does (they lose peers or get its signal before its line is written)")
+    return None
+
+
+def _prefix(line: str) -> str:
+    """What a launcher put in front of the program's own text (``[rank3]: ``, ``12: ``)."""
+    data = line.encode("utf-8", "surrogateescape")
+    return data[: len(data) - len(line_body(data))].decode("utf-8", "replace").strip()
+
+
+def lost_peer_detail(root: SignalHit, hit: SignalHit) -> str | None:
+    """Rule 2: why ``hit`` (NCCL's detail of the error ``root``) makes that error a symptom, or None."""
+    if (root.role is Role.CAUSE and root.error_type in _NCCL_ERROR_TYPES and hit.role is Role.SYMPTOM
+            and _LOST_PEER.search(hit.line) and 0 < hit.line_no - root.line_no <= NCCL_DETAIL_LINES
+            and _prefix(hit.line) == _prefix(root.line)):
+        return (f"NCCL's detail at line {hit.line_no} says a peer's connection went away: "
+                f"the {root.error_type} error is a survivor's view of a dead peer (a symptom)")
+    return None
+
+
+def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) -> str | None:
+    """Why ``hit`` becomes the root over ``root`` (the rules above), or None if it does not.
+    ``tasks_ended``: srun reported a task's end before ``hit`` (rule 3c)."""
+    if hit.role in (Role.CASCADE, Role.CONTEXT):
         return None
     if root is None:
         return f"first {hit.role.value} line"
+    why = step_end_explains(root, hit, tasks_ended)
+    if why is not None:
+        return why
+    if (hit.error_type in HARDWARE and hit.role is Role.CAUSE and root.failure_class is FailureClass.TRANSIENT
+            and root.error_type in LOST_PEERS | {"hang"}):
+        return (f"a hardware fault ({hit.error_type}) explains the {root.error_type} at line {root.line_no}: "
+                f"a failing GPU or host silences its rank and the others time out")
     if root.role is Role.SYMPTOM and hit.role in (Role.CAUSE, Role.DEATH):
         return (f"a {hit.role.value} after the {root.error_type} symptom of line {root.line_no} "
                 f"(survivors report a peer's failure before it)")
@@ -105,19 +190,39 @@ class RootCauseTracker:
         self._max = max_evidence
         self.evidence_total = 0
         self.ending = False  # Slurm or the sidecar is ending the step (rule 4a)
+        self.tasks_ended = False  # srun reported a task's end (rule 3c)
+        self.sidecar_ending = False  # the sidecar is ending the job: a cancel is its own (rule 3c)
         self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
+        self._ignored: tuple[str, int] | None = None  # (rank prefix, line) of Python's "Exception ignored" (rule 4)
 
     def feed(self, hit: SignalHit) -> bool:
         """Record ``hit``; True when it became the root cause (first, or replacing one): then
         ``root`` is the hit as the rules read it (rule 4a makes some cascade lines deaths)."""
+        hit = self._ignored_traceback(hit)
+        if hit.role is Role.CONTEXT:
+            return False
+        if hit.node is not None and hit.error_type == NODE_FAILURE and _STEPD_BANNER.search(hit.line):
+            # slurmstepd's "*** STEP 5.0 ON n1 CANCELLED ... DUE TO NODE FAILURE ***" names the
+            # node of the slurmstepd that printed it, a survivor: the failed node prints nothing
+            hit = dataclasses.replace(hit, node=None)
         death = None if self.ending else signal_death(hit)
         if _SLURM_LINE.search(hit.line):
             self.ending = True
-        if self.root is None and self._cancelled is None and _CANCELLED.search(hit.line):
-            self._cancelled = hit
+        if _CANCELLED.search(hit.line):
+            cancel = as_scancel(hit)
+            if self.root is None and self._cancelled is None:
+                self._cancelled = cancel
+            elif (self.root is not None and not self.sidecar_ending
+                  and step_end_explains(self.root, cancel, self.tasks_ended) is not None):
+                hit = cancel  # rule 3c: the cancel explains the signalled processes before it
         if death is not None and replaces(self.root, death) is not None:
             hit = death
-        why = replaces(self.root, hit)
+        demoted = lost_peer_detail(self.root, hit) if self.root is not None else None
+        if self.root is not None and demoted is not None:
+            self.root, self.why = dataclasses.replace(self.root, role=Role.SYMPTOM), f"{self.why}; {demoted}"
+        why = replaces(self.root, hit, self.tasks_ended)
+        if _TASK_ENDED.search(hit.line):
+            self.tasks_ended = True
         if why is not None and hit is death:
             why += "; a report of a process ended by a signal before any srun/slurmstepd line about the step"
         if why is not None:
@@ -130,10 +235,23 @@ class RootCauseTracker:
             self._evidence.append(hit)
         return False
 
+    def _ignored_traceback(self, hit: SignalHit) -> SignalHit:
+        """Rule 4: the final line of a traceback Python said it ignored is cascade."""
+        if hit.signal == IGNORED_RULE:
+            self._ignored = (_prefix(hit.line), hit.line_no)
+            return hit
+        if self._ignored is None or hit.role in (Role.CASCADE, Role.CONTEXT):
+            return hit
+        prefix, line_no = self._ignored
+        if _prefix(hit.line) != prefix or hit.line_no - line_no > IGNORED_TRACEBACK_LINES:
+            return hit
+        self._ignored = None
+        return dataclasses.replace(hit, role=Role.CASCADE, tip=f"the exception Python ignored at line {line_no}")
+
     def job_ending(self) -> None:
         """The sidecar is ending the job (a hang, a marker's grace over): the signals that
-        follow are its own, not a new death (rule 4a)."""
-        self.ending = True
+        follow are its own, not a new death (rule 4a), and so is a cancel (rule 3c)."""
+        self.ending = self.sidecar_ending = True
 
     def node(self) -> str | None:
         """The root's node; else the first node named by a non-cascade evidence line.
@@ -151,10 +269,7 @@ class RootCauseTracker:
     def verdict(self, progress: "ProgressTracker | None" = None) -> Verdict:
         root, why = self.root, self.why
         if root is None and self._cancelled is not None:  # rule 4b
-            root = dataclasses.replace(self._cancelled, role=Role.CAUSE, cascade=False, error_type="scancel",
-                                       failure_class=FailureClass.TRANSIENT,
-                                       tip="the step was cancelled (scancel or an admin) and no line names a failure before it")
-            why = "no line named a cause; Slurm cancelled the step"
+            root, why = self._cancelled, "no line named a cause; Slurm cancelled the step"
         return Verdict(
             root=root,
             evidence=tuple(h for h in self._evidence if h.line_no != root.line_no) if root else tuple(self._evidence),

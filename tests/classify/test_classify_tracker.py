@@ -111,3 +111,115 @@ def test_torch_elastic_s_summary_of_workers_it_stopped_is_no_death():
     t, became_root = track("1:   exitcode  : -15 (pid: 604)  (SIGTERM)",
                            "1:   traceback : Signal 15 (SIGTERM) received by PID 604")
     assert t.verdict().root is None and not any(became_root)
+
+
+# --- rule 3b: Slurm ending the step explains what the ranks print while it does
+WATCHDOG = ("[rank8]:[E902 14:47:12.800341 ProcessGroupNCCL.cpp:616] [Rank 8] Watchdog caught collective operation timeout: "
+            "WorkNCCL(SeqNum=220812, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600032 milliseconds before timing out.")
+NODE_FAILURE = "srun: error: Node failure on nid00127"
+JOB_CANCELLED = "slurmstepd: error: *** JOB 640021 ON gpu012 CANCELLED AT 2024-10-01T08:52:14 ***"
+PREEMPTED = "slurmstepd: error: *** JOB 77120 ON gpu-p10 CANCELLED AT 2024-05-02T04:31:44 DUE TO PREEMPTION ***"
+CUDA_OOM = "[rank5]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+
+
+def test_a_node_failure_explains_the_survivors_timeouts_before_it():
+    t, _ = track(WATCHDOG, SRUN_EXIT, NODE_FAILURE)  # even after a task's end: the node was part of the step
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "node_failure" and v.node == "nid00127"
+    assert [h.line_no for h in v.superseded] == [1] and "Slurm ends the step" in v.why
+    # a permanent cause before it keeps its place: the node failure does not explain an OOM
+    t, _ = track(CUDA_OOM, NODE_FAILURE)
+    assert t.verdict().root.error_type == "oom"
+
+
+def test_a_time_limit_or_preemption_explains_errors_only_before_any_task_ended():
+    t, _ = track(WATCHDOG, PREEMPTED)
+    assert t.verdict().root.error_type == "preempted"
+    t, _ = track(WATCHDOG, TIME_LIMIT)
+    assert t.verdict().root.error_type == "timeout"
+    # a task that ended by itself first: the rank's own failure ended the step, not Slurm
+    t, _ = track(WATCHDOG, SRUN_EXIT, TIME_LIMIT)
+    assert t.verdict().root.error_type == "nccl_timeout"
+
+
+def test_a_cancel_banner_explains_a_signalled_agent_before_it_unless_the_sidecar_cancelled():
+    t, _ = track(AGENT_TERM, JOB_CANCELLED)
+    v = t.verdict()
+    assert v.root.line_no == 2 and v.root.error_type == "scancel" and v.node is None
+    assert [h.line_no for h in v.superseded] == [1]
+    # after a task's end the banner is Slurm ending the rest (srun --kill-on-bad-exit)
+    t, _ = track(AGENT_TERM, SRUN_EXIT, JOB_CANCELLED)
+    assert t.verdict().root.error_type == "terminated"
+    # the sidecar ending the job: the cancel is its own
+    cls = LineClassifier(load_monitoring_preset("megatron_production"))
+    t = RootCauseTracker()
+    t.feed(cls.classify(AGENT_TERM, 1))
+    t.job_ending()
+    t.feed(cls.classify(JOB_CANCELLED, 2))
+    assert t.verdict().root.error_type == "terminated"
+
+
+# --- rule 2: NCCL's "Last error" detail of a lost peer makes the NCCL error a symptom
+NCCL_SYSTEM = ("[rank1]: torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1970, "
+               "unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.20.5")
+RESET = "[rank1]: socketProgressOpt: Call to recv from 10.52.1.11<53211> failed : Connection reset by peer"
+KILLED = ("E0914 06:55:04.300000 7710 torch/distributed/elastic/multiprocessing/api.py:833] failed (exitcode: -9) "
+          "local_rank: 0 (pid: 7770) of binary: /usr/bin/python")
+
+
+def test_an_nccl_error_whose_detail_is_a_lost_peer_gives_way_to_the_dead_rank():
+    t, _ = track(NCCL_SYSTEM, "[rank1]: Last error:", RESET, KILLED)
+    v = t.verdict()
+    assert v.root.line_no == 4 and v.root.error_type == "killed"
+    assert [(h.line_no, h.role) for h in v.superseded] == [(1, Role.SYMPTOM)]
+    # the detail of another rank, or far from the error, says nothing about this error
+    t, _ = track(NCCL_SYSTEM, RESET.replace("[rank1]", "[rank2]"), KILLED)
+    assert t.verdict().root.line_no == 1
+    t, _ = track(NCCL_SYSTEM, *["[rank1]: Last error:"] * 5, RESET, KILLED)
+    assert t.verdict().root.line_no == 1
+
+
+# --- rule 3b: a hardware fault explains the timeouts of the ranks that lost its GPU
+XID_79 = "[Thu Feb  1 01:22:09 2024] NVRM: Xid (PCI:0000:9b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus."
+
+
+def test_a_gpu_fault_printed_after_the_watchdog_timeouts_explains_them():
+    t, _ = track(WATCHDOG, SRUN_EXIT, XID_79)
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "gpu_hw" and [h.line_no for h in v.superseded] == [1]
+    # it does not explain a rank's own failure
+    t, _ = track(CUDA_OOM, XID_79)
+    assert t.verdict().root.error_type == "oom"
+
+
+def test_an_nccl_error_whose_detail_is_an_unreachable_peer_stays_the_cause():
+    no_route = "[rank1]: socketPollConnect: Connect to 10.5.0.11<45391> returned 113(No route to host) errno 113 No route to host"
+    t, _ = track(NCCL_SYSTEM, "[rank1]: Last error:", no_route, KILLED)
+    assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "nccl"
+
+
+# --- rule 4: the traceback of an exception Python ignored is not a failure
+IGNORED = ["[rank4]: Exception ignored in: <function _MultiProcessingDataLoaderIter.__del__ at 0x7f8a1c2e5b40>",
+           "[rank4]: Traceback (most recent call last):",
+           "[rank4]:     assert self._parent_pid == os.getpid(), 'can only test a child process'",
+           "[rank4]: AssertionError: can only test a child process"]
+
+
+def test_the_exception_python_ignored_is_never_the_root_and_the_next_failure_is():
+    t, became_root = track(*IGNORED)
+    assert t.verdict().root is None and not any(became_root)
+    assert LineClassifier(load_monitoring_preset("megatron_production")).classify(IGNORED[0], 1).role is Role.CONTEXT
+    # only the traceback's own exception line: the same rank's next failure is a root
+    t, _ = track(*IGNORED, CUDA_OOM.replace("[rank5]", "[rank4]"))
+    assert t.verdict().root.line_no == 5 and t.verdict().root.error_type == "oom"
+    # another rank's exception right after it is its own failure
+    t, _ = track(IGNORED[0], "[rank2]: KeyError: 'position_ids'")
+    assert t.verdict().root.line_no == 2
+
+
+def test_a_node_failure_banner_names_a_survivor_so_the_failed_node_comes_from_srun():
+    banner = ("slurmstepd: error: *** STEP 4410021.0 ON nid00311 CANCELLED AT 2024-10-05T08:59:12 DUE TO NODE FAILURE, "
+              "SEE SLURMCTLD LOG FOR DETAILS ***")
+    t, _ = track(banner, "srun: error: Node failure on nid00313")
+    v = t.verdict()
+    assert v.root.line_no == 1 and v.root.node is None and v.node == "nid00313"

@@ -176,3 +176,18 @@ def test_the_signals_the_sidecar_sends_are_not_a_new_death(tmp_path):
     assert client.calls, "the sidecar did not end the job"
     scanner.feed(2, AGENT_TERM, 41.0)
     assert read_json(paths.marker(3))["error_type"] == "peer_lost"
+
+
+def test_an_exception_python_ignored_mid_training_ends_nothing(tmp_path):
+    # PyTorch's DataLoader destructor at an epoch's end (Python prints it and goes on): the live
+    # sidecar must not take its AssertionError for a code error and end a healthy job
+    paths, world, client, scanner = make(tmp_path, 30.0)
+    t = iterations(world, 0.0, 20)
+    world.at(t, b"Exception ignored in: <function _MultiProcessingDataLoaderIter.__del__ at 0x7f8a1c2e5b40>\n"
+                b"Traceback (most recent call last):\n"
+                b"    assert self._parent_pid == os.getpid(), 'can only test a child process'\n"
+                b"AssertionError: can only test a child process\n")
+    t2 = iterations(world, t + 0.2, 20, first=21)
+    world.end_at = world.t + t2 + 0.5
+    go(world, scanner, client)
+    assert read_json(paths.marker(3)) is None and client.calls == []

@@ -36,6 +36,8 @@ NODE_PATTERNS: tuple[str, ...] = (
     r"\bON (\S+) CANCELLED AT\b",  # slurmstepd: *** STEP 1.0 ON node17 CANCELLED AT ...
     r"\bNode failure on ([A-Za-z0-9][\w.-]*)",  # srun: error: Node failure on node17
     r"srun: error: ([A-Za-z0-9][\w.-]*): tasks? [\d,-]+:",  # srun: error: node17: task 3: Exited ...
+    r"^pdsh@[\w.-]+: ([a-z][\w.-]*): ",  # pdsh@login1: node17: ssh exited with exit code 255
+    r"\bssh: connect to host ([A-Za-z][\w.-]*) port \d+",  # ssh: connect to host node17 port 22: No route to host
     # NCCL's "<host>:<pid>:<tid> [<dev>]" prefix, after an optional rank prefix
     r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}\s*([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]",
     # syslog/dmesg-style Xid lines: "Mar  1 12:00:00 node17 kernel: NVRM: Xid ..."

@@ -219,3 +219,14 @@ def test_own_restart_banner_is_silent():
     for reason in reasons:
         banner = f"autoexp-sidecar: attempt 2 of run /scratch/runs/r1, job 12 on n4, restarted after: {reason}"
         assert CLS.classify(banner, 1) is None, reason
+
+
+def test_remote_shell_names_its_node():
+    """DeepSpeed's and MPI's launchers start ranks over pdsh/ssh: a node ssh cannot reach is
+    named by pdsh's prefix or ssh's own message, so the next attempt excludes it."""
+    for line, node in (("pdsh@login1: gpu07: ssh exited with exit code 255", "gpu07"),
+                       ("ssh: connect to host gpu08 port 22: No route to host", "gpu08")):
+        hit = CLS.classify(line, 1)
+        assert hit is not None and hit.error_type == "node_failure" and hit.node == node, hit
+    hit = CLS.classify("pdsh@login1: gpu07: Permission denied (publickey,gssapi-with-mic).", 1)
+    assert hit is not None and hit.failure_class.value == "permanent", hit

@@ -191,6 +191,9 @@ RULES: tuple[FamilyRule, ...] = (
                "nccl_config", P, CAUSE, MEDIUM, "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"),
     FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|NCCL WARN .*\b(?:invalid (?:cudaDev|rank|device|value|argument)|no socket interface|no \w+ interface found)|\bncclInvalidArgument\b|NCCL Error \d+: invalid (?:usage|argument)|unknown NCCL_|invalid usage|ncclInvalidUsage",
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
+    # torch's monitoredBarrier on a healthy rank: it names the faulty rank, whose own lines are the cause
+    FamilyRule("hang.barrier_peer", r"reached \w*[Bb]arrier\w*,? but received errors|check rank \d+ logs for (?:the )?faulty rank",
+               "hang", T, SYMPTOM, MEDIUM, "a healthy rank reporting another rank that failed or hung: see that rank's lines"),
     FamilyRule("hang.watchdog", r"(?i)no heartbeat|failed to pass \w*barrier|\w*barrier\w* .{0,40}(?:timed? ?out|timeout)|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
                "hang", T, CAUSE, MEDIUM, "a collective or the process hung; restart"),
     FamilyRule("gloo.transport", r"enforce fail at \S*gloo/transport|gloo/transport/\S+\] .*(?i:error|fail|closed)",

@@ -21,6 +21,7 @@ from typing import Any
 
 from loguru import logger
 
+from sidecar.errors import SidecarError
 from sidecar.launch import cancel_watchdog
 from sidecar.policy import Action, Decision
 from sidecar.rundir import RunPaths
@@ -35,9 +36,35 @@ def _hand_over(paths: RunPaths, client: SlurmClient, attempt: int, decision: Dec
     cancel_watchdog(client, paths, attempt, why)
 
 
+# States in which Slurm itself is ending the job: the watchdog's to decide, with Slurm's record.
+ENDED_FROM_OUTSIDE = frozenset({JobState.CANCELLED, JobState.TIMEOUT, JobState.NODE_FAIL,
+                                JobState.PREEMPTED, JobState.DEADLINE, JobState.BOOT_FAIL})
+
+
+def ended_from_outside(client: SlurmClient, job: str) -> JobState | None:
+    """Slurm's state of ``job`` when Slurm is ending it (a scancel, the time limit), else None.
+
+    A scancel signals the step and the batch shell in no fixed order: the training may end
+    (exit 143) before the shell's TERM trap has run, and the step then looks failed (seen in CI:
+    a cancelled attempt restarted as "no known cause"). scontrol already says CANCELLED while the
+    processes are killed. A controller that cannot be asked is no reason to wait: None.
+    """
+    try:
+        state = client.job_info(job).state
+    except SidecarError as exc:
+        logger.warning("fast path: could not ask Slurm for job {} ({}); deciding as failed", job, exc.message)
+        return None
+    return state if state in ENDED_FROM_OUTSIDE else None
+
+
 def conclude(paths: RunPaths, cfg: Any, client: SlurmClient, attempt: int, job: str,
              exit_code: int) -> Decision | None:
-    """Decide and act on a failed step from inside the job. None when another party decided."""
+    """Decide and act on a failed step from inside the job. None when another party decided,
+    or when Slurm is ending the job from outside (the watchdog decides with its record)."""
+    outside = ended_from_outside(client, job)
+    if outside is not None:
+        logger.info("fast path: job {} is {} in Slurm; the watchdog decides", job, outside.value)
+        return None
     # the allocation's node list maps the log's srun --label task ids to nodes, as the watchdog
     # maps them with Slurm's record (only the labels: the policy's facts keep no nodes here)
     facts = gather_facts(paths, cfg, client, attempt, job,

@@ -3,6 +3,8 @@ against the fake Slurm client. The same races on the real cluster: tests/chain/t
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import socket
 
@@ -154,6 +156,18 @@ def test_fast_path_decides_without_slurm_and_cancels_its_watchdog(run):
     assert sub.watchdog_job in client.cancelled
     # the watchdog, had it started anyway, does nothing: the holder (this job) is alive
     assert handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0) is None
+
+
+@pytest.mark.parametrize("state", [JobState.CANCELLED, JobState.TIMEOUT, JobState.NODE_FAIL])
+def test_fast_path_leaves_a_job_slurm_is_ending_to_the_watchdog(run, state):
+    """A scancel may end the training (143) before the batch shell's TERM trap runs: the step
+    looks failed, but Slurm already says CANCELLED; the watchdog decides with that record."""
+    paths, cfg, client, sub = run
+    client.set(sub.train_job, state)
+    assert conclude(paths, cfg, client, 1, sub.train_job, 143) is None
+    assert not paths.attempt_dir(2).exists() and sub.watchdog_job not in client.cancelled
+    d = handle_attempt(paths, cfg, client, 1, sub.train_job, wait_s=0)
+    assert d is not None and d.error_type != "unknown"
 
 
 def test_fast_path_stop_also_cancels_the_watchdog(run):

@@ -1,7 +1,7 @@
 """The failure classifier: which log lines mean which failure, and whether a job is hung.
 
 ``LineClassifier`` matches lines against the user's and the preset's signals (RE2, linear
-time), then the family layer (``families.py``: failures by structure and vocabulary);
+time), then the family layer (``families``: failures by structure and vocabulary);
 ``RootCauseTracker`` picks the root cause of an episode by each line's role (cause, death,
 symptom, cascade);
 ``ProgressTracker`` follows Megatron's iterations and checkpoints and detects hangs from the

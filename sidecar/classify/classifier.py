@@ -9,7 +9,7 @@ lookaround), and ``config.check_pattern`` turns that refusal into a ConfigError 
 
 All signal patterns go into one ``re2.Set``: one pass over a line says which signals match; the
 first one in order wins (the user's own signals, then the preset's, specific before general).
-A line no signal matches goes to the family layer (``families.py``) when its cheap prefilter
+A line no signal matches goes to the family layer (``families``) when its cheap prefilter
 marks it as error-looking. Each hit says which layer decided, its role and how sure it is. Lines longer
 than ``MAX_LINE_BYTES`` are classified on their head and tail only: failure messages put the
 exception name and the rank/host prefix at the start and Slurm's ``***`` banners at the end,

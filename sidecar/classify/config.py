@@ -106,7 +106,7 @@ def _signal(raw: Any, where: str) -> Signal:
 
 
 def _families(raw: Any, where: str) -> FamilySettings:
-    """``families: {enabled: true, disabled: [rule, ...]}`` (see ``families.py`` for the rules)."""
+    """``families: {enabled: true, disabled: [rule, ...]}`` (see ``families`` for the rules)."""
     from sidecar.classify.families import EXCEPTION_RULE, RULES
 
     if raw is None:

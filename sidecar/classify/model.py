@@ -40,7 +40,7 @@ class Layer(enum.Enum):
 
     USER = "user"  # signals the user added in their config
     CURATED = "curated"  # the preset's signals: known wordings
-    FAMILY = "family"  # structure and vocabulary of a failure family (``families.py``)
+    FAMILY = "family"  # structure and vocabulary of a failure family (``families``)
 
 
 class Confidence(enum.Enum):
@@ -119,7 +119,7 @@ class HangConfig:
 
 @dataclass(frozen=True)
 class FamilySettings:
-    """The family layer (``families.py``): on or off, and rules the user switched off."""
+    """The family layer (``families``): on or off, and rules the user switched off."""
 
     enabled: bool = True
     disabled: tuple[str, ...] = ()

@@ -1,35 +1,42 @@
-"""Lines that say they are not errors, whatever their words (applied before any rule)."""
+"""Lines that say they are not errors, whatever their words (applied before any rule).
 
-BENIGN = (
+One entry per kind, and per family of sources, so that related exceptions sit together; the
+layer sees one alternation.
+"""
+
+BENIGN = "|".join((
     # log levels below error, first level word on the line (NCCL's "WARN" is its error level)
     r"^[^A-Za-z]{0,40}(?:\S+ )?(?:\[?[WI]\d{4} [\d:.]+ |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\]|(?:INFO|DEBUG|WARNING|NOTICE|TRACE)\b[: -])"
     r"|(?:^|[\s|\-(])(?:INFO|DEBUG|WARNING|NOTICE)(?: *[|:\-)]|\s+\d{4}-)"
     r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]|\[\w+ [IWD] \d{4}-\d\d-\d\d |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\|"
-    r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning"
+    r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning",
     # says it will retry or copes; a recovery; a count of errors that is zero
-    r"|(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered (?:from|by|after)\b|\bno (?:[\w/-]+ ){0,2}(?:errors|failures|faults)\b|\bredo(?:ing)? for\b|\bwill be ignored\b|[,;] skipping\b|[,;] continuing (?:without|anyway)\b|Unable to initialize backend '|(?:^|[^n])recoverable error|\b(?:errors?|failures?|faults?|mismatch(?:es)?)(?: count)?\s*[:=]?\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)"
+    r"(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered (?:from|by|after)\b|\bno (?:[\w/-]+ ){0,2}(?:errors|failures|faults)\b|\bredo(?:ing)? for\b|\bwill be ignored\b|[,;] skipping\b|[,;] continuing (?:without|anyway)\b|Unable to initialize backend '|(?:^|[^n])recoverable error|\b(?:errors?|failures?|faults?|mismatch(?:es)?)(?: count)?\s*[:=]?\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)",
     # a counter report whose every count is zero ("ECC errors: Volatile Single Bit 0, Double Bit 0")
-    r"|(?i:\berrors?\b[^:]{0,20}:(?:\s*[a-z][a-z -]*\s0\b[,;]?)+\s*$)"
-    # slurmstepd uses /tmp when it cannot create the job's TMPDIR (it says "Setting TMPDIR to /tmp")
-    r"|Unable to create TMPDIR"
-    r"|(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)"
+    r"(?i:\berrors?\b[^:]{0,20}:(?:\s*[a-z][a-z -]*\s0\b[,;]?)+\s*$)",
+    r"(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)",
     # advice and traceback scaffolding
-    r"|^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
+    r"^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
     r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
     r"|^(?:\S+:)?\s*raise [\w.]+(?:\(|$)"
-    r"|error_file:|<NO_OTHER_FAILURES>|To enable traceback"
-    # normal shutdown chatter of torchrun/c10d
-    r"|(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
-    r"|Connection closed by localRank"
-    # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
-    r"|' thrown while requesting [A-Z]+ "
+    r"|error_file:|<NO_OTHER_FAILURES>|To enable traceback",
+    # --- Slurm, launchers, environment
+    # slurmstepd uses /tmp when it cannot create the job's TMPDIR (it says "Setting TMPDIR to /tmp")
+    r"Unable to create TMPDIR",
     # srun retries a single controller message that timed out; only its final failure counts
-    r"|slurm_receive_msg: Socket timed out"
+    r"slurm_receive_msg: Socket timed out",
+    # normal shutdown chatter of torchrun/c10d
+    r"(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
+    r"|Connection closed by localRank",
+    # --- GPU, hardware, network, storage
     # Xid 13/31/43: the application's own fault (its error is printed by the application)
-    r"|NVRM: Xid \([^)]*\): (?:13|31|43)\b"
+    r"NVRM: Xid \([^)]*\): (?:13|31|43)\b",
+    # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
+    r"\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\(",
+    # --- Python, frameworks, side services
+    # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
+    r"' thrown while requesting [A-Z]+ ",
     # side services (experiment trackers) log their own errors and carry on; comment lines
     # (their loggers' names are lower case: "wandb.errors.CommError: ..." is an exception that ends the run)
-    r"|^(?:wandb|mlflow|comet_ml|tensorboard|neptune)(?:\.[a-z_]+)*: |^#"
-    # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
-    r"|\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\("
-)
+    r"^(?:wandb|mlflow|comet_ml|tensorboard|neptune)(?:\.[a-z_]+)*: |^#",
+))

@@ -1,17 +1,31 @@
-"""The cheap first look: a line without any of these words never reaches the family layer."""
+"""The cheap first look: a line without any of these words never reaches the family layer.
 
-# Kept case-sensitive and free of words that fill healthy logs (``nan`` alone is in every
-# Megatron iteration line: "number of nan iterations").
-PREFILTER = (
-    r"Error|ERROR|error|Exception|EXCEPTION|FATAL|Fatal|fatal|[Ff]ail|FAIL|Killed|SIGKILL|SIGSEGV|Segmentation"
-    r"|exitcode|NVRM|NVML|nvidia-smi|Xid|ECC|[Hh]ardware|EDAC|MCE|[Mm]achine check|lockup|stall|panic"
-    r"|[Tt]imed out|[Tt]imeout|refused|reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|Errno|denied"
-    r"|not found|[Nn]o such file|[Uu]nable to|[Cc]annot|can't|[Ii]nvalid|mismatch|[Cc]orrupt|[Aa]bort|lost|[Ss]tale"
-    r"|[Qq]uota|No space|out of memory|oom|OOM|bad_alloc|unreachable|not available|exceeded|violates|not allowed"
-    r"|loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b"
-    r"|not finite|non-finite|nan loss|minimum loss scale|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale"
-    r"|ERR!|synd 0x|bad device|checked in|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|LINK_DOWN|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down"
-    r"|not match|incompatible|state_dict|\.idx\b|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile|Unknown|unknown error|No module named|NotFound|[Cc]ould not find|(?:errors?|exceptions?|exc)\.[A-Z]"
-    r"|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b|stuck|\bhung\b|deadlock|[NR]CCL WARN|amdgpu|[Ee]xpel|unrecognized|[a-z_]\.[A-Z][A-Za-z]*: |nccl\w*Error|NODE FAIL|Node failure|credential"
-    r"|Transport endpoint|Bus error|code=killed|code=dumped|not enough|Not enough|No route to host|ssh exited|ssh: |Host key|overflow detected|NETDEV WATCHDOG|TX timeout|BUG: |NMI received|Oops: |is down\b|\breset\b|read-only|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|StopIteration|KeyboardInterrupt|Zero Bytes|[Cc]ommunicator|not responding|MPI_|ORTE|[Pp]rolog|[Ee]pilog|be satisfied"
-)
+Kept case-sensitive and free of words that fill healthy logs (``nan`` alone is in every
+Megatron iteration line: "number of nan iterations"). One entry per family of sources, so
+that a family's words sit beside each other; the layer sees one alternation.
+"""
+
+PREFILTER = "|".join((
+    # any source's error vocabulary
+    r"Error|ERROR|error|Exception|EXCEPTION|FATAL|Fatal|fatal|[Ff]ail|FAIL|exitcode|[Tt]imed out|[Tt]imeout|refused|Errno|denied"
+    r"|not found|[Nn]o such file|[Uu]nable to|[Cc]annot|can't|[Ii]nvalid|[Aa]bort|lost|not available|exceeded|violates|not allowed"
+    r"|Unknown|unknown error|NotFound|[Cc]ould not find|unrecognized|not enough|Not enough|\breset\b",
+    # Slurm, launchers, MPI, remote shells, containers and the software environment
+    r"NODE FAIL|Node failure|credential|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|Zero Bytes|not responding|MPI_|ORTE"
+    r"|[Pp]rolog|[Ee]pilog|be satisfied|ssh exited|ssh: |Host key|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile"
+    r"|No module named",
+    # GPU, accelerators, host hardware, memory and process deaths
+    r"Killed|SIGKILL|SIGSEGV|Segmentation|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|Xid|ECC|[Hh]ardware|EDAC|MCE"
+    r"|[Mm]achine check|lockup|stall|panic|ERR!|bad device|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|amdgpu|BUG: "
+    r"|NMI received|Oops: |out of memory|oom|OOM|bad_alloc",
+    # network transports, collectives, stores and storage
+    r"reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|unreachable|No route to host|synd 0x|LINK_DOWN"
+    r"|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down|is down\b|Transport endpoint|overflow detected"
+    r"|NETDEV WATCHDOG|TX timeout|[NR]CCL WARN|nccl\w*Error|[Cc]ommunicator|checked in|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b"
+    r"|stuck|\bhung\b|deadlock|[Ss]tale|[Ee]xpel|[Qq]uota|No space|read-only",
+    # Python, frameworks and training health
+    r"loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b"
+    r"|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b|not finite|non-finite|nan loss|minimum loss scale"
+    r"|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale|mismatch|not match|incompatible|[Cc]orrupt|state_dict|\.idx\b"
+    r"|(?:errors?|exceptions?|exc)\.[A-Z]|[a-z_]\.[A-Z][A-Za-z]*: |StopIteration|KeyboardInterrupt",
+))

@@ -8,7 +8,8 @@ that source nobody wrote down are read too:
   NVLink/NVSwitch;
 - the CUDA runtime's and driver API's error strings as frameworks print them (PyTorch, Triton,
   XLA, HIP), and the status codes of cuBLAS/cuDNN/cuFFT/cuSOLVER/cuSPARSE; code built for another
-  GPU or driver (permanent); AMD's amdgpu driver and ROCm runtime, Intel's Level Zero;
+  GPU or driver (permanent); AMD's amdgpu driver and ROCm runtime (its fatal callbacks: "Memory access
+  fault by GPU node-N", "HW Exception by GPU node-N"), Intel's Level Zero;
 - the host kernel: machine checks, APEI/GHES, EDAC, PCIe AER/DPC, oopses, lockups, hung tasks.
 """
 
@@ -16,6 +17,13 @@ from __future__ import annotations
 
 from sidecar.classify.families.rule import CAUSE, FamilyRule, LOW, MEDIUM, P, T, TIP_NODE
 
+# NVML's own error strings (nvmlErrorString) for a device fault, an init that failed, and DCGM's log of
+# NVML return codes ("Got nvmlSt 15 from nvmlDeviceGetRetiredPages": 8 power, 9 driver not loaded,
+# 11 IRQ, 14 infoROM, 15 GPU lost, 16 reset required, 17 blocked by the OS, 18 RM version mismatch,
+# 999 unknown; 3 "not supported" is routine)
+_NVML = (r"Failed to (?:initialize|properly shut down) NVML|GPU access blocked by the operating system|Insufficient External Power"
+         r"|Corrupted infoROM|Interrupt request issue|RM has detected an NVML/RM version mismatch|GPU requires restart"
+         r"|\bGot nvmlSt (?:8|9|11|14|15|16|17|18|999)\b")
 # nvidia-smi -q fields whose value says the GPU needs a reset or a drain ("Pending Page Blacklist :
 # Yes", "Remapping Failure Occurred : Yes", 550+: "Reset Required : Yes")
 _SMI_FIELD = (r"^\s*(?:Pending Page (?:Blacklist|Retirement)|Remapping Failure Occurred|Reset Required|Drain and Reset Recommended)"
@@ -44,7 +52,7 @@ RULES: tuple[FamilyRule, ...] = (
                r"|\bNV_ERR_|assert|power cables|uncorrect|\bDBE\b|unrecoverable|reboot required|\bhung\b|stuck)",
                "gpu_hw", T, CAUSE, MEDIUM, TIP_NODE),
     FamilyRule("gpu.nvml", r"(?i)\bNVML\b.*(?:Unknown Error|GPU is lost|fail|mismatch|not found|Insufficient)|Unable to determine the device handle for GPU|RmInitAdapter failed|rm_init_adapter failed|nvidia-smi has failed|No devices were found|\bERR!|GPU requires reset|GPU is lost|GPU \S+ (?:is lost|has fallen off)|Driver/library version mismatch|\bnvml error\b|NVIDIA driver not loaded|nvml.{0,20}driver not loaded|NVML_SUCCESS == \w+ INTERNAL ASSERT|NVML_ERROR_[A-Z_]+|NVMLError_(?:GpuIsLost|DriverNotLoaded|Unknown|GpuRequiresReset|CorruptedInforom|IrqIssue|LibRmVersionMismatch)|(?:uncorrectable|double[- ]bit|\bDBE\b).{0,40}(?:ECC|memory) errors?|row[- ]remap\w*(?: \w+)? fail|pending row[- ]remap|nvidia-persistenced\S*: .*(?:[Ff]ail|error)|"
-               + _SMI_FIELD + "|" + _DCGM,
+               + _NVML + "|" + _SMI_FIELD + "|" + _DCGM,
                "gpu_hw", T, CAUSE, MEDIUM, TIP_NODE),
     # the fabric manager's own log: "[Mar 05 2024 10:12:03] [ERROR] [tid 2212] <message>"
     FamilyRule("gpu.fabric", r"(?i)fabric ?manager.*(?:not running|fail|error|state|in progress|uninitiali[sz]ed|not started)|cudaErrorSystemNotReady|system not yet initialized|CUDA_ERROR_SYSTEM_NOT_READY|NVSwitch.*(?:error|fatal|fail)|NVLink.*(?:error|fatal|fail|down|inactive)"
@@ -57,7 +65,7 @@ RULES: tuple[FamilyRule, ...] = (
                "env_error", P, CAUSE, MEDIUM,
                "the GPU code does not fit this GPU, driver or library: match the build (CUDA version, TORCH_CUDA_ARCH_LIST, "
                "container image) to the nodes' GPUs and driver, or change the unsupported setting"),
-    FamilyRule("gpu.runtime", r"(?i)cudaError(?:ECCUncorrectable|HardwareStackError|IllegalInstruction|LaunchFailure|Contained|NoDevice|DevicesUnavailable|Unknown|InitializationError|LaunchTimeout|IllegalAddress|SystemDriverMismatch|NvlinkUncorrectable)|CUDA(?: driver)? error: (?:unknown error|uncorrectable|hardware|unspecified launch failure|an illegal instruction|initialization error|no CUDA-capable device|all CUDA-capable devices are busy|CUDA-capable device\(s\) is/are busy|the launch timed out|invalid device ordinal)|hardware error|ECC error|CUDA_ERROR_(?:ECC_UNCORRECTABLE|HARDWARE_STACK_ERROR|LAUNCH_FAILED|NO_DEVICE|UNKNOWN|ILLEGAL_ADDRESS|ILLEGAL_INSTRUCTION|LAUNCH_TIMEOUT|NVLINK_UNCORRECTABLE)|Memory access fault by GPU|HSA_STATUS_ERROR|hipError(?:NoDevice|LaunchFailure|Unknown|IllegalAddress|ECCNotCorrectable|HardwareStackError)|amdgpu.*(?:fault|reset|timeout|uncorrect|poison|\bhang\b|hung)|\bcuda[A-Z]\w*\(\) failed: \d+|(?:ZE|UR)_RESULT_ERROR_DEVICE_LOST|"
+    FamilyRule("gpu.runtime", r"(?i)cudaError(?:ECCUncorrectable|HardwareStackError|IllegalInstruction|LaunchFailure|Contained|NoDevice|DevicesUnavailable|Unknown|InitializationError|LaunchTimeout|IllegalAddress|SystemDriverMismatch|NvlinkUncorrectable)|CUDA(?: driver)? error: (?:unknown error|uncorrectable|hardware|unspecified launch failure|an illegal instruction|initialization error|no CUDA-capable device|all CUDA-capable devices are busy|CUDA-capable device\(s\) is/are busy|the launch timed out|invalid device ordinal)|hardware error|ECC error|CUDA_ERROR_(?:ECC_UNCORRECTABLE|HARDWARE_STACK_ERROR|LAUNCH_FAILED|NO_DEVICE|UNKNOWN|ILLEGAL_ADDRESS|ILLEGAL_INSTRUCTION|LAUNCH_TIMEOUT|NVLINK_UNCORRECTABLE)|Memory access fault by GPU|HSA_STATUS_ERROR|hipError(?:NoDevice|LaunchFailure|Unknown|IllegalAddress|ECCNotCorrectable|HardwareStackError)|amdgpu.*(?:fault|reset|timeout|uncorrect|poison|\bhang\b|hung|failed to (?:respond|resume|recover)|not done with your previous command)|HW Exception by GPU node-\d+|\bcuda[A-Z]\w*\(\) failed: \d+|(?:ZE|UR)_RESULT_ERROR_DEVICE_LOST|"
                + _CUDA_STRINGS,
                "gpu_hw", T, CAUSE, MEDIUM, TIP_NODE),
     FamilyRule("gpu.library", r"(?:CUBLAS|CUDNN|CUSOLVER|CUSPARSE)_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|CUFFT_(?:INTERNAL_ERROR|EXEC_FAILED)|NCCL WARN Cuda failure",
@@ -68,7 +76,7 @@ RULES: tuple[FamilyRule, ...] = (
     # the kernel reports these at its INFO level ("INFO: task python:123 blocked for more than 120
     # seconds.", "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"); a slow filesystem can print
     # one and recover, so it ends the job only when confirmed by a failure or a stall (low)
-    FamilyRule("host.stall", r"\bINFO: task \S+ blocked for more than \d+ seconds|\brcu_\w+ (?:self-)?detected stalls? on",
+    FamilyRule("host.stall", r"\bINFO: task \S+ blocked for more than \d+ seconds|\brcu_\w+ (?:self-)?detected stalls? on|\brcu_\w+ kthread starved for \d+ jiffies",
                "host_hw", T, CAUSE, LOW, TIP_NODE, beats_ignore=True),
 
 )

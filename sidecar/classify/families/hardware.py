@@ -40,9 +40,10 @@ _DCGM = (r"DCGM_FR_\w+|\bdcgmi? diag\b.*\bFail(?:ed)?\b|\bOverall (?:Health|Resu
 # that point at the device; the generic ones only after a CUDA/HIP prefix.
 _CUDA_STRINGS = (r"an illegal memory access was encountered|unspecified launch failure|uncorrectable ECC error encountered"
                  r"|an illegal instruction was encountered|the launch timed out and was terminated|hardware stack error"
-                 r"|CUDA-capable devices? (?:\(s\) )?(?:is/are|are|is) busy or unavailable|no CUDA-capable device is detected"
+                 r"|CUDA-capable devices? (?:\(s\) )?(?:is/are|are|is) busy or unavailable|no (?:CUDA|ROCm|HIP)-capable device is detected"
                  r"|uncorrectable NVLink error|CUDA driver initialization failed|system has unsupported display driver / cuda driver combination"
-                 r"|(?:CUDA|HIP|\[CUDA\]|\[HIP\])(?: driver)? (?:error|Error|failure)(?: \d+)?:? '?(?:unknown error|initialization error|invalid device ordinal)")
+                 r"|CUDA unknown error - this may be due to"
+                 r"|(?:CUDA|HIP|\[CUDA\]|\[HIP\]|cuda runtime)(?: driver)? (?:error|Error|failure)(?: \(?\d+\)?)? ?:? '?(?:unknown error|initialization error|invalid device ordinal)")
 
 RULES: tuple[FamilyRule, ...] = (
     # --- NVIDIA driver, NVML/nvidia-smi, DCGM, fabric manager -----------------------------------
@@ -59,12 +60,14 @@ RULES: tuple[FamilyRule, ...] = (
                r"|^\[\w{3} \d\d \d{4} [\d:]+\] \[(?:ERROR|FATAL)\] \[tid \d+\]",
                "gpu_hw", T, CAUSE, MEDIUM, TIP_NODE),
     # --- CUDA/HIP runtimes and libraries as frameworks print them -----------------------------------
-    # code built for another GPU, driver or library version, or asking what the GPU cannot do: a
-    # restart on the same kind of node repeats it (before gpu.runtime: "HIP error: invalid device function")
-    FamilyRule("gpu.unsupported", r"no kernel image is available for execution on the device|cudaErrorNoKernelImageForDevice|CUDA_ERROR_NO_BINARY_FOR_GPU|hipErrorNoBinaryForGpu|PTX was compiled with an unsupported toolchain|cudaErrorUnsupportedPtxVersion|CUDA_ERROR_UNSUPPORTED_PTX_VERSION|a PTX JIT compilation failed|device kernel image is invalid|(?:CUDA|HIP) error: invalid device function|hipErrorInvalidDeviceFunction|CUDA driver is a stub library|too many resources requested for launch|cudaErrorLaunchOutOfResources|CUBLAS_STATUS_(?:NOT_SUPPORTED|ARCH_MISMATCH|INVALID_VALUE)|CUDNN_STATUS_(?:BAD_PARAM|NOT_SUPPORTED|ARCH_MISMATCH|VERSION_MISMATCH|RUNTIME_PREREQUISITE_MISSING|LICENSE_ERROR)\w*",
+    # code built for another GPU, driver or library version, a GPU library that cannot be loaded, or
+    # code asking what the GPU cannot do: a restart on the same kind of node repeats it (before
+    # gpu.runtime: "HIP error: invalid device function"; before gpu.library: "NCCL WARN Cuda failure
+    # 'CUDA driver version is insufficient for CUDA runtime version'")
+    FamilyRule("gpu.software", r"(?i)CUDA driver version is insufficient|NVIDIA driver on your system is too old|Unable to load any of \{lib(?:cu|nv)\w+|Could not load library lib(?:cu|nv)\w+|Invalid handle\. Cannot load symbol cu\w+|CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED|rocBLAS error: Cannot read \S+|for GPU arch : gfx\w+|no kernel image is available for execution on the device|cudaErrorNoKernelImageForDevice|CUDA_ERROR_NO_BINARY_FOR_GPU|hipErrorNoBinaryForGpu|PTX was compiled with an unsupported toolchain|cudaErrorUnsupportedPtxVersion|CUDA_ERROR_UNSUPPORTED_PTX_VERSION|a PTX JIT compilation failed|device kernel image is invalid|(?:CUDA|HIP) error: invalid device function|hipErrorInvalidDeviceFunction|CUDA driver is a stub library|too many resources requested for launch|cudaErrorLaunchOutOfResources|CUBLAS_STATUS_(?:NOT_SUPPORTED|ARCH_MISMATCH|INVALID_VALUE)|CUDNN_STATUS_(?:BAD_PARAM|NOT_SUPPORTED|ARCH_MISMATCH|VERSION_MISMATCH|RUNTIME_PREREQUISITE_MISSING|LICENSE_ERROR)\w*",
                "env_error", P, CAUSE, MEDIUM,
-               "the GPU code does not fit this GPU, driver or library: match the build (CUDA version, TORCH_CUDA_ARCH_LIST, "
-               "container image) to the nodes' GPUs and driver, or change the unsupported setting"),
+               "the GPU software does not fit this GPU or driver, or misses a library: match the build (CUDA version, "
+               "TORCH_CUDA_ARCH_LIST, container image) to the nodes' GPUs and driver, or change the unsupported setting"),
     FamilyRule("gpu.runtime", r"(?i)cudaError(?:ECCUncorrectable|HardwareStackError|IllegalInstruction|LaunchFailure|Contained|NoDevice|DevicesUnavailable|Unknown|InitializationError|LaunchTimeout|IllegalAddress|SystemDriverMismatch|NvlinkUncorrectable)|CUDA(?: driver)? error: (?:unknown error|uncorrectable|hardware|unspecified launch failure|an illegal instruction|initialization error|no CUDA-capable device|all CUDA-capable devices are busy|CUDA-capable device\(s\) is/are busy|the launch timed out|invalid device ordinal)|hardware error|ECC error|CUDA_ERROR_(?:ECC_UNCORRECTABLE|HARDWARE_STACK_ERROR|LAUNCH_FAILED|NO_DEVICE|UNKNOWN|ILLEGAL_ADDRESS|ILLEGAL_INSTRUCTION|LAUNCH_TIMEOUT|NVLINK_UNCORRECTABLE)|Memory access fault by GPU|HSA_STATUS_ERROR|hipError(?:NoDevice|LaunchFailure|Unknown|IllegalAddress|ECCNotCorrectable|HardwareStackError)|amdgpu.*(?:fault|reset|timeout|uncorrect|poison|\bhang\b|hung|failed to (?:respond|resume|recover)|not done with your previous command)|HW Exception by GPU node-\d+|\bcuda[A-Z]\w*\(\) failed: \d+|(?:ZE|UR)_RESULT_ERROR_DEVICE_LOST|"
                + _CUDA_STRINGS,
                "gpu_hw", T, CAUSE, MEDIUM, TIP_NODE),

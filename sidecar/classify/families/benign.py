@@ -30,7 +30,7 @@ BENIGN = "|".join((
     r"|Connection closed by localRank",
     # --- GPU, hardware, network, storage
     # Xid 13/31/43: the application's own fault (its error is printed by the application)
-    r"(?:NVRM: Xid \([^)]*\):|\bX(?:id|ID)) (?:13|31|43)\b",
+    r"(?:NVRM: Xid \([^)]*\):|\bX(?:id|ID)(?: error)?:?) (?:13|31|43)\b",
     # counts of corrected errors (amdgpu RAS: "2 correctable hardware errors detected in umc block, no
     # user action is needed"), mcelog's advice after a machine check, a cgroup's zero OOM counters
     r"(?i:\bcorrect(?:ed|able) (?:hardware |memory |ECC )*errors? (?:detected|received|logged|reported)\b)"

@@ -15,7 +15,7 @@ that source nobody wrote down are read too:
 
 from __future__ import annotations
 
-from sidecar.classify.families.rule import CAUSE, FamilyRule, LOW, MEDIUM, P, T, TIP_NODE
+from sidecar.classify.families.rule import CAUSE, FamilyRule, LOW, MEDIUM, P, SYMPTOM, T, TIP_NODE
 
 # NVML's own error strings (nvmlErrorString) for a device fault, an init that failed, and DCGM's log of
 # NVML return codes ("Got nvmlSt 15 from nvmlDeviceGetRetiredPages": 8 power, 9 driver not loaded,
@@ -79,8 +79,9 @@ RULES: tuple[FamilyRule, ...] = (
                "host_hw", T, CAUSE, MEDIUM, TIP_NODE),
     # the kernel reports these at its INFO level ("INFO: task python:123 blocked for more than 120
     # seconds.", "rcu: INFO: rcu_sched detected stalls on CPUs/tasks:"); a slow filesystem can print
-    # one and recover, so it ends the job only when confirmed by a failure or a stall (low)
+    # one and recover, so it ends the job only when confirmed by a failure or a stall (low), and
+    # a cause printed after it (a driver's Xid, a filesystem's eviction) is the root (a symptom)
     FamilyRule("host.stall", r"\bINFO: task \S+ blocked for more than \d+ seconds|\brcu_\w+ (?:self-)?detected stalls? on|\brcu_\w+ kthread starved for \d+ jiffies",
-               "host_hw", T, CAUSE, LOW, TIP_NODE, beats_ignore=True),
+               "host_hw", T, SYMPTOM, LOW, TIP_NODE, beats_ignore=True),
 
 )

@@ -37,7 +37,9 @@ BENIGN = "|".join((
     r"|Run the above through 'mcelog|^\s*oom(?:_group)?(?:_kill)? 0\s*$"
     # the kernel dropped a clean page with a memory error: no process was harmed (a harmed one gets
     # its own "Sending SIGBUS to <process>" line)
-    r"|Memory failure: \w+: recovery action for clean [^:]*: Recovered",
+    r"|Memory failure: \w+: recovery action for clean [^:]*: Recovered"
+    # PyTorch's pointer to the CUDA docs under a CUDA error ("Search for `cudaErrorIllegalAddress' in https://...")
+    r"|Search for `(?:cuda|hip)\w+' in https?://",
     # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
     r"\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\(",
     # --- Python, frameworks, side services

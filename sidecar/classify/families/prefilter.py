@@ -20,7 +20,7 @@ PREFILTER = "|".join((
     r"|NMI received|Oops: |out of memory|oom|OOM|bad_alloc|blocked for more than|general protection|DPC: |Pending Page|Reset Required"
     r"|Reset Recommended|pending row|faulty memory|no longer bound|illegal (?:memory|instruction)|launch failure|low memory!"
     r"|sending SIG(?:TERM|KILL) to|result of limit|kthread starved|GPU access blocked|Got nvmlSt|Insufficient External|infoROM"
-    r"|Interrupt request issue|not done with your previous|fallen off|fell off|is not compatible with the current",
+    r"|Interrupt request issue|not done with your previous|fallen off|fell off|is not compatible with the current|\| Asserted",
     # network transports, collectives, stores and storage
     r"reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|unreachable|No route to host|synd 0x|LINK_DOWN"
     r"|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down|is down\b|Transport endpoint|overflow detected"

@@ -34,7 +34,7 @@ _SMI_FIELD = (r"^\s*(?:Pending Page (?:Blacklist|Retirement)|Remapping Failure O
 _DCGM = (r"DCGM_FR_\w+|\bdcgmi? diag\b.*\bFail(?:ed)?\b|\bOverall (?:Health|Result|Status): *Fail(?:ed|ure)?\b"
          r"|^\s*\|[^|]*\|\s*Fail(?:ed|ure)?(?: - |\s*\|)|GPU \d+ had uncorrectable memory errors|pages are pending retirement"
          r"|has pending row remappings|row remapping failed|corrupt InfoROM|faulty memory elements|Uncontained error"
-         r"|is no longer bound to a CUDA context|\bNvLink link \d+ is (?:currently )?down|(?:fatal errors on|link \d+ of) NvSwitch"
+         r"|is no longer bound to a CUDA context|\bNvLink link \d+ is (?:currently )?down|fatal errors on NvSwitch"
          r"|retired pages (?:due to DBEs )?have been detected")
 # The CUDA runtime's error strings (cudaGetErrorString, what every framework prints after "CUDA
 # error: ", "Triton Error [CUDA]: ", "CUDA_ERROR_ILLEGAL_ADDRESS: "; HIP prints the same texts)
@@ -49,7 +49,8 @@ _CUDA_STRINGS = (r"an illegal memory access was encountered|unspecified launch f
 RULES: tuple[FamilyRule, ...] = (
     # --- NVIDIA driver, NVML/nvidia-smi, DCGM, fabric manager -----------------------------------
     # the driver's "NVRM: Xid (PCI:..): 79, ...", and monitors' "Xid 79", "XID error 79", "XID 79 detected"
-    FamilyRule("gpu.xid", r"NVRM: Xid \(|\bX(?:id|ID)(?: error)?:? \d+\b|fallen off the bus|fell off the bus", "gpu_hw", T, CAUSE, MEDIUM, TIP_NODE),
+    FamilyRule("gpu.xid", r"NVRM: Xid \(|\bX(?:id|ID)(?: error)?:? \d+\b|fallen off the bus|fell off the bus",
+               "gpu_hw", T, CAUSE, MEDIUM, TIP_NODE),
     FamilyRule("gpu.driver", r"(?i)NVRM: .*(?:error|fail|fallen|lost|fatal|timeout|timed out|\bRC\b|reset|GSP|mismatch|invalid|crash"
                r"|cannot|can't|unable|(?:not|were) (?:be )?initiali[sz]ed|No NVIDIA (?:devices|GPU)|probe routine|bad register"
                r"|\bNV_ERR_|assert|power cables|uncorrect|\bDBE\b|unrecoverable|reboot required|\bhung\b|stuck)",

@@ -6,12 +6,18 @@ from sidecar.classify.families.rule import CAUSE, FamilyRule, LOW, MEDIUM, P, SY
 
 RULES: tuple[FamilyRule, ...] = (
     # --- collectives, stores, networks ----------------------------------------------------------
-    FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
-               "nccl", T, CAUSE, MEDIUM, "NCCL failed (a peer, the network or the GPU); restart"),
+    # a call NCCL refused (ncclInvalidArgument/ncclInvalidUsage, "NCCL WARN Invalid ..."): before its result
+    # codes, since torch wraps it as "NCCL error in: ..., invalid usage"
     FamilyRule("nccl.mismatch", r"NCCL WARN .*[Mm]essage truncated",
                "nccl_config", P, CAUSE, MEDIUM, "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"),
-    FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected|NCCL WARN Invalid|NCCL WARN .*\b(?:invalid (?:cudaDev|rank|device|value|argument)|no socket interface|no \w+ interface found)|\bncclInvalidArgument\b|NCCL Error \d+: invalid (?:usage|argument)|unknown NCCL_|invalid usage|ncclInvalidUsage",
+    FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected",
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
+    FamilyRule("nccl.usage", r"NCCL WARN Invalid|NCCL WARN .*\binvalid (?:cudaDev|rank|device|value|argument)|\bncclInvalid(?:Argument|Usage)\b|NCCL (?:[Ee]rror|ERROR)\b.{0,100}\binvalid (?:usage|argument)\b|unknown NCCL_|invalid usage",
+               "nccl_config", P, CAUSE, MEDIUM, "NCCL refused a call (an invalid argument, or the ranks set up differently): a bug or a config error; a restart repeats it"),
+    FamilyRule("nccl.interface", r"NCCL WARN .*\b(?:no socket interface|no \w+ interface found)",
+               "nccl_config", P, CAUSE, MEDIUM, "NCCL found no network interface to use: check NCCL_SOCKET_IFNAME (and NCCL_IB_HCA) against the nodes' interfaces"),
+    FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
+               "nccl", T, CAUSE, MEDIUM, "NCCL failed (a peer, the network or the GPU); restart"),
     # torch's monitoredBarrier on a healthy rank: it names the faulty rank, whose own lines are the cause
     FamilyRule("hang.barrier_peer", r"reached \w*[Bb]arrier\w*,? but received errors|check rank \d+ logs for (?:the )?faulty rank",
                "hang", T, SYMPTOM, MEDIUM, "a healthy rank reporting another rank that failed or hung: see that rank's lines"),
@@ -23,6 +29,9 @@ RULES: tuple[FamilyRule, ...] = (
                "hang", T, CAUSE, MEDIUM, "a peer stopped answering (hung or stopped process); restart"),
     FamilyRule("net.peer_closed", r"(?i)Connection closed by (?:remote )?peer|closed by remote|Connection was likely closed|remote end closed|EOF occurred|peer (?:closed|shut down|hung up)",
                "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
+    # torch.distributed's init_method that the environment does not complete (env://, tcp://): a launch config error
+    FamilyRule("store.config", r"environment variable \w+ expected, but not set|rendezvous: port number missing|\brdzv_endpoint\b.{0,40}\b(?:invalid|not a valid)|[Ii]nvalid (?:rendezvous|rdzv) (?:endpoint|backend|configuration)",
+               "config_error", P, CAUSE, MEDIUM, "the launcher's rendezvous settings are incomplete (MASTER_ADDR/MASTER_PORT, --rdzv-endpoint): fix the launch command"),
     FamilyRule("store.c10d", r"(?i)TCPStore|\[c10d\]|c10d[/:]|c10d (?:store|rendezvous|key-value)|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
     FamilyRule("net.mpi", r"MPI_ERR_\w+|RETRY EXCEEDED|retry count .{0,60}exceeded|error polling \w+ CQ|[OP]RTE does not know how to route|[OP]RTE has lost|PMIX ERROR: (?:UNREACH\w*|TIMEOUT|LOST[-_ ]CONNECTION\S*|COMMUNICATION\S*)|PMIX_ERR_(?:UNREACH|TIMEOUT|LOST_\w+|COMM\w*)|\bpmixp_\w+.*(?:timeout|failed|[Cc]annot connect)|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)"

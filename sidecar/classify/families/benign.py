@@ -34,6 +34,8 @@ BENIGN = "|".join((
     r"NVRM: Xid \([^)]*\): (?:13|31|43)\b",
     # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
     r"\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\(",
+    # Open MPI loads every component it finds and reports one whose library is missing, then goes on without it
+    r"mca_base_component_repository_open: unable to open",
     # --- Python, frameworks, side services
     # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
     r"' thrown while requesting [A-Z]+ ",

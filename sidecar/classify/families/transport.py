@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.classify.families.rule import CAUSE, FamilyRule, MEDIUM, T
+from sidecar.classify.families.rule import CAUSE, FamilyRule, MEDIUM, P, T
 
 # ibv_wc_status_str(): the verbs library's names for a work completion that failed (IBV_WC_*_ERR)
 _WC_STATUS = (r"(?:transport|RNR) retry counter exceeded|local (?:length|protection|QP operation|EE context operation|access|RDD violation) error"
@@ -19,10 +19,16 @@ _PORT_STATE = (r"^\s*(?:[Ss]tate|[Pp]hys(?:ical)?[ _]state):\s+(?:\d:\s+)?"
                r"|[Ss]ubnet [Mm]anager\b.{0,40}(?:not (?:running|found|responding|present)|lost|fail|down)|\bno (?:subnet manager|SM)\b.{0,20}(?:found|running|present)")
 
 RULES: tuple[FamilyRule, ...] = (
+    # NCCL's network plugins report a receive larger than the buffer the peer's collective posted: the ranks
+    # called collectives of different sizes (a bug), not a network fault; before the plugin's error words
+    FamilyRule("net.mismatch", r"NET/\w+ ?: .*(?:collective mismatch|[Mm]essage truncated)",
+               "nccl_config", P, CAUSE, MEDIUM, "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"),
     # --- transport libraries: their own errors say where it failed (before memory words) -----
     FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ib_mlx5_log\.c|\(synd 0x[0-9a-f]+ vend 0x|ibv_\w+\S* (?:failed|error)|RETRY_EXC_ERR|"
                          + _WC_STATUS + "|" + _ASYNC_EVENT
-                         + r"|mlx\d\w*:? .*(?:port error|link down|error CQE|fatal|syndrome|completion with error|health (?:recovery|compromised|poll failed)|health_try_recover|bad device|internal error|error state)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link (?:is |went |state changed to )?down\b|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b",
+                         + r"|mlx\d\w*:? .*(?:port error|link down|error CQE|fatal|syndrome|completion with error|health (?:recovery|compromised|poll failed)|health_try_recover|bad device|internal error|error state)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link (?:is |went |state changed to )?down\b|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b"
+                         # mlx5's firmware command interface: a command the firmware never answered
+                         r"|\b[A-Z_]+\(0x[0-9a-f]+\) timeout\. Will cause a leak|Command completion arrived after timeout",
                "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),
     FamilyRule("net.ib_port", _PORT_STATE,
                "network", T, CAUSE, MEDIUM, "an InfiniBand port is not active (cable, switch or subnet manager); restart excluding the node"),

@@ -12,11 +12,13 @@ RULES: tuple[FamilyRule, ...] = (
                "nccl_config", P, CAUSE, MEDIUM, "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"),
     FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected",
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
-    FamilyRule("nccl.usage", r"NCCL WARN Invalid|NCCL WARN .*\binvalid (?:cudaDev|rank|device|value|argument)|\bncclInvalid(?:Argument|Usage)\b|NCCL (?:[Ee]rror|ERROR)\b.{0,100}\binvalid (?:usage|argument)\b|unknown NCCL_|invalid usage",
+    FamilyRule("nccl.usage", r"NCCL WARN Invalid|NCCL WARN .*\binvalid (?:cudaDev|rank|device|value|argument)|\bncclInvalid(?:Argument|Usage)\b|\bnccl[A-Z]\w+(?:\(\))? failed: invalid (?:argument|usage)|NCCL (?:[Ee]rror|ERROR)\b.{0,100}\binvalid (?:usage|argument)\b|unknown NCCL_|invalid usage",
                "nccl_config", P, CAUSE, MEDIUM, "NCCL refused a call (an invalid argument, or the ranks set up differently): a bug or a config error; a restart repeats it"),
     FamilyRule("nccl.interface", r"NCCL WARN .*\b(?:no socket interface|no \w+ interface found)",
                "nccl_config", P, CAUSE, MEDIUM, "NCCL found no network interface to use: check NCCL_SOCKET_IFNAME (and NCCL_IB_HCA) against the nodes' interfaces"),
-    FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b",
+    FamilyRule("nccl.result", r"\bnccl(?:System|Internal|Remote|UnhandledCuda)Error\b|\bNCCL (?:[Ee]rror|ERROR)\b|\bNCCL (?:failure|timeout)\b"
+                            # ncclGetErrorString()'s words after the failed call (Horovod, JAX, NCCL's own tests)
+                            r"|\bnccl[A-Z]\w+(?:\(\))? failed: (?:unhandled (?:system|cuda) error|internal error|remote process exited|.*network error)",
                "nccl", T, CAUSE, MEDIUM, "NCCL failed (a peer, the network or the GPU); restart"),
     # torch's monitoredBarrier on a healthy rank: it names the faulty rank, whose own lines are the cause
     FamilyRule("hang.barrier_peer", r"reached \w*[Bb]arrier\w*,? but received errors|check rank \d+ logs for (?:the )?faulty rank",

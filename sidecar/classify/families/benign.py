@@ -35,7 +35,10 @@ BENIGN = "|".join((
     # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
     r"\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\(",
     # Open MPI loads every component it finds and reports one whose library is missing, then goes on without it
-    r"mca_base_component_repository_open: unable to open",
+    r"mca_base_component_repository_open: unable to open"
+    # the kernel's soft-quota warning (writes still succeed: the hard limit's "write failed, ... limit reached" is the failure);
+    # s3fs-fuse's own levels below error ([INF], [DBG], [WAN]: a HEAD that found no object is how it checks for one)
+    r"|\bwarning, (?:user|group|project) (?:block|file) quota exceeded|\[(?:INF|DBG|WAN)\] \w+\.cpp:",
     # --- Python, frameworks, side services
     # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
     r"' thrown while requesting [A-Z]+ ",

@@ -11,6 +11,9 @@ IO: tuple[FamilyRule, ...] = (
     # Rust's io::ErrorKind): before the I/O rule, which would read the same line as a transient error
     FamilyRule("storage.full_code", r"(?i)lustre.*(?:\brc:? ?=? ?|\bfailed:? |\berror:? )-(?:28|122)\b|\berrno ?[=:] ?(?:28|122)\b|\bDER_NOSPACE\b|kind: (?:StorageFull|FilesystemQuotaExceeded)\b",
                "disk_full", P, CAUSE, MEDIUM, _TIP_FULL),
+    # a mount the server refuses (an export or share the config names wrongly or may not use)
+    FamilyRule("storage.mount_refused", r"\bmount(?:\.\w+)?: (?:access denied by server|mounting \S+ failed, reason given by server: No such file or directory)|\bmount error\(13\): Permission denied",
+               "config_error", P, CAUSE, MEDIUM, "the file server refused the mount: check the export/share name and this job's access to it"),
     # the node's own disks: the block layer's, the NVMe driver's and the local file systems' reports of a failed device
     FamilyRule("storage.local_disk", r"(?i)critical (?:medium|target|nexus|protection|space allocation) error, dev \w+|\b(?:timeout|I/O) error, dev \w+|Buffer I/O error on (?:dev|device) \w+"
                                      r"|\b(?:EXT4|XFS|BTRFS)-fs error|\bXFS \([^)]*\): (?:.*[Ff]ilesystem has been shut down|[Cc]orruption (?:of in-memory data )?detected|.*[Ss]hutting down filesystem|log I/O error|metadata I/O error)|\bBTRFS(?:: error| error| critical) \(device "
@@ -39,19 +42,20 @@ OBJECT: tuple[FamilyRule, ...] = (
     # "<Exception>: <status> <METHOD> <url>", gcsfs "HttpError: <message>, <status>", requests
     # "<status> Client/Server Error: <reason> for url", urllib "HTTP Error <status>:", azure "ErrorCode:<Code>".
     FamilyRule("storage.object_refused", r"An error occurred \((?:AccessDenied|AllAccessDisabled|AccountProblem|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken|NoSuch\w+|InvalidBucketName|EntityTooLarge|InvalidArgument|AuthorizationHeaderMalformed|40[0134])\)"
-                                         r"|(?:exceptions|errors|retry)\.\w+: 40[0134] [A-Z]+ |HttpError: .*, 40[0134]$|\b40[0134] Client Error: |HTTP Error 40[0134]: "
+                                         r"|(?:exceptions|errors|retry)\.\w+: 40[0134] [A-Z]+ |HttpError: .*, 40[0134]$|\b40[0134] Client Error: |HTTP Error 40[0134]: |The requested URL returned error: 40[0134]\b"
                                          r"|(?:ErrorCode:|azure\.core\.exceptions\.\w+: \()(?:AuthenticationFailed|AuthorizationFailure|AuthorizationPermissionMismatch|ContainerNotFound|BlobNotFound|ResourceNotFound|InvalidResourceName|AccountIsDisabled)\b",
                "config_error", P, CAUSE, MEDIUM,
                "the object store refused the request (credentials, permissions, a bucket or key that does not exist): fix the config"),
     FamilyRule("storage.object_unavailable", r"An error occurred \((?:SlowDown|ServiceUnavailable|InternalError|InternalServerError|RequestTimeout|Throttl\w*|TooManyRequests|RequestLimitExceeded|ServerBusy|OperationTimedOut|50[0234]|429|408)\)"
                                              r"|(?:exceptions|errors|retry)\.\w+: (?:408|429|50[0234]) [A-Z]+ |HttpError: .*, (?:408|429|50[0234])$|\b(?:408|429|50[0234]) Server Error: |\b429 Client Error: |HTTP Error (?:408|429|50[0234]): "
+                                             r"|The requested URL returned error: (?:408|429|50[0234])\b|(?i:status[ _]code|HTTP (?:status|response code)|response code)['\"]?[:=,]? ?(?:408|429|50[0234])\b"
                                              r"|(?:ErrorCode:|azure\.core\.exceptions\.\w+: \()(?:ServerBusy|OperationTimedOut|InternalError|ServiceUnavailable)\b",
                "object_store", T, CAUSE, MEDIUM, "the object store was busy or failed on its side; restart"),
 )
 
 SPACE: tuple[FamilyRule, ...] = (
     # --- storage space ------------------------------------------------------------------------
-    FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space|(?:not enough|insufficient) (?:free )?(?:disk )?space\b|exceed(?:s|ed)? (?:\w+ ){0,2}quota\b|(?:file ?system|disk|device) is full\b",
+    FamilyRule("storage.full", r"(?i)No space left on device|Disk quota exceeded|\[Errno (?:28|122)\]|\bENOSPC\b|\bEDQUOT\b|quota exceeded|over quota|out of disk space|(?:not enough|insufficient) (?:free )?(?:disk )?space\b|write failed, (?:user|group|project) (?:block|file) limit reached|exceed(?:s|ed)? (?:\w+ ){0,2}quota\b|(?:file ?system|disk|device) is full\b",
                "disk_full", P, CAUSE, MEDIUM, _TIP_FULL),
 
 )

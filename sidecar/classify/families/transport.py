@@ -13,10 +13,11 @@ _ASYNC_EVENT = (r"I?B[V_]*EVENT_(?:PORT_ERR|DEVICE_FATAL|QP_FATAL|QP_REQ_ERR|QP_
                 r"|(?:local|local work queue|SRQ) catastrophic error|QP fatal error|(?:invalid request|local access violation) work queue error")
 # A port that is not up, as ibstat ("State: Down", "Physical state: Polling"), ibstatus ("state: 1: DOWN",
 # "phys state: 2: Polling") and ibv_devinfo ("state: PORT_DOWN (1)") print it; INIT/Initializing: no subnet manager
-# has brought it up. Anchored at the line's start: these tools print one field a line.
+# has brought it up. Anchored at the line's start: these tools print one field a line. NHC's check_hw_ib/check_hw_eth
+# print only when a port or device is missing or down.
 _PORT_STATE = (r"^\s*(?:[Ss]tate|[Pp]hys(?:ical)?[ _]state):\s+(?:\d:\s+)?"
                r"(?:Down|DOWN|PORT_DOWN|Polling|POLLING|Disabled|DISABLED|Initializing|INIT|PORT_INIT|LinkErrorRecovery|LINK_ERROR_RECOVERY)\b"
-               r"|[Ss]ubnet [Mm]anager\b.{0,40}(?:not (?:running|found|responding|present)|lost|fail|down)|\bno (?:subnet manager|SM)\b.{0,20}(?:found|running|present)")
+               r"|\bcheck_hw_(?:ib|eth): |[Ss]ubnet [Mm]anager\b.{0,40}(?:not (?:running|found|responding|present)|lost|fail|down)|\bno (?:subnet manager|SM)\b.{0,20}(?:found|running|present)")
 
 RULES: tuple[FamilyRule, ...] = (
     # NCCL's network plugins report a receive larger than the buffer the peer's collective posted: the ranks
@@ -38,7 +39,7 @@ RULES: tuple[FamilyRule, ...] = (
                           r"|\befa \d{4}:[0-9a-f:.]+: .*(?:[Ff]ail|error|timed? ?out)",
                "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
     # a NIC's kernel driver: its transmit queue stalled (IPoIB, RoCE, Ethernet), the driver resets it; a bond left without a link
-    FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b|Detected (?:Tx|Hardware) Unit Hang|\btx_timeout\b|now running without any active interface",
+    FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b|Detected (?:Tx|Hardware) Unit Hang|\btx_timeout\b|transmit timed out|now running without any active interface",
                "network", T, CAUSE, MEDIUM, "a network adapter stalled on the node; restart excluding it if it names one"),
     # UCX: its log's ERROR/FATAL level, and ucs_status_string()'s words for a transport that broke
     FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|\[[\w.-]+:\d+:\d+:\d+\]\s+\w+\.c:\d+\s+(?:Fatal|FATAL|Error|ERROR)\b|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout|Connection reset by remote peer|Destination is unreachable",

@@ -39,7 +39,7 @@ RULES: tuple[FamilyRule, ...] = (
                           r"|\befa \d{4}:[0-9a-f:.]+: .*(?:[Ff]ail|error|timed? ?out)",
                "network", T, CAUSE, MEDIUM, "a libfabric/OFI transport error (Slingshot, EFA); restart"),
     # a NIC's kernel driver: its transmit queue stalled (IPoIB, RoCE, Ethernet), the driver resets it; a bond left without a link
-    FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b|Detected (?:Tx|Hardware) Unit Hang|\btx_timeout\b|transmit timed out|now running without any active interface",
+    FamilyRule("net.nic", r"NETDEV WATCHDOG: \S+ .*timed out|\b(?:TX|[Tt]ransmit) (?:timeout|hang) (?:detected|on queue)|transmit queue \d+ timed out|\btransmit timeout\b|Detected (?:Tx|Hardware) Unit Hang|\btx_timeout:? (?:VSI_\w+|recovery level)|transmit timed out|now running without any active interface",
                "network", T, CAUSE, MEDIUM, "a network adapter stalled on the node; restart excluding it if it names one"),
     # UCX: its log's ERROR/FATAL level, and ucs_status_string()'s words for a transport that broke
     FamilyRule("net.ucx", r"UCX\s+(?:ERROR|FATAL)|\[[\w.-]+:\d+:\d+:\d+\]\s+\w+\.c:\d+\s+(?:Fatal|FATAL|Error|ERROR)\b|UCS_ERR_\w+|\bucp_\w+.*(?:failed|error)|\buct_\w+.*(?:error|failed)|Endpoint timeout|Connection reset by remote peer|Destination is unreachable",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from sidecar.classify.families.rule import CAUSE, FamilyRule, LOW, MEDIUM, P, SYMPTOM, T
 
+TIP_MISMATCH = "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"
+
 RULES: tuple[FamilyRule, ...] = (
     # --- collectives, stores, networks ----------------------------------------------------------
     # a call NCCL refused (ncclInvalidArgument/ncclInvalidUsage, "NCCL WARN Invalid ..."): before its result
     # codes, since torch wraps it as "NCCL error in: ..., invalid usage"
     FamilyRule("nccl.mismatch", r"NCCL WARN .*[Mm]essage truncated",
-               "nccl_config", P, CAUSE, MEDIUM, "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"),
+               "nccl_config", P, CAUSE, MEDIUM, TIP_MISMATCH),
     FamilyRule("nccl.config", r"has already checked in|Duplicate GPU detected",
                "nccl_config", P, CAUSE, MEDIUM, "two processes claim the same rank or GPU: check the launcher's rank/GPU mapping"),
     FamilyRule("nccl.usage", r"NCCL WARN Invalid|NCCL WARN .*\binvalid (?:cudaDev|rank|device|value|argument)|\bncclInvalid(?:Argument|Usage)\b|\bnccl[A-Z]\w+(?:\([^)]*\))? failed: invalid (?:argument|usage)|NCCL (?:[Ee]rror|ERROR)\b.{0,100}\binvalid (?:usage|argument)\b|unknown NCCL_|invalid usage",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sidecar.classify.families.collectives import TIP_MISMATCH
 from sidecar.classify.families.rule import CAUSE, FamilyRule, MEDIUM, P, T
 
 # ibv_wc_status_str(): the verbs library's names for a work completion that failed (IBV_WC_*_ERR)
@@ -23,7 +24,7 @@ RULES: tuple[FamilyRule, ...] = (
     # NCCL's network plugins report a receive larger than the buffer the peer's collective posted: the ranks
     # called collectives of different sizes (a bug), not a network fault; before the plugin's error words
     FamilyRule("net.mismatch", r"NET/\w+ ?: .*(?:collective mismatch|[Mm]essage truncated)",
-               "nccl_config", P, CAUSE, MEDIUM, "the ranks called collectives of different sizes or order: a bug in the code; a restart repeats it"),
+               "nccl_config", P, CAUSE, MEDIUM, TIP_MISMATCH),
     # --- transport libraries: their own errors say where it failed (before memory words) -----
     FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ib_mlx5_log\.c|\(synd 0x[0-9a-f]+ vend 0x|ibv_\w+\S* (?:failed|error)|RETRY_EXC_ERR|"
                          + _WC_STATUS + "|" + _ASYNC_EVENT

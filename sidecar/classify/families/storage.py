@@ -40,17 +40,18 @@ OBJECT: tuple[FamilyRule, ...] = (
     # a bucket or key that does not exist) repeats on restart; throttling and server errors pass.
     # botocore "An error occurred (<Code>) when calling the <Op> operation", google.api_core
     # "<Exception>: <status> <METHOD> <url>", gcsfs "HttpError: <message>, <status>", requests
-    # "<status> Client/Server Error: <reason> for url", urllib "HTTP Error <status>:", azure "ErrorCode:<Code>".
+    # "<status> Client Error: <reason> for url" (its 5xx/429 are training's net.http), urllib "HTTP Error <status>:",
+    # azure "ErrorCode:<Code>" and "(<Code>) message", curl "The requested URL returned error: <status>".
     FamilyRule("storage.object_refused", r"An error occurred \((?:AccessDenied|AllAccessDisabled|AccountProblem|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken|NoSuch\w+|InvalidBucketName|EntityTooLarge|InvalidArgument|AuthorizationHeaderMalformed|40[0134])\)"
                                          r"|(?:exceptions|errors|retry)\.\w+: 40[0134] [A-Z]+ |HttpError: .*, 40[0134]$|\b40[0134] Client Error: |HTTP Error 40[0134]: |The requested URL returned error: 40[0134]\b"
                                          r"|(?:ErrorCode:|azure\.core\.exceptions\.\w+: \()(?:AuthenticationFailed|AuthorizationFailure|AuthorizationPermissionMismatch|ContainerNotFound|BlobNotFound|ResourceNotFound|InvalidResourceName|AccountIsDisabled)\b",
                "config_error", P, CAUSE, MEDIUM,
                "the object store refused the request (credentials, permissions, a bucket or key that does not exist): fix the config"),
     FamilyRule("storage.object_unavailable", r"An error occurred \((?:SlowDown|ServiceUnavailable|InternalError|InternalServerError|RequestTimeout|Throttl\w*|TooManyRequests|RequestLimitExceeded|ServerBusy|OperationTimedOut|50[0234]|429|408)\)"
-                                             r"|(?:exceptions|errors|retry)\.\w+: (?:408|429|50[0234]) [A-Z]+ |HttpError: .*, (?:408|429|50[0234])$|\b(?:408|429|50[0234]) Server Error: |\b429 Client Error: |HTTP Error (?:408|429|50[0234]): "
+                                             r"|(?:exceptions|errors|retry)\.\w+: (?:408|429|50[0234]) [A-Z]+ |HttpError: .*, (?:408|429|50[0234])$|HTTP Error (?:408|429|50[0234]): "
                                              r"|The requested URL returned error: (?:408|429|50[0234])\b|(?i:status[ _]code|HTTP (?:status|response code)|response code)['\"]?[:=,]? ?(?:408|429|50[0234])\b"
                                              r"|(?:ErrorCode:|azure\.core\.exceptions\.\w+: \()(?:ServerBusy|OperationTimedOut|InternalError|ServiceUnavailable)\b",
-               "object_store", T, CAUSE, MEDIUM, "the object store was busy or failed on its side; restart"),
+               "object_store", T, CAUSE, MEDIUM, "the remote store or service was busy or failed on its side; restart"),
 )
 
 SPACE: tuple[FamilyRule, ...] = (

@@ -1,8 +1,8 @@
 """The family layer's rules in their order, and the layer that applies them.
 
 The order decides when two rules read one line: consequences first (a line that is both a
-follow-on and a cause's words is the follow-on), then process deaths, transports before memory
-words, hardware, Slurm, storage I/O, the launch environment, collectives, space, and the
+follow-on and a cause's words is the follow-on), then process deaths, the launchers' own reports
+(their "failed" lines name no transport), transports before memory words, hardware, Slurm, storage I/O, the launch environment, collectives, space, and the
 training program's own failures.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re2
 
-from sidecar.classify.families import cascade, collectives, environment, hardware, memory, slurm, storage, training, transport
+from sidecar.classify.families import cascade, collectives, environment, hardware, launchers, memory, slurm, storage, training, transport
 from sidecar.classify.families.benign import BENIGN
 from sidecar.classify.families.exceptions import EXCEPTION_RULE, exception_family
 from sidecar.classify.families.prefix import line_body
@@ -18,7 +18,7 @@ from sidecar.classify.families.rule import FamilyRule
 from sidecar.classify.model import Layer, SignalHit
 
 RULES: tuple[FamilyRule, ...] = (
-    cascade.CASCADE_RULES + cascade.DEATH_RULES + transport.RULES + memory.RULES + hardware.RULES
+    cascade.CASCADE_RULES + launchers.CASCADE_RULES + cascade.DEATH_RULES + launchers.RULES + transport.RULES + memory.RULES + hardware.RULES
     + slurm.RULES + slurm.SHELL + storage.IO + environment.RULES + collectives.RULES + storage.SPACE
     + training.RULES
 )

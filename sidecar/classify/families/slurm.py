@@ -17,10 +17,13 @@ RULES: tuple[FamilyRule, ...] = (
                # EAGAIN from a daemon: the node ran out of processes or threads
                r"|_forkexec_slurmstepd|slurmstepd failed|Resource temporarily unavailable)",
                "node_failure", T, CAUSE, MEDIUM, "Slurm could not set up the step on this node (cgroups, task plugins): a node problem; restart excluding it"),
-    FamilyRule("slurm.step_launch", SLURM + r".*(?:Task launch for \S+ failed on node|io error with slurmstepd|task \d+ launch failed|Slurmd could not (?:connect|execve|set up)|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential|Error generating job credential|Required node not available|Node\(s\) in the allocation are down|Nodes? \S+ (?:is|are) down))",
+    FamilyRule("slurm.step_launch", SLURM + r".*(?:Task launch for \S+ failed on node|timeout waiting for task launch|io error with slurmstepd|task \d+ launch failed|Slurmd could not (?:connect|execve|set up)|Job credential expired|Unable to create step for job \d+: (?:Socket|Connection|Communication|Zero Bytes|Job/step already|Job credential|Error generating job credential|Required node not available|Node\(s\) in the allocation are down|Nodes? \S+ (?:is|are) down))",
                "node_failure", T, CAUSE, MEDIUM, "a step could not start on one node; restart excluding it"),
     FamilyRule("slurm.comm", SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure|can't find address for host|Unable to resolve|[Hh]ost name lookup failure|fwd_tree_thread|forward_thread|missing socket error|slurm_(?:bufs_sendto|msg_sendto|send_node_msg|send_recv_\w+)\b.*(?:failed|error))",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
+    # srun --mpi=<type> naming a plugin the site did not build (before mpi_plugin: "Cannot create context")
+    FamilyRule("slurm.mpi_type", SLURM + r".*(?:Couldn't find the specified plugin name for mpi/|cannot find mpi plugin for|MPI: (?:Cannot create context for|Unable to load any plugin))",
+               "config_error", P, CAUSE, MEDIUM, "this Slurm has no such MPI plugin: `srun --mpi=list` shows the ones it has; fix the MPI type in the config"),
     # Slurm's MPI plugins (PMI-2, PMIx) exchange the ranks' addresses between the nodes' stepds
     FamilyRule("slurm.mpi_plugin", SLURM + r".*\bmpi/(?:pmi2?|pmix\w*|cray_shasta)\b.*(?:[Ff]ail|[Cc]annot|[Uu]nable|[Tt]imed? ?out|timeout)",
                "network", T, CAUSE, MEDIUM, "Slurm's MPI plugin lost contact between the nodes of the step; restart"),
@@ -47,7 +50,8 @@ RULES: tuple[FamilyRule, ...] = (
 SHELL: tuple[FamilyRule, ...] = (
     # --- remote shells (pdsh/ssh start the ranks of DeepSpeed's and MPI's launchers) ---------
     # ssh's own failures exit with 255; refused keys repeat on every restart
-    FamilyRule("shell.ssh_auth", r"Permission denied \((?:publickey|password|gssapi|keyboard-interactive|hostbased)[\w,-]*\)|Host key verification failed",
+    # pdsh's rsh module (rcmd) needs a privileged port, so only root can use it: set PDSH_RCMD_TYPE=ssh
+    FamilyRule("shell.ssh_auth", r"Permission denied \((?:publickey|password|gssapi|keyboard-interactive|hostbased)[\w,-]*\)|Host key verification failed|\brcmd: socket: Permission denied",
                "config_error", P, CAUSE, MEDIUM, "ssh to the other nodes needs passwordless keys (or use srun as the launcher)"),
     FamilyRule("shell.ssh", r"\bssh exited with exit code 255|\bssh: connect to host \S+ port \d+: |\b(?:kex|ssh)_exchange_identification: |\bssh: Could not resolve hostname",
                "node_failure", T, CAUSE, MEDIUM, "a node could not be reached over ssh; restart excluding it"),

@@ -28,14 +28,21 @@ RULES: tuple[FamilyRule, ...] = (
                # Cray MPICH's start-up checks; Open MPI's openib without locked memory (ulimit -l)
                r"|MPIDI_CRAY_init: .*(?:requested, but|not linked|not supported|[Ii]nvalid)|allocate some locked memory|memlock limits? (?:are|is) (?:set )?too low"
                # libfabric found no provider for what the MPI was told to use (FI_PROVIDER, the NIC type)
-               r"|OFI (?:addr|get)info\(\) failed",
+               r"|OFI (?:addr|get)info\(\) failed"
+               # the launchers' command lines: Open MPI/PRRTE's own option parser, Hydra's (match_arg), a host file
+               r"|\b(?:mpirun|mpiexec|orterun|prterun|prte|oshrun): Error: unknown option|\bAn invalid value was given for"
+               r"|\bmatch_arg \([^)]*\): unrecognized argument|\bunable to open host file\b|\bHYD_uii_\w+ \([^)]*\): error parsing",
                "config_error", P, CAUSE, MEDIUM, "the MPI launcher cannot start the job as configured: check the program path, the processes per node, the PMI/provider settings and ulimits"),
     # a launcher's daemons on the nodes (orted/prted, Hydra's proxies) could not start or died
     FamilyRule("mpi.daemon", r"\b(?:ORTE|PRTE|PRRTE) was unable to (?:reliably )?start|\b(?:ORTE|PRTE|PRRTE) daemon has unexpectedly failed|\bUnable to run bstrap_proxy on \S+"
-               r"|\bHYDT_bscd?\w* \([^)]*\): (?:launcher returned error|unable to|failed)",
+               r"|\bHYDT_bscd?\w* \([^)]*\): (?:launcher returned error|unable to|failed)|\bHYD_bstrap_setup \([^)]*\): error|unable to get host address for \S+"
+               # the runtime's own error log and help text: a message to a daemon that never came back
+               r"|\b(?:ORTE|PRTE|PRRTE|OPAL)_ERROR_LOG: (?:Timeout|Unreachable|Lost connection|Communication failure)\b|A request has timed out and will therefore fail",
                "node_failure", T, CAUSE, MEDIUM, "the MPI launcher could not start or lost its daemon on a node; restart excluding the node if the line names one"),
     # Ray: a node the head stopped hearing from, a head (GCS) that is gone, workers that never registered
-    FamilyRule("ray.node", r"has been marked dead because the detector has missed too many heartbeats|[Rr]aylet (?:has )?(?:died|crashed|exited unexpectedly)",
+    FamilyRule("ray.node", r"has been marked dead because the detector has missed too many heartbeats|[Rr]aylet (?:process )?(?:has )?(?:died|crashed|exited (?:unexpectedly|immediately))"
+               # objects whose every copy was on a node that died
+               r"|(?:have been|has been|was|were) lost due to (?:node|worker|owner) failure|\bray\.exceptions\.(?:ObjectLostError|OwnerDiedError|NodeDiedError)\b",
                "node_failure", T, CAUSE, MEDIUM, "a Ray node died or stopped answering; restart excluding it"),
     FamilyRule("ray.cluster", r"Failed to connect to GCS|GCS (?:may have been killed|has (?:died|been killed|crashed))|have not registered within the timeout|[Uu]nable to register worker with raylet|Failed to register worker",
                "network", T, CAUSE, MEDIUM, "the Ray cluster's head (GCS) or a raylet could not be reached; restart"),

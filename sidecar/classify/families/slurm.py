@@ -37,6 +37,10 @@ RULES: tuple[FamilyRule, ...] = (
                # scontrol show node: a reason Slurm set itself, or a state that takes the node out
                r"|\bReason=(?:Not responding|Kill task failed|NHC|[Hh]ealth)|\bState=\S*(?:DOWN|NOT_RESPONDING|FAIL)\S*",
                "node_failure", T, CAUSE, MEDIUM, "a node of the step failed or lost contact; restart excluding it"),
+    # slurm_strerror()'s texts for an allocation that cannot start now (srun --immediate, a node
+    # the site took away): the same request succeeds later or elsewhere (before slurm.refused)
+    FamilyRule("slurm.busy", SLURM + r".*Unable to allocate resources: (?:Requested nodes are busy|Required node not available|Nodes required for job are DOWN)",
+               "slurm_controller", T, CAUSE, MEDIUM, "Slurm cannot allocate the nodes now (busy, down or drained); retried on restart"),
     FamilyRule("slurm.refused", SLURM + r".*(?i:invalid .{0,40}specification|invalid [\w-]+ (?:option|value|name|request|argument)|mutually exclusive|are incompatible|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|(?:error|failed): .*partition configuration not available|(?:supported|submit|site) policy|not supported|unsupported|Memory required by task is not available|can ?not be satisfied|unrecognized option|unknown option|invalid option|Only allocated \d+ \w+ asked for|exceeds? (?:the )?(?:job |step )?allocation|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|cannot be (?:larger|smaller|greater|less) than|cannot exceed|not permitted|Unable to create step for job)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
 
@@ -51,9 +55,9 @@ SHELL: tuple[FamilyRule, ...] = (
     # --- remote shells (pdsh/ssh start the ranks of DeepSpeed's and MPI's launchers) ---------
     # ssh's own failures exit with 255; refused keys repeat on every restart
     # pdsh's rsh module (rcmd) needs a privileged port, so only root can use it: set PDSH_RCMD_TYPE=ssh
-    FamilyRule("shell.ssh_auth", r"Permission denied \((?:publickey|password|gssapi|keyboard-interactive|hostbased)[\w,-]*\)|Host key verification failed|\brcmd: socket: Permission denied",
+    FamilyRule("shell.ssh_auth", r"Permission denied \((?:publickey|password|gssapi|keyboard-interactive|hostbased)[\w,-]*\)|Host key verification failed|\brcmd: socket: Permission denied|\bno remote hosts specified",
                "config_error", P, CAUSE, MEDIUM, "ssh to the other nodes needs passwordless keys (or use srun as the launcher)"),
-    FamilyRule("shell.ssh", r"\bssh exited with exit code 255|\bssh: connect to host \S+ port \d+: |\b(?:kex|ssh)_exchange_identification: |\bssh: Could not resolve hostname",
+    FamilyRule("shell.ssh", r"\bssh exited with exit code 255|\bnot reachable (?:via|over|with) ssh\b|\bssh: connect to host \S+ port \d+: |\b(?:kex|ssh)_exchange_identification: |\bssh: Could not resolve hostname",
                "node_failure", T, CAUSE, MEDIUM, "a node could not be reached over ssh; restart excluding it"),
 
 )

@@ -12,12 +12,14 @@ RULES: tuple[FamilyRule, ...] = (
     # argparse: "<prog>: error: ..."; a subcommand's prog has the parent's usage in it ("accelerate <command> [<args>] launch")
     FamilyRule("config.arguments", r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}[\w./-]+(?: [\w./<>\[\]-]+){0,4}: error: (?:unrecognized arguments|argument |the following arguments are required|invalid choice|too few arguments|expected (?:one )?argument)",
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
-    # a registry that limits or fails pulls now: the same pull works later (before image_access)
-    FamilyRule("env.registry_busy", r"(?i)toomanyrequests|too many requests|pull rate limit|returned error code: (?:429|5\d\d)\b",
-               "network", T, CAUSE, MEDIUM, "the container registry refused the pull for now (rate limit, server error); retried on restart"),
-    FamilyRule("env.image_access", r"(?i)pull access denied|did not resolve to an alias|no unqualified-search registries|repository does not exist|requested access to the resource is denied|unauthorized: authentication required|manifest unknown|manifest for \S+ not found|no such image|(?:pyxis|enroot|docker|podman|apptainer|singularity|registry|manifests?)\b.*(?:error code:? ?404\b|\b404 Not Found)",
+    # a registry or package index that limits or fails requests now: the same request works later
+    # (before image_access and the exception reader); curl's own codes for DNS, connect, timeout, TLS, resets
+    FamilyRule("net.unavailable", r"(?i)toomanyrequests|too many requests|pull rate limit|returned error code: (?:429|5\d\d)\b|CondaHTTPError: HTTP (?:000|429|5\d\d)\b"
+               r"|\bcurl: \((?:5|6|7|18|28|35|52|55|56|92)\) ",
+               "network", T, CAUSE, MEDIUM, "a registry or package server could not be reached or refused for now (rate limit, server error); retried on restart"),
+    FamilyRule("env.image_access", r"(?i)pull access denied|invalid reference format|did not resolve to an alias|no unqualified-search registries|repository does not exist|requested access to the resource is denied|unauthorized: authentication required|manifest unknown|manifest for \S+ not found|no such image|(?:pyxis|enroot|docker|podman|apptainer|singularity|registry|manifests?)\b.*(?:error code:? ?404\b|\b404 Not Found)",
                "env_error", P, CAUSE, MEDIUM, "the container image does not exist or needs credentials: check its name and the registry login"),
-    FamilyRule("net.fetch", r"dial tcp \S+|(?i:failed to (?:download|fetch) .*(?:network|timed? ?out|timeout))|\bi/o timeout\b|TLS handshake timeout|net/http: (?:request canceled|timeout)|Could not resolve host|Failed to connect to \S+ port \d+",
+    FamilyRule("net.fetch", r"dial tcp \S+|\b[Rr]equest failed after \d+ retries|(?i:failed to (?:download|fetch) .*(?:network|timed? ?out|timeout))|\bi/o timeout\b|TLS handshake timeout|net/http: (?:request canceled|timeout)|Could not resolve host|Failed to connect to \S+ port \d+",
                "network", T, CAUSE, LOW, "a download failed on the network; retried on restart"),
     FamilyRule("env.container_pull", r"(?i)(?:pyxis|enroot|docker|podman|singularity|apptainer)\S*:? .*(?:(?:pull|import|download|registry)\S* .*(?:fail|error|timed? ?out)|(?:fail|error)\S* .*(?:pull|import|download|registry))",
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
@@ -29,11 +31,13 @@ RULES: tuple[FamilyRule, ...] = (
     # nvidia-container-cli's cuda>= requirement, the runtime's own errors 35/804)
     FamilyRule("env.cuda_version", r"CUDA driver version is insufficient|NVIDIA driver on your system is too old|requirement error: unsatisfied condition: cuda"
                r"|please update your (?:GPU |NVIDIA )?driver to a newer version|built for NVIDIA Driver Release \S+ or later|compatibility mode is UNAVAILABLE"
-               r"|forward compatibility was attempted on non supported HW|could not select device driver \S* with capabilities: \[\[gpu\]\]",
+               r"|forward compatibility was attempted on non supported HW|could not select device driver \S* with capabilities: \[\[gpu\]\]|unknown or invalid runtime name: nvidia"
+               r"|Loaded runtime CuDNN library: \S+ but source was compiled with",
                "env_error", P, CAUSE, MEDIUM, "the CUDA of the job's software (container, wheels) needs a newer NVIDIA driver than the nodes have, or the container runtime has no GPU support: use a build for the site's driver"),
     # a shell stops the job script on its own errors (set -u, syntax; dash's "N: cmd: not found")
     FamilyRule("shell.script", r"^(?:\S+: )?(?:\S*/)?[\w.-]+: line \d+: (?:.*: )?(?:unbound variable|parameter (?:null or )?not set|bad substitution|ambiguous redirect|readonly variable"
-               r"|syntax error\b|unexpected EOF while looking for matching|cannot execute binary file|.*\(error token is )|^(?:\S+: )?(?:/bin/)?(?:sh|dash): \d+: (?:\S+: not found|Syntax error:)",
+               r"|syntax error\b|unexpected EOF while looking for matching|cannot execute binary file|.*\(error token is |.*: not a valid identifier|\w+: .*: invalid option name)"
+               r"|^(?:\S+: )?(?:/bin/)?(?:sh|dash): \d+: (?:\S+: not found|Syntax error:|cannot open \S+: No such file|Can't open )",
                "config_error", P, CAUSE, MEDIUM, "the job script has an error the shell stops on: fix the script (a variable it needs, its syntax)"),
     # coreutils in the job script: a path it reads or writes is missing or not writable (low: a script
     # without `set -e` goes on; "mkdir: ... File exists" is harmless; EIO, EROFS, ENOSPC are storage's)
@@ -43,7 +47,11 @@ RULES: tuple[FamilyRule, ...] = (
                # pip/uv/venv refusing the environment they were given
                r"|conflicting dependencies|ResolutionImpossible|externally-managed-environment|requires a different Python|No virtual environment found|ensurepip is not available|No solution found when resolving"
                # Tcl modules' file check, spack's load, cuDNN's loader, nvidia-container-cli's setup, the OpenMP runtimes' fatal errors
-               r"|Magic cookie '#%Module' missing|matches no installed packages|Cannot load symbol \w+|nvidia-container-cli: (?:container|ldcache) error: |\bOMP: Error #\d+:|libgomp: Invalid value for environment variable",
+               r"|Magic cookie '#%Module' missing|matches no installed packages|Cannot load symbol \w+|nvidia-container-cli: (?:container|ldcache) error: |\bOMP: Error #\d+:|libgomp: Invalid value for environment variable"
+               # mamba's fatal level; pip's and uv's refusals of a requirement or a platform; the loader's own failures;
+               # an interpreter that cannot start (PYTHONHOME/PYTHONPATH)
+               r"|\bcritical +libmamba\b|Invalid requirement: |doesn't have a source distribution or wheel|is not a supported wheel on this platform"
+               r"|Inconsistency detected by ld\.so|: relocation error: |Fatal Python error: (?:init_\w+|Py_Initialize\w*|pyinit_\w+|_Py_InitializeMain)\b",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
 
     FamilyRule("env.build", r"\b(?:nvcc|gcc|g\+\+|c\+\+|clang\+*|cc1plus|collect2|ld|ninja|hipcc|cmake)(?: fatal| error)? *: *(?:fatal|error)\b|ninja: build stopped|\bld(?:\.\w+)?: cannot find -l\S+|\bptxas\b.*\b(?:error|fatal)\s*:|^(?:\S+: )?make(?:\[\d+\])?: \*\*\* .*\bError \d+|^error: command '\S+' failed with exit (?:code|status) \d+|Failed building wheel for|Could not build wheels for|Failed to build installable wheels|Unsupported gpu architecture|Error building extension|Error compiling objects for extension",

@@ -28,7 +28,9 @@ RULES: tuple[FamilyRule, ...] = (
                # Cray MPICH's start-up checks; Open MPI's openib without locked memory (ulimit -l)
                r"|MPIDI_CRAY_init: .*(?:requested, but|not linked|not supported|[Ii]nvalid)|allocate some locked memory|memlock limits? (?:are|is) (?:set )?too low"
                # libfabric found no provider for what the MPI was told to use (FI_PROVIDER, the NIC type)
-               r"|OFI (?:addr|get)info\(\) failed"
+               r"|OFI (?:addr|get)info\(\) failed|system-required executable either could not be found"
+               # Open MPI direct-launched by srun without the PMI it was built for (srun --mpi=pmix, or a build with Slurm's PMI)
+               r"|OMPI was not built with SLURM's PMI support|OPAL ERROR: (?:Not initialized|Unreachable|Error) in file \S*_client\.c"
                # the launchers' command lines: Open MPI/PRRTE's own option parser, Hydra's (match_arg), a host file
                r"|\b(?:mpirun|mpiexec|orterun|prterun|prte|oshrun): Error: unknown option|\bAn invalid value was given for"
                r"|\bmatch_arg \([^)]*\): unrecognized argument|\bunable to open host file\b|\bHYD_uii_\w+ \([^)]*\): error parsing",

@@ -35,6 +35,10 @@ RULES: tuple[FamilyRule, ...] = (
                r"|\b(?:mpirun|mpiexec|orterun|prterun|prte|oshrun): Error: unknown option|\bAn invalid value was given for"
                r"|\bmatch_arg \([^)]*\): unrecognized argument|\bunable to open host file\b|\bHYD_uii_\w+ \([^)]*\): error parsing",
                "config_error", P, CAUSE, MEDIUM, "the MPI launcher cannot start the job as configured: check the program path, the processes per node, the PMI/provider settings and ulimits"),
+    # MPI's error classes for a call the program made wrongly: the same call fails again (before
+    # collectives' net.mpi, which reads the other MPI_ERR_ classes as transport errors)
+    FamilyRule("mpi.usage", r"\bMPI_ERR_(?:TRUNCATE|COMM|ARG|RANK|TAG|COUNT|TYPE|BUFFER|ROOT|GROUP|OP|DIMS|TOPOLOGY|REQUEST|KEYVAL|NOT_SAME|ASSERT|WIN|DISP|SIZE|LOCKTYPE|RMA_\w+|INFO\w*)\b",
+               "code_error", P, CAUSE, MEDIUM, "an MPI call was made with wrong arguments (sizes, ranks, communicators): a bug in the program; a restart repeats it"),
     # a launcher's daemons on the nodes (orted/prted, Hydra's proxies) could not start or died
     FamilyRule("mpi.daemon", r"\b(?:ORTE|PRTE|PRRTE) was unable to (?:reliably )?start|\b(?:ORTE|PRTE|PRRTE) daemon has unexpectedly failed|\bUnable to run bstrap_proxy on \S+"
                r"|\bHYDT_bscd?\w* \([^)]*\): (?:launcher returned error|unable to|failed)|\bHYD_bstrap_setup \([^)]*\): error|unable to get host address for \S+"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sidecar.classify.families.rule import CAUSE, FamilyRule, LOW, MEDIUM, P, SLURM, T
 
-# A request refused is a client's report (srun, sbatch, salloc, scontrol); the daemons' words of
+# A request refused is a client's report (srun, sbatch, salloc, sbcast, scontrol); the daemons' words of
 # refusal ("Not Supported" from a GPU query, "Operation not permitted" from the kernel) are the node's.
-SLURM_CLIENT = r"\b(?:srun|sbatch|salloc|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
+SLURM_CLIENT = r"\b(?:srun|sbatch|salloc|sbcast|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
 
 RULES: tuple[FamilyRule, ...] = (
     # --- Slurm's own errors by family -----------------------------------------------------------
@@ -47,7 +47,7 @@ RULES: tuple[FamilyRule, ...] = (
     # the site took away): the same request succeeds later or elsewhere (before slurm.refused)
     FamilyRule("slurm.busy", SLURM + r".*Unable to allocate resources: (?:Requested nodes are busy|Required node not available|Nodes required for job are DOWN)",
                "slurm_controller", T, CAUSE, MEDIUM, "Slurm cannot allocate the nodes now (busy, down or drained); retried on restart"),
-    FamilyRule("slurm.refused", SLURM_CLIENT + r".*(?i:invalid .{0,40}specification|invalid [\w-]+ (?:option|value|name|request|argument)|mutually exclusive|are incompatible|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|(?:error|failed): .*partition configuration not available|(?:supported|submit|site) policy|not supported|unsupported|Memory required by task is not available|can ?not be satisfied|unrecognized option|unknown option|invalid option|Only allocated \d+ \w+ asked for|exceeds? (?:the )?(?:job |step )?allocation|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|cannot be (?:larger|smaller|greater|less) than|cannot exceed|not permitted|Unable to create step for job|het(?:erogeneous)?[ -]?(?:group|job component)s? .*(?:but the job allocation|invalid|out of range))",
+    FamilyRule("slurm.refused", SLURM_CLIENT + r".*(?i:invalid .{0,40}specification|invalid [\w-]+ (?:option|value|name|request|argument)|mutually exclusive|are incompatible|not a valid .{0,40}specification|\bis invalid\b|invalid --[\w-]+|invalid (?:partition|account|qos|generic resource|gres|feature|node ?name|job array|time limit|user|wckey|reservation|license|constraint|node count|cpu count|directive)|invalid (?:number|value|count) (?:of|for) |Requested node configuration is not available|Node count specification invalid|More processors requested than permitted|Job violates accounting|(?:QOS|Assoc)(?:Grp|Max)\w*|MaxWall|(?:error|failed): .*partition configuration not available|(?:supported|submit|site) policy|not supported|unsupported|Memory required by task is not available|can ?not be satisfied|unrecognized option|unknown option|invalid option|Only allocated \d+ \w+ asked for|exceeds? (?:the )?(?:job |step )?allocation|Unable to allocate resources|Batch job submission failed|Access/permission denied|not allowed|Invalid account|must specify|must be specified|cannot be (?:larger|smaller|greater|less) than|cannot exceed|not permitted|Unable to create step for job|het(?:erogeneous)?[ -]?(?:group|job component)s? .*(?:but the job allocation|invalid|out of range)|Can't open \S+: No such file)",
                "config_error", P, CAUSE, MEDIUM, "Slurm refuses this request: fix the partition/account/QOS/gres/node count in the config"),
 
     FamilyRule("slurm.submit_refused", r"^(?:\S+: )?(?:sbatch|salloc)(?:\[\d+\])?: (?:error|fatal): |^(?:\S+: )?srun(?:\[\d+\])?: fatal: ",

@@ -27,8 +27,10 @@ RULES: tuple[FamilyRule, ...] = (
                "node_failure", T, CAUSE, MEDIUM, "a step could not start on one node; restart excluding it"),
     FamilyRule("slurm.comm", SLURM + r".*(?:Socket timed out|Unable to contact slurm controller|Connection (?:refused|timed out|reset)|Communication connection failure|Zero Bytes were transmitted|slurm_receive_msgs?\b.*failed|Protocol authentication error|Transport endpoint|Unable to establish|Slurmctld.*not responding|lost connection|Node failure|can't find address for host|Unable to resolve|[Hh]ost name lookup failure|fwd_tree_thread|forward_thread|missing socket error|slurm_(?:bufs_sendto|msg_sendto|send_node_msg|send_recv_\w+)\b.*(?:failed|error))",
                "slurm_controller", T, CAUSE, MEDIUM, "lost contact with the controller or a node; transient"),
-    # srun --mpi=<type> naming a plugin the site did not build (before mpi_plugin: "Cannot create context")
-    FamilyRule("slurm.mpi_type", SLURM + r".*(?:Couldn't find the specified plugin name for mpi/|cannot find mpi plugin for|MPI: (?:Cannot create context for|Unable to load any plugin))",
+    # srun --mpi=<type> naming a plugin the site did not build or cannot load (before mpi_plugin:
+    # "Cannot create context"); only a client's line: slurmd and slurmctld load every MPI plugin at
+    # start and log the ones that fail to their own logs, harmlessly (seen on Slurm 22.05: pmix_v4)
+    FamilyRule("slurm.mpi_type", SLURM_CLIENT + r".*(?:Couldn't (?:find|load)(?: the)? specified plugin name for mpi/|cannot find mpi plugin for|MPI: (?:Cannot create context for|Unable to load any plugin))",
                "config_error", P, CAUSE, MEDIUM, "this Slurm has no such MPI plugin: `srun --mpi=list` shows the ones it has; fix the MPI type in the config"),
     # Slurm's MPI plugins (PMI-2, PMIx) exchange the ranks' addresses between the nodes' stepds
     FamilyRule("slurm.mpi_plugin", SLURM + r".*\bmpi/(?:pmi2?|pmix\w*|cray_shasta)\b.*(?:[Ff]ail|[Cc]annot|[Uu]nable|[Tt]imed? ?out|timeout)",

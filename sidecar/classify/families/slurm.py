@@ -30,7 +30,7 @@ RULES: tuple[FamilyRule, ...] = (
     # srun --mpi=<type> naming a plugin the site did not build or cannot load (before mpi_plugin:
     # "Cannot create context"); only a client's line: slurmd and slurmctld load every MPI plugin at
     # start and log the ones that fail to their own logs, harmlessly (seen on Slurm 22.05: pmix_v4)
-    FamilyRule("slurm.mpi_type", SLURM_CLIENT + r".*(?:Couldn't (?:find|load)(?: the)? specified plugin name for mpi/|cannot find mpi plugin for|MPI: (?:Cannot create context for|Unable to load any plugin))",
+    FamilyRule("slurm.mpi_type", SLURM_CLIENT + r".*(?:Couldn't (?:find|load)(?: the)? specified plugin name for mpi/|cannot find mpi plugin for|MPI: (?:Cannot create context for|Unable to load any plugin)|Invalid MPI type\b|can not load PMIx library)",
                "config_error", P, CAUSE, MEDIUM, "this Slurm has no such MPI plugin: `srun --mpi=list` shows the ones it has; fix the MPI type in the config"),
     # Slurm's MPI plugins (PMI-2, PMIx) exchange the ranks' addresses between the nodes' stepds
     FamilyRule("slurm.mpi_plugin", SLURM + r".*\bmpi/(?:pmi2?|pmix\w*|cray_shasta)\b.*(?:[Ff]ail|[Cc]annot|[Uu]nable|[Tt]imed? ?out|timeout)",

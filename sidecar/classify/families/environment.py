@@ -13,9 +13,8 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("config.arguments", r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}[\w./-]+(?: [\w./<>\[\]-]+){0,4}: error: (?:unrecognized arguments|argument |the following arguments are required|invalid choice|too few arguments|expected (?:one )?argument)",
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
     # a registry or package index that limits or fails requests now: the same request works later
-    # (before image_access and the exception reader); curl's own codes for DNS, connect, timeout, TLS, resets
-    FamilyRule("net.unavailable", r"(?i)toomanyrequests|too many requests|pull rate limit|returned error code: (?:429|5\d\d)\b|CondaHTTPError: HTTP (?:000|429|5\d\d)\b"
-               r"|\bcurl: \((?:5|6|7|18|28|35|52|55|56|92)\) "
+    # (before image_access and the exception reader; curl's own codes are collectives' net.curl)
+    FamilyRule("net.unavailable", r"(?i)toomanyrequests|pull rate limit|returned error code: (?:429|5\d\d)\b|CondaHTTPError: HTTP (?:000|429|5\d\d)\b"
                # git and spack fetching over the network
                r"|^(?:\S+: )?fatal: (?:the remote end hung up unexpectedly|early EOF)|\bRPC failed; curl \d+|==> Error: FetchError\b|All fetchers failed",
                "network", T, CAUSE, MEDIUM, "a registry or package server could not be reached or refused for now (rate limit, server error); retried on restart"),

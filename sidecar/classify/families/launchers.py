@@ -25,12 +25,13 @@ RULES: tuple[FamilyRule, ...] = (
                r"|(?:requested|asked for) more (?:processes|slots|ranks) than|was unable to find the specified executable|binding more processes than cpus"
                # Hydra (MPICH, Intel MPI) starting the program; Intel MPI without Slurm's PMI library
                r"|execvp error on file \S+ \((?:No such file|Permission denied)|PMI server not found|I_MPI_PMI_LIBRARY\S* .*(?:not found|cannot|invalid)"
-               # Cray MPICH's start-up checks; Open MPI's openib without locked memory (ulimit -l)
-               r"|MPIDI_CRAY_init: .*(?:requested, but|not linked|not supported|[Ii]nvalid)|allocate some locked memory|memlock limits? (?:are|is) (?:set )?too low"
+               # Open MPI's openib without locked memory (ulimit -l); Cray MPICH's GTL is collectives' mpi.build
+               r"|allocate some locked memory|memlock limits? (?:are|is) (?:set )?too low"
                # libfabric found no provider for what the MPI was told to use (FI_PROVIDER, the NIC type)
                r"|OFI (?:addr|get)info\(\) failed|system-required executable either could not be found"
-               # Open MPI direct-launched by srun without the PMI it was built for (srun --mpi=pmix, or a build with Slurm's PMI)
-               r"|OMPI was not built with SLURM's PMI support|OPAL ERROR: (?:Not initialized|Unreachable|Error) in file \S*_client\.c"
+               # Open MPI direct-launched by srun without the PMI it expects (srun --mpi=pmix; a build without
+               # Slurm's PMI is collectives' mpi.build)
+               r"|OPAL ERROR: (?:Not initialized|Unreachable|Error) in file \S*_client\.c"
                # the launchers' command lines: Open MPI/PRRTE's own option parser, Hydra's (match_arg), a host file
                r"|\b(?:mpirun|mpiexec|orterun|prterun|prte|oshrun): Error: unknown option|\bAn invalid value was given for"
                r"|\bmatch_arg \([^)]*\): unrecognized argument|\bunable to open host file\b|\bHYD_uii_\w+ \([^)]*\): error parsing",
@@ -40,7 +41,8 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("mpi.usage", r"\bMPI_ERR_(?:TRUNCATE|COMM|ARG|RANK|TAG|COUNT|TYPE|BUFFER|ROOT|GROUP|OP|DIMS|TOPOLOGY|REQUEST|KEYVAL|NOT_SAME|ASSERT|WIN|DISP|SIZE|LOCKTYPE|RMA_\w+|INFO\w*)\b",
                "code_error", P, CAUSE, MEDIUM, "an MPI call was made with wrong arguments (sizes, ranks, communicators): a bug in the program; a restart repeats it"),
     # a launcher's daemons on the nodes (orted/prted, Hydra's proxies) could not start or died
-    FamilyRule("mpi.daemon", r"\b(?:ORTE|PRTE|PRRTE) was unable to (?:reliably )?start|\b(?:ORTE|PRTE|PRRTE) daemon has unexpectedly failed|\bUnable to run bstrap_proxy on \S+"
+    # (Open MPI's "unable to reliably start one or more daemons" is collectives' net.mpi)
+    FamilyRule("mpi.daemon", r"\b(?:ORTE|PRTE|PRRTE) daemon has unexpectedly failed|\bUnable to run bstrap_proxy on \S+"
                r"|\bHYDT_bscd?\w* \([^)]*\): (?:launcher returned error|unable to|failed)|\bHYD_bstrap_setup \([^)]*\): error|unable to get host address for \S+"
                # the runtime's own error log and help text: a message to a daemon that never came back
                r"|\b(?:ORTE|PRTE|PRRTE|OPAL)_ERROR_LOG: (?:Timeout|Unreachable|Lost connection|Communication failure)\b|A request has timed out and will therefore fail",

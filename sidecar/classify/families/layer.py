@@ -18,8 +18,8 @@ from sidecar.classify.families.rule import FamilyRule
 from sidecar.classify.model import Layer, SignalHit
 
 RULES: tuple[FamilyRule, ...] = (
-    cascade.CASCADE_RULES + launchers.CASCADE_RULES + cascade.DEATH_RULES + launchers.RULES + transport.RULES + memory.RULES + hardware.RULES
-    + slurm.RULES + slurm.SHELL + storage.IO + environment.RULES + collectives.RULES + storage.SPACE
+    cascade.CASCADE_RULES + launchers.CASCADE_RULES + cascade.DEATH_RULES + launchers.RULES + transport.RULES + memory.RULES
+    + hardware.RULES + slurm.RULES + slurm.SHELL + storage.IO + storage.OBJECT + environment.RULES + collectives.RULES + storage.SPACE
     + training.RULES
 )
 

@@ -13,7 +13,7 @@ PREFILTER = "|".join((
     # Slurm, launchers, MPI, remote shells, containers and the software environment
     r"NODE FAIL|Node failure|credential|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|Zero Bytes|not responding|MPI_|ORTE"
     r"|[Pp]rolog|[Ee]pilog|be satisfied|ssh exited|ssh: |Host key|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile"
-    r"|No module named|unbound variable|[Bb]ad substitution|ambiguous redirect|unexpected EOF|parameter (?:null or )?not set|MPIDI_CRAY_init"
+    r"|No module named|unbound variable|[Bb]ad substitution|ambiguous redirect|unexpected EOF|parameter (?:null or )?not set"
     r"|Could not solve|critical +libmamba|remote hosts|insecure|not a valid identifier|source was compiled with|is not installed",
     # GPU, accelerators, host hardware, memory and process deaths
     r"Killed|SIGKILL|SIGSEGV|Segmentation|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|Xid|ECC|[Hh]ardware|EDAC|MCE"
@@ -23,7 +23,11 @@ PREFILTER = "|".join((
     r"reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|unreachable|No route to host|synd 0x|LINK_DOWN"
     r"|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down|is down\b|Transport endpoint|overflow detected"
     r"|NETDEV WATCHDOG|TX timeout|[NR]CCL WARN|nccl\w*Error|[Cc]ommunicator|checked in|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b"
-    r"|stuck|\bhung\b|deadlock|[Ss]tale|[Ee]xpel|[Qq]uota|No space|read-only",
+    r"|stuck|\bhung\b|deadlock|[Ss]tale|[Ee]xpel|[Qq]uota|No space|read-only"
+    r"|[Ss]tate:\s+(?:\d:\s+)?(?:Down|DOWN|PORT_DOWN|Polling|POLLING|Disabled|DISABLED|Initializing|INIT|PORT_INIT)|EVENT_\w+_(?:ERR|FATAL)"
+    r"|without any active interface|Unit Hang|tx_timeout|UNDELIVERABLE|C_RC_|unexpectedly disconnected|[Cc]ould not resolve|\bEAI_[A-Z]"
+    r"|No address associated|does not resolve|nodename nor servname|is full\b|unmounted by the system|Lost membership|has been shut down|\bDER_[A-Z]"
+    r"|probe failure|not ready|completion from peer|no space left|UNAVAILABLE|DEADLINE_EXCEEDED|not linked|not built with|CURLE_|curl: \(|check_hw_|server misbehaving|no such host|\b(?:408|429|50[0234]) [A-Z]|ErrorCode:",
     # Python, frameworks and training health
     r"loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b"
     r"|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b|not finite|non-finite|nan loss|minimum loss scale"

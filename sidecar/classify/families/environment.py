@@ -14,7 +14,7 @@ RULES: tuple[FamilyRule, ...] = (
                "config_error", P, CAUSE, HIGH, "the program refused its command line: fix the arguments in the config"),
     # a registry or package index that limits or fails requests now: the same request works later
     # (before image_access and the exception reader; curl's own codes are collectives' net.curl)
-    FamilyRule("net.unavailable", r"(?i)toomanyrequests|pull rate limit|returned error code: (?:429|5\d\d)\b|CondaHTTPError: HTTP (?:000|429|5\d\d)\b"
+    FamilyRule("net.unavailable", r"\btoomanyrequests\b|pull rate limit|returned error code: (?:429|5\d\d)\b|CondaHTTPError: HTTP (?:000|429|5\d\d)\b"
                # git and spack fetching over the network
                r"|^(?:\S+: )?fatal: (?:the remote end hung up unexpectedly|early EOF)|\bRPC failed; curl \d+|==> Error: FetchError\b|All fetchers failed",
                "network", T, CAUSE, MEDIUM, "a registry or package server could not be reached or refused for now (rate limit, server error); retried on restart"),
@@ -26,7 +26,7 @@ RULES: tuple[FamilyRule, ...] = (
                "env_error", T, CAUSE, LOW, "the container image could not be fetched; retried on restart"),
     # the node's own container plumbing (loop devices, GPU device files) failed: another node works
     FamilyRule("env.container_node", r"(?i)no loop devices? available|failed to (?:find|attach|set up|allocate|get) (?:a |free )?loop device|could not attach image file to loop device"
-               r"|nvidia-container-cli: mount error: .*(?:/dev/nvidia|stat failed|no such device)|nvidia-container-cli: (?:initialization|detection) error: (?:driver rpc error|nvml error|cuda error)",
+               r"|nvidia-container-cli: mount error: .*(?:/dev/nvidia|stat failed|no such device)|nvidia-container-cli: (?:initialization|detection) error: (?:driver rpc error|cuda error)",
                "node_failure", T, CAUSE, MEDIUM, "the node could not start the container (loop devices, GPU device files): restart excluding it"),
     # CUDA in the job's software needs a newer driver than the node has (torch, NGC's entrypoint,
     # nvidia-container-cli's cuda>= requirement, the runtime's own errors 35/804)

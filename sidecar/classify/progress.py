@@ -27,7 +27,7 @@ import re
 import statistics
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import re2
 
@@ -149,8 +149,8 @@ class ProgressReader:
         self._compiled = [(f, re2.compile(f.pattern, opts)) for f in self.formats]
         # one search says whether a line is any kind of progress line (groups unnamed: the
         # same name in two formats is an error in one pattern)
-        self.any = re2.compile("(?m)" + "|".join(f"(?:{_NAMED.sub('(?:', f.pattern)})" for f in self.formats),
-                               opts) if self.formats else None
+        self._by_kinds: dict[tuple[frozenset[ProgressKind], bool], Any] = {}
+        self.any = self._any_of(frozenset(ProgressKind))
 
     def read(self, line: bytes) -> list[ProgressEvent]:
         """The progress events of one physical line, in order (each ``\\r`` part of a bar)."""
@@ -182,26 +182,42 @@ class ProgressReader:
             return ProgressEvent(fmt.kind, fmt.name, it, order)
         return None
 
-    def last(self, buf: bytes, end: int, kinds: frozenset[ProgressKind],
-             window: int = 64 << 10) -> ProgressEvent | None:
-        """The last event of one of ``kinds`` with a number in ``buf[:end]``, found backwards
-        window by window: a chunk's last progress line is near its end, and RE2 skips the rest."""
-        if self.any is None:
-            return None
-        hi = end
+    def _any_of(self, kinds: frozenset[ProgressKind], numbered: bool = False):
+        """One RE2 search for the formats of ``kinds`` (only those with an ``iteration`` group
+        when ``numbered``); None when there are none."""
+        key = (kinds, numbered)
+        if key not in self._by_kinds:
+            from sidecar.classify.config import re2_options
+
+            pats = [_NAMED.sub("(?:", f.pattern) for f, rx in self._compiled
+                    if f.kind in kinds and (not numbered or "iteration" in rx.groupindex)]
+            self._by_kinds[key] = (re2.compile("(?m)" + "|".join(f"(?:{p})" for p in pats), re2_options())
+                                   if pats else None)
+        return self._by_kinds[key]
+
+    def last(self, buf: bytes, end: int, *wanted: frozenset[ProgressKind]) -> list[ProgressEvent | None]:
+        """For each set of kinds, the last event of one of them with a number in ``buf[:end]``.
+        Found backwards in windows that double from 4 KiB (a chunk's last step is near its end),
+        searching only for the kinds still missing: RE2 skips the rest in C."""
+        found: list[ProgressEvent | None] = [None] * len(wanted)
+        hi, window = end, 4096
         while hi > 0:
+            missing = [i for i, f in enumerate(found) if f is None]
+            if not missing:
+                break
+            rx = self._any_of(frozenset().union(*(wanted[i] for i in missing)), numbered=True)
+            if rx is None:
+                break
             lo = max(0, hi - window)
             if lo:
                 lo = buf.rfind(b"\n", 0, lo) + 1  # whole lines only
-            found = None
-            for start, stop in _line_spans(self.any, buf, lo, hi):
+            for start, stop in _line_spans(rx, buf, lo, hi):
                 for e in self.read(bytes(buf[start:stop])):
-                    if e.kind in kinds and e.iteration is not None:
-                        found = e
-            if found is not None:
-                return found
-            hi = lo - 1 if lo else 0
-        return None
+                    for i in missing:
+                        if e.kind in wanted[i] and e.iteration is not None:
+                            found[i] = e  # later lines of the window replace earlier ones
+            hi, window = (lo - 1 if lo else 0), min(window * 2, 1 << 20)
+        return found
 
 
 def _line_spans(rx, buf: bytes, lo: int, hi: int) -> Iterator[tuple[int, int]]:

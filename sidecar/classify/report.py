@@ -37,10 +37,9 @@ class _Progress:
         self.last_checkpoint: int | None = None
 
     def __call__(self, buf: bytes, end: int) -> None:
-        step = self.reader.last(buf, end, _STEPS)
+        step, ckpt = self.reader.last(buf, end, _STEPS, _CHECKPOINTS)
         if step is not None:
             self.last_iteration = step.iteration
-        ckpt = self.reader.last(buf, end, _CHECKPOINTS)
         if ckpt is not None:
             self.last_checkpoint = ckpt.iteration
 

@@ -316,9 +316,13 @@ class ProgressTracker:
         self._paused = True
 
     def _on_step(self, e: ProgressEvent, now: float) -> None:
+        if e.order is not None and self._last_order is not None and e.order <= self._last_order:
+            if e.order < self._last_order:
+                # another counter of the same format (HF's evaluation bar between two training
+                # steps, a rank behind): the job is alive, but that is not a step
+                self._apply(ProgressEvent(ACTIVITY, e.format), now)
+            return  # a repeated line (a rank echoing, a bar redrawn) is not progress
         if e.order is not None:
-            if self._last_order is not None and e.order <= self._last_order:
-                return  # a repeated or older line (a rank echoing, a bar redrawn) is not progress
             self._last_order = e.order
         if self.saving_checkpoint:  # a save whose format prints no end line ends with the next step
             self._end_save(now)

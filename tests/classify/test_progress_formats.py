@@ -305,3 +305,21 @@ def test_classify_reads_progress_of_other_stacks(tmp_path):
     log.write_text("\n".join(lines) + "\n")
     v = verdict_for_path(str(log), load_monitoring_preset("generic"))
     assert (v.last_iteration, v.last_checkpoint, v.error_type) == (50, 10, "oom")
+
+
+def test_hf_evaluation_bar_between_steps_is_alive_not_a_step():
+    """HF Trainer's evaluation bar has no description either: its smaller numbers are another
+    counter (the job is alive), not steps and not a hang."""
+    p = ProgressTracker(HANG)
+    t = 0.0
+    for n in range(1, 501):
+        p.observe(bar(n), t)
+        t += 0.5
+    for b in range(1, 201):  # 200 evaluation batches of 0.1 s: 20 s, four times the 5 s limit
+        p.observe(bar(b, 200), t)
+        t += 0.1
+        assert p.hang_reason(t) is None
+    assert p.last_iteration == 500 and p.iteration_timeout_s() == 5.0
+    p.observe(bar(501), t + 0.5)
+    assert p.last_iteration == 501 and p.iteration_timeout_s() == 5.0  # the evaluation gap is not pace
+    assert p.hang_reason(t + 0.5 + 5.1) is not None

@@ -71,12 +71,17 @@ def _number(value: Any, where: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
-def _signal(raw: Any, where: str) -> Signal:
+def _check_keys(raw: Any, where: str, allowed: tuple[str, ...], needs: str) -> None:
+    """``raw`` is a mapping whose keys are all ``allowed`` (``needs``: what it must hold)."""
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be a mapping with keys name, pattern, error_type, class")
-    unknown = sorted(set(raw) - set(_SIGNAL_KEYS))
+        raise ConfigError(f"{where}: must be a mapping with keys {needs}")
+    unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_SIGNAL_KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(allowed)}")
+
+
+def _signal(raw: Any, where: str) -> Signal:
+    _check_keys(raw, where, _SIGNAL_KEYS, "name, pattern, error_type, class")
     for key in ("name", "pattern", "error_type", "class"):
         if key not in raw:
             raise ConfigError(f"{where}.{key}: missing (a signal needs name, pattern, error_type, class)")
@@ -137,11 +142,7 @@ def _families(raw: Any, where: str) -> FamilySettings:
 def _progress_format(raw: Any, where: str) -> ProgressFormat:
     from sidecar.classify.progress import GROUPS
 
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be a mapping with keys name, pattern (and kind, description)")
-    unknown = sorted(set(raw) - set(_PROGRESS_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_PROGRESS_KEYS)}")
+    _check_keys(raw, where, _PROGRESS_KEYS, "name, pattern (and kind, description)")
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"{where}.name: must be lower_snake_case ([a-z][a-z0-9_]*), got {name!r}")
@@ -171,16 +172,21 @@ def _progress(raw: Any, where: str) -> tuple[ProgressFormat, ...]:
         return BUILTIN_FORMATS
     if not isinstance(raw, list):
         raise ConfigError(f"{where}: must be a list of progress formats (name, pattern, kind)")
-    formats, seen = [], set()
+    return tuple(_named_list(raw, where, _progress_format, "progress format"))
+
+
+def _named_list(raw: list, where: str, parse: Any, what: str) -> list:
+    """``parse`` of each entry not ``disabled: true``; a name twice is an error."""
+    out, seen = [], set()
     for i, item in enumerate(raw):
         if isinstance(item, Mapping) and item.get("disabled") is True:
             continue
-        fmt = _progress_format(item, f"{where}[{i}]")
-        if fmt.name in seen:
-            raise ConfigError(f"{where}[{i}].name: duplicate progress format {fmt.name!r}")
-        seen.add(fmt.name)
-        formats.append(fmt)
-    return tuple(formats)
+        entry = parse(item, f"{where}[{i}]")
+        if entry.name in seen:
+            raise ConfigError(f"{where}[{i}].name: duplicate {what} name {entry.name!r}")
+        seen.add(entry.name)
+        out.append(entry)
+    return out
 
 
 def progress_to_list(formats: tuple[ProgressFormat, ...] | None) -> list[dict[str, Any]]:
@@ -271,16 +277,7 @@ def load_monitoring(data: Mapping, where: str = "monitoring") -> MonitoringConfi
     raw_signals = data.get("signals")
     if not isinstance(raw_signals, list) or not raw_signals:
         raise ConfigError(f"{where}.signals: must be a non-empty list of signals")
-    signals: list[Signal] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_signals):
-        if isinstance(raw, Mapping) and raw.get("disabled") is True:
-            continue
-        sig = _signal(raw, f"{where}.signals[{i}]")
-        if sig.name in seen:
-            raise ConfigError(f"{where}.signals[{i}].name: duplicate signal name {sig.name!r}")
-        seen.add(sig.name)
-        signals.append(sig)
+    signals: list[Signal] = _named_list(raw_signals, f"{where}.signals", _signal, "signal")
     raw_ignore = data.get("ignore") or []
     if not isinstance(raw_ignore, list):
         raise ConfigError(f"{where}.ignore: must be a list of RE2 patterns")

@@ -14,6 +14,8 @@ from sidecar.classify.progress import BUILTIN_FORMATS, ProgressReader
 from sidecar.classify.report import verdict_for_path
 from sidecar.errors import ConfigError
 
+from test_classify_progress import first_hang_time
+
 STEP, ACTIVITY, SAVING, SAVED, LOADED = (ProgressKind.STEP, ProgressKind.ACTIVITY, ProgressKind.SAVING,
                                          ProgressKind.SAVED, ProgressKind.LOADED)
 HANG = load_monitoring_preset("megatron_production").hang
@@ -180,15 +182,6 @@ def test_a_half_written_ordinary_line_is_read_when_complete():
 
 
 # ----------------------------------------------------------------------------- pace, start, save window
-def first_hang_time(p, start, step=0.1, limit=4000.0):
-    t = start
-    while t < start + limit:
-        if p.hang_reason(t):
-            return t
-        t += step
-    return None
-
-
 @pytest.mark.parametrize("make", [
     titan,
     lambda n: f"[2024-03-05 10:00:00,123] [INFO] [logging.py:96:log_dist] [Rank 0] step={n}, skipped=0, lr=[1e-4]",

@@ -48,65 +48,86 @@ BUILTIN_FORMATS: tuple[ProgressFormat, ...] = (
                    "Megatron-LM: ' [2024-05-01 12:00:00] iteration      120/    1000 | consumed samples: ...'"),
     ProgressFormat("megatron_saving", r"\bsaving checkpoint at iteration\s+(?P<iteration>\d+)", SAVING,
                    "Megatron-LM: 'saving checkpoint at iteration     100 to /ckpt in torch_dist format'"),
-    ProgressFormat("megatron_saved", r"\bsuccessfully saved checkpoint (?:from|at) iteration\s+(?P<iteration>\d+)",
-                   SAVED, "Megatron-LM: '  successfully saved checkpoint from iteration     100 to /ckpt ...'"),
+    ProgressFormat("megatron_saved", r"\b[Ss]uccessfully saved checkpoint (?:from|at) iteration\s+(?P<iteration>\d+)",
+                   SAVED, "Megatron-LM: '  successfully saved checkpoint from iteration     100 to /ckpt ...'; "
+                   "NeMo's 'Successfully saved checkpoint from iteration     100 to ...'"),
     ProgressFormat("megatron_loaded",
                    r"\bload(?:ing|ed) (?:distributed )?checkpoint from .* at iteration\s+(?P<iteration>\d+)",
                    LOADED, "Megatron-LM: ' successfully loaded checkpoint from /ckpt [ t 1/1, p 1/1 ] at iteration 100'"),
-    # NeMo: Lightning's bar with NeMo's postfix (global_step=119.0), NeMo 2's "global_step: 119 |";
-    # DeepSpeed's throughput timer ("epoch=0/micro_step=10/global_step=10, RunningAvg...")
-    ProgressFormat("nemo", r"\bglobal_step(?:=|: )(?P<iteration>\d+)(?:\.0)?(?:[,\]]| \|)", STEP,
-                   "NeMo: 'Epoch 0: 12%|...| 120/1000 [02:00<15:00, reduced_train_loss=2.1, global_step=119.0]'"),
-    # torchtitan colours its fields by default: "\x1b[31mstep:  1  \x1b[32mloss: 12.2"
-    ProgressFormat("torchtitan", r"(?:\b|\x1b\[[\d;]*m)step:\s*(?P<iteration>\d+)\s+(?:\x1b\[[\d;]*m)?loss:", STEP,
-                   "torchtitan: '[titan] 2025-01-10 10:00:00,123 - root - INFO - step: 10  loss:  7.4  memory: ...'"),
-    ProgressFormat("torchtitan_saved", r"\bFinished saving the checkpoint\b", SAVED,
-                   "torchtitan: 'Finished saving the checkpoint (or staging if async is enabled)in 3.21 seconds.'"),
+    # an integer global step in a progress line: NeMo 2's "| global_step: 119 |", DeepSpeed's
+    # throughput timer. Not a Lightning bar's postfix ("global_step=119.0", "1.19e+3" past
+    # 999: tqdm's 3 digits): the bar's own count is read by the lightning format.
+    ProgressFormat("nemo", r"\bglobal_step(?:=|: )(?P<iteration>\d+)(?:,| \|)", STEP,
+                   "NeMo 2: 'Training epoch 0, iteration 119/999 | lr: 0.0001 | global_step: 119 | ...'; DeepSpeed: "
+                   "'epoch=0/micro_step=10/global_step=10, RunningAvgSamplesPerSec=62.1, ...'"),
+    ProgressFormat("nemo_saved", r"\bGlobal Checkpoint Save : Rank: \d+ : Iteration: (?P<iteration>\d+)", SAVED,
+                   "NeMo: 'Global Checkpoint Save : Rank: 0 : Iteration: 100 : Start time: ... : Save duration: 3.2s'"),
+    # torchtitan colours its fields by default ("- \x1b[31mstep:  1  \x1b[32mloss: 12.2"); its
+    # validation line is "validate step: 10  loss: ..."
+    ProgressFormat("torchtitan", r"(?:- |\x1b\[[\d;]*m)step:\s*(?P<iteration>\d+)\s+(?:\x1b\[[\d;]*m)?loss:", STEP,
+                   "torchtitan: '[titan] 2025-01-10 10:00:00,123 - root - INFO - step: 10  loss:  7.41830  "
+                   "grad_norm:  1.2345  memory: ...'"),
+    ProgressFormat("torchtitan_validation", r"validate step:\s*\d+\s+(?:\x1b\[[\d;]*m)?loss:", ACTIVITY,
+                   "torchtitan: '... - INFO - validate step: 10  loss:  7.4183  memory: ...'"),
+    ProgressFormat("torchtitan_saved", r"\bFinished (?:saving|staging) the checkpoint\b|\bLast step checkpoint completed in\b",
+                   SAVED, "torchtitan: 'Finished saving the checkpoint in 3.21 seconds.' (older: 'Finished saving the "
+                   "checkpoint (or staging if async is enabled)in 3.21 seconds.')"),
     ProgressFormat("torchtitan_saving",
-                   r"\bSaving the checkpoint \(or staging|\bSaving a full checkpoint at last step, step (?P<iteration>\d+)",
-                   SAVING, "torchtitan: 'Saving the checkpoint (or staging if async is enabled).'"),
+                   r"\b(?:Saving|Staging) the checkpoint(?: \(or staging if async is enabled\))?\."
+                   r"|\bSaving a (?:full|model only) checkpoint .*at last step, step (?P<iteration>\d+)",
+                   SAVING, "torchtitan: 'Saving the checkpoint.', 'Saving a full checkpoint at last step, step 1000.'"),
     ProgressFormat("torchtitan_loaded", r"\bLoading the checkpoint (?:at step |from \S*?step-)(?P<iteration>\d+)",
-                   LOADED, "torchtitan: 'Loading the checkpoint at step 10.'"),
+                   LOADED, "torchtitan: 'Loading the checkpoint from ./outputs/checkpoint/step-100.'"),
     ProgressFormat("deepspeed", r"\[Rank \d+\] step=(?P<iteration>\d+), skipped=\d+", STEP,
-                   "DeepSpeed: '[INFO] [logging.py:96:log_dist] [Rank 0] step=10, skipped=0, lr=[0.0001], ...'"),
-    ProgressFormat("deepspeed_pipe", r"\bsteps: (?P<iteration>\d+) loss: \S+ iter time \(s\)", STEP,
-                   "DeepSpeed's pipeline engine: 'steps: 10 loss: 2.1034 iter time (s): 0.512 samples/sec: 62.5'"),
-    ProgressFormat("deepspeed_saving", r"\[Rank \d+\] Saving model checkpoint: \S*?global_step(?P<iteration>\d+)",
-                   SAVING, "DeepSpeed: '[Rank 0] Saving model checkpoint: /ckpt/global_step100/mp_rank_00_model_states.pt'"),
+                   "DeepSpeed: '[INFO] [logging.py:107:log_dist] [Rank 0] step=10, skipped=0, lr=[0.0001], ...'"),
+    ProgressFormat("deepspeed_pipe", r"\bsteps: (?P<iteration>\d+) loss: [-+\w.]+ (?:.* )?iter time \(s\):", STEP,
+                   "DeepSpeed's pipeline engine: 'steps: 10 loss: 2.1034 iter time (s): 0.512 samples/sec: 62.500'"),
+    ProgressFormat("deepspeed_saving",
+                   r"(?:\bSaving model checkpoint: \S*?|\[Torch\] Checkpoint )global_step(?P<iteration>\d+)(?:/| is about to be saved)",
+                   SAVING, "DeepSpeed: '[Rank 0] Saving model checkpoint: /ckpt/global_step100/mp_rank_00_model_states.pt', "
+                   "'[Torch] Checkpoint global_step100 is about to be saved!'"),
     ProgressFormat("deepspeed_saved", r"\[Torch\] Checkpoint global_step(?P<iteration>\d+) is ready now", SAVED,
-                   "DeepSpeed: '[torch_checkpoint_engine.py:33:commit] [Torch] Checkpoint global_step100 is ready now!'"),
+                   "DeepSpeed before 0.15: '[Torch] Checkpoint global_step100 is ready now!'"),
+    # Lightning's TQDMProgressBar ("{l_bar}{bar}| {n_fmt}/{total_fmt} [...]"); NeMo's bars too
     ProgressFormat("lightning",
-                   r"\bEpoch (?P<epoch>\d+):\s*(?:\d{1,3}%\|[^|\r]*\|\s*)?(?P<iteration>\d+)(?:/(?P<total>\d+)|/\?|it) \[",
+                   r"\bEpoch (?P<epoch>\d+):\s*(?::\s*)?(?:(?:\d{1,3}%)?\|[^|\r]*\|\s*)?(?P<iteration>\d+)"
+                   r"(?:/(?P<total>\d+)|/\?|it) \[",
                    STEP, "Lightning: 'Epoch 0:  12%|█▏        | 120/1000 [00:10<01:15, 11.62it/s, v_num=0]'"),
     ProgressFormat("lightning_validation",
                    r"\b(?:Validation|Sanity Checking|Testing)(?: DataLoader \d+)?: .*\d+(?:/(?:\d+|\?)|it) \[",
-                   ACTIVITY, "Lightning: 'Validation DataLoader 0:  40%|████      | 20/50 [00:01<00:01, 18.2it/s]'"),
+                   ACTIVITY, "Lightning: 'Validation DataLoader 0:  40%|████      | 20/50 [00:01<00:01, 18.20it/s]'"),
     ProgressFormat("lightning_saving", r"\bglobal step (?P<iteration>\d+): .*\bsaving model to ", SAVING,
                    "Lightning's ModelCheckpoint(verbose=True): \"Epoch 0, global step 100: 'val_loss' reached "
-                   "2.1 (best 2.1), saving model to '/ckpt/epoch=0-step=100.ckpt' as top 1\""),
+                   "2.10000 (best 2.10000), saving model to '/ckpt/epoch=0-step=100.ckpt' as top 1\""),
     ProgressFormat("hf_trainer", r"\{'loss': '?[-+\w.]+'?, .*'epoch': '?[\d.]+'?\}", STEP,
-                   "HF Trainer's log dict (no step number): \"{'loss': 2.1, 'grad_norm': 0.9, 'learning_rate': "
-                   "4.9e-05, 'epoch': 0.5}\""),
+                   "HF Trainer's log dict (no step number): \"{'loss': '2.104', 'grad_norm': '0.873', "
+                   "'learning_rate': '4.9e-05', 'epoch': '0.5'}\" (before 5.0: numbers unquoted)"),
     ProgressFormat("hf_trainer_eval", r"\{'eval_loss': ", ACTIVITY,
-                   "HF Trainer's evaluation result: \"{'eval_loss': 2.0, 'eval_runtime': 3.1, ...}\""),
+                   "HF Trainer's evaluation result: \"{'eval_loss': '2.031', 'eval_runtime': '3.1', ...}\""),
     ProgressFormat("hf_trainer_saving", r"\bSaving model checkpoint to \S*?checkpoint-(?P<iteration>\d+)", SAVING,
                    "HF Trainer (log level info): 'Saving model checkpoint to /out/checkpoint-500'"),
     # a tqdm bar without a description (HF Trainer's); described bars (datasets' "Map:",
     # "Loading checkpoint shards:") are not training steps
     ProgressFormat("tqdm", r"(?:^|\r)" + _PREFIX + r" *\d{1,3}%\|[^|\r]*\| *(?P<iteration>\d+)/\d+ \[", STEP,
                    "tqdm (HF Trainer): '  1%|          | 12/1000 [00:05<07:30,  2.19it/s]'"),
-    ProgressFormat("fairseq", r"\bnum_updates(?:=| |\": \"?)(?P<iteration>\d+)", STEP,
-                   "fairseq: '... | INFO | train_inner | epoch 001:    100 / 1000 loss=9.3, ..., num_updates=100, ...', "
-                   "'| epoch 001 | loss 9.3 | ... | num_updates 1000 | lr 0.0005'"),
+    # "num_updates=100" (train_inner), "| num_updates 1563 |" (end of epoch), json
+    # '"num_updates": "100"' or '"train_num_updates": "1563"'
+    ProgressFormat("fairseq", r"(?:\b|_)num_updates(?:=| |\": \"?)(?P<iteration>\d+)", STEP,
+                   "fairseq: '... | INFO | train_inner | epoch 001:    100 / 1563 loss=9.312, ..., num_updates=100, ...'"),
     ProgressFormat("fairseq_saving", r"\bPreparing to save checkpoint for epoch \d+ @ (?P<iteration>\d+) updates",
-                   SAVING, "fairseq: 'Preparing to save checkpoint for epoch 1 @ 1000 updates'"),
+                   SAVING, "fairseq: 'Preparing to save checkpoint for epoch 1 @ 1563 updates'"),
     ProgressFormat("fairseq_saved", r"(?i)\bsaved checkpoint \S+ \(epoch \d+ @ (?P<iteration>\d+) updates", SAVED,
-                   "fairseq: 'Saved checkpoint checkpoints/checkpoint1.pt (epoch 1 @ 1000 updates, score 9.1) "
-                   "(writing took 1.2 seconds)'"),
+                   "fairseq: 'Saved checkpoint checkpoints/checkpoint1.pt (epoch 1 @ 1563 updates, score 9.1) "
+                   "(writing took 1.9 seconds)'"),
     ProgressFormat("fairseq_loaded", r"\bLoaded checkpoint \S+ \(epoch \d+ @ (?P<iteration>\d+) updates", LOADED,
-                   "fairseq: 'Loaded checkpoint checkpoints/checkpoint_last.pt (epoch 2 @ 1000 updates)'"),
-    ProgressFormat("composer", r"(?:\[epoch=(?P<epoch>\d+)\])?\[batch=(?P<iteration>\d+)/(?P<total>\d+)\]", STEP,
-                   "Composer's console logger: '[epoch=1][batch=10/100]:' or '[batch=10/100]:'"),
+                   "fairseq: 'Loaded checkpoint checkpoints/checkpoint_last.pt (epoch 2 @ 1563 updates)'"),
+    # Composer's console logger: "[epoch=1][batch=10/100]:" (epochs 1-based) or, for a duration
+    # in batches, tokens or samples, "[batch=10/100]:", "[token=20480/1000000]:"
+    ProgressFormat("composer",
+                   r"(?:\[epoch=(?P<epoch>\d+)\])?\[(?:batch|token|sample)=(?P<iteration>\d+)(?:/(?P<total>\d+))?\]",
+                   STEP, "Composer: '[epoch=1][batch=10/100]:', '[batch=10/100]:'"),
+    ProgressFormat("composer_eval", r"\[Eval batch=\d+/\d+\] Eval on ", ACTIVITY,
+                   "Composer: '[Eval batch=5/100] Eval on eval data:'"),
 )
 
 _PACE_WINDOW = 5  # step intervals in the median: recent pace, robust to one slow step

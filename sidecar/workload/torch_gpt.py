@@ -217,12 +217,12 @@ def titan(text: str) -> str:
     return f"[titan] {datetime.now():%Y-%m-%d %H:%M:%S,%f}"[:-3] + f" - root - INFO - {text}"
 
 
-def titan_step_line(it: int, loss: float, elapsed_s: float, tokens: int) -> str:
-    # torchtitan's train.py, with its default colours (red step, green loss, ...); the
-    # memory, throughput and MFU figures of a GPU run are 0 on this CPU model
-    return titan(f"\x1b[31mstep: {it:2}  \x1b[32mloss: {loss:7.4f}  \x1b[33mmemory:  0.00GiB(0.00%)  "
-                 f"\x1b[34mtps: {round(tokens / max(elapsed_s, 1e-9)):,}  \x1b[36mtflops: 0.00  "
-                 f"\x1b[35mmfu: 0.00%\x1b[39m")
+def titan_step_line(it: int, loss: float, grad_norm: float, elapsed_s: float, tokens: int) -> str:
+    # torchtitan's components/metrics.py, with its default colours; the memory, throughput and
+    # MFU figures of a GPU run are 0 on this CPU model
+    return titan(f"\x1b[31mstep: {it:2}  \x1b[32mloss: {loss:8.5f}  \x1b[38;2;180;60;0mgrad_norm: {grad_norm:7.4f}  "
+                 f"\x1b[38;2;54;234;195mmemory:  0.00GiB(0.00%)  \x1b[34mtps: {round(tokens / max(elapsed_s, 1e-9)):,}  "
+                 f"\x1b[36mtflops: 0.00  \x1b[35mmfu: 0.00%\x1b[39m")
 
 
 class StepLog:
@@ -234,23 +234,23 @@ class StepLog:
 
     def step(self, it: int, elapsed_s: float, loss: float, grad_norm: float, nan_iters: int) -> str:
         if self.titan:
-            return titan_step_line(it, loss, elapsed_s, self.gbs * self.a.seq_length)
+            return titan_step_line(it, loss, grad_norm, elapsed_s, self.gbs * self.a.seq_length)
         return iteration_line(it, self.a, elapsed_s * 1000.0, lr_at(it, self.a), loss, grad_norm, self.gbs,
                               nan_iters)
 
     def saving(self, it: int) -> str:
         if self.titan:
-            return titan("Saving the checkpoint (or staging if async is enabled).")
+            return titan("Saving the checkpoint.")
         return f"saving checkpoint at iteration {it:7d} to {self.a.save} in torch_dist format"
 
     def saved(self, it: int, took_s: float) -> str:
-        if self.titan:  # (sic: torchtitan prints no space before "in")
-            return titan(f"[GC] Finished saving the checkpoint (or staging if async is enabled)in {took_s:.2f} seconds.")
+        if self.titan:
+            return titan(f"Finished saving the checkpoint in {took_s:.2f} seconds.")
         return f"  successfully saved checkpoint from iteration {it:7d} to {self.a.save} [ t 1/1, p 1/1 ]"
 
     def loading(self, it: int) -> str:
         if self.titan:
-            return titan(f"Loading the checkpoint at step {it}.")
+            return titan(f"Loading the checkpoint from {iter_dir(self.a.load, it)}.")
         return f" loading distributed checkpoint from {self.a.load} at iteration {it}"
 
     def loaded(self, it: int, took_s: float) -> str:

@@ -22,10 +22,11 @@ HANG = load_monitoring_preset("megatron_production").hang
 
 
 def titan(step: int) -> str:
-    # torchtitan's train.py: coloured fields behind its logger's "[titan] <time> - root - INFO - "
+    # torchtitan 0.3's metrics.py, with its default colours, behind its logger's
+    # "[titan] <time> - root - INFO - "
     return (f"[titan] 2025-01-10 10:00:{step % 60:02d},123 - root - INFO - \x1b[31mstep: {step:2}  "
-            f"\x1b[32mloss:  7.4183  \x1b[33mmemory: 20.12GiB(25.43%)  \x1b[34mtps: 1,234  "
-            f"\x1b[36mtflops: 56.78  \x1b[35mmfu: 5.74%\x1b[39m")
+            f"\x1b[32mloss:  7.41830  \x1b[38;2;180;60;0mgrad_norm:  1.2345  \x1b[38;2;54;234;195mmemory: "
+            f"20.12GiB(25.43%)  \x1b[34mtps: 1,234  \x1b[36mtflops: 56.78  \x1b[35mmfu: 5.74%\x1b[39m")
 
 
 def bar(n: int, total: int = 1000, desc: str = "") -> str:
@@ -34,7 +35,9 @@ def bar(n: int, total: int = 1000, desc: str = "") -> str:
     return f"{desc}{pct}|{fill:<10}| {n}/{total} [00:{n % 60:02d}<07:30,  2.19it/s]"
 
 
-# (format, line as printed, kind, iteration)
+# (format, line as printed, kind, iteration): each wording as the program's source prints it
+# (Megatron-LM, NeMo 3, torchtitan 0.3, DeepSpeed 0.19, Lightning 2.6, transformers 5, fairseq
+# 0.12, Composer 0.32; a few older wordings marked)
 REAL_LINES = [
     ("megatron", " [2024-05-01 12:00:00] iteration      120/    1000 | consumed samples:          960 | "
      "elapsed time per iteration (ms): 212.3 | learning rate: 2.999E-04 | global batch size:     8 | "
@@ -45,50 +48,72 @@ REAL_LINES = [
      STEP, 119),  # NeMo 2
     ("megatron_saving", "saving checkpoint at iteration     100 to /ckpt in torch_dist format", SAVING, 100),
     ("megatron_saved", "  successfully saved checkpoint from iteration     100 to /ckpt [ t 1/1, p 1/1 ]", SAVED, 100),
+    ("megatron_saved", "[NeMo I 2025-06-01 10:00:03 dist_ckpt_io:312] Successfully saved checkpoint from iteration "
+     "    100 to /results/checkpoints/step=100", SAVED, 100),
     ("megatron_loaded", " successfully loaded checkpoint from /ckpt [ t 1/1, p 1/1 ] at iteration 100", LOADED, 100),
     ("megatron_loaded", " loading distributed checkpoint from /ckpt at iteration 100", LOADED, 100),
-    ("nemo", "Epoch 0: :  12%|█▏        | 120/1000 [02:00<14:40, reduced_train_loss=7.100, global_step=119.0, "
-     "consumed_samples=1920.0, train_step_timing in s=0.486]", STEP, 119),
-    ("nemo", "[2024-03-05 10:00:00,123] [INFO] [timer.py:260:stop] epoch=0/micro_step=10/global_step=10, "
+    ("nemo", "[2024-03-05 10:00:00,123] [INFO] [timer.py:264:stop] epoch=0/micro_step=10/global_step=10, "
      "RunningAvgSamplesPerSec=62.1, CurrSamplesPerSec=63.0, MemAllocated=1.2GB, MaxMemAllocated=3.4GB",
      STEP, 10),  # DeepSpeed's throughput timer
+    ("nemo_saved", "[NeMo I 2025-06-01 10:00:03 dist_ckpt_io:309] Global Checkpoint Save : Rank: 0 : Iteration: 100 "
+     ": Start time: 1748772000.123s : Save duration: 3.210s", SAVED, 100),
+    ("lightning", "Epoch 0: :  12%|█▏        | 120/1000 [02:00<14:40, reduced_train_loss=7.100, global_step=119.0, "
+     "consumed_samples=1920.0, train_step_timing in s=0.486]", STEP, 120),  # NeMo's bar: Lightning's count
+    ("lightning", "Epoch 3: :  50%|█████     | 500/1000 [01:40<01:40, reduced_train_loss=2.310, global_step=3.5e+3]",
+     STEP, 3500),  # tqdm shows 3 digits of a float postfix
     ("torchtitan", titan(10), STEP, 10),
-    ("torchtitan", "[titan] 2025-01-10 10:00:00,123 - root - INFO - step:  1  loss: 12.2345  memory: 20.12GiB"
-     "(25.43%)  tps: 1,234  tflops: 56.78  mfu: 5.74%", STEP, 1),  # --metrics.disable_color_printing
+    ("torchtitan", "[titan] 2025-01-10 10:00:00,123 - root - INFO - step:  1  loss: 12.23450  grad_norm:  1.2345  "
+     "memory: 20.12GiB(25.43%)  tps: 1,234  tflops: 56.78  mfu: 5.74%", STEP, 1),  # --metrics.disable_color_printing
+    ("torchtitan_validation", "[titan] 2025-01-10 10:00:00,123 - root - INFO - \x1b[33mvalidate step: 10  "
+     "\x1b[32mloss:  7.4183  \x1b[38;2;54;234;195mmemory: 20.12GiB(25.43%)  \x1b[34mtps: 1,234\x1b[39m", ACTIVITY, None),
+    ("torchtitan_saving", "[titan] 2025-01-10 10:05:00,000 - root - INFO - Saving the checkpoint.", SAVING, None),
     ("torchtitan_saving", "[titan] 2025-01-10 10:05:00,000 - root - INFO - Saving the checkpoint (or staging "
-     "if async is enabled).", SAVING, None),
+     "if async is enabled).", SAVING, None),  # torchtitan before 0.2
     ("torchtitan_saving", "[titan] 2025-01-10 10:05:00,000 - root - INFO - Saving a full checkpoint at last "
      "step, step 1000.", SAVING, 1000),
+    ("torchtitan_saved", "[titan] 2025-01-10 10:05:03,210 - root - INFO - Finished saving the checkpoint in "
+     "3.21 seconds.", SAVED, None),
     ("torchtitan_saved", "[titan] 2025-01-10 10:05:03,210 - root - INFO - [GC] Finished saving the checkpoint "
-     "(or staging if async is enabled)in 3.21 seconds.", SAVED, None),
-    ("torchtitan_loaded", "[titan] 2025-01-10 11:00:00,000 - root - INFO - Loading the checkpoint at step 100.",
-     LOADED, 100),
-    ("deepspeed", "[2024-03-05 10:00:00,123] [INFO] [logging.py:96:log_dist] [Rank 0] step=10, skipped=0, "
+     "(or staging if async is enabled)in 3.21 seconds.", SAVED, None),  # torchtitan before 0.2
+    ("torchtitan_saved", "[titan] 2025-01-10 10:05:03,210 - root - INFO - Last step checkpoint completed in 3.21s",
+     SAVED, None),
+    ("torchtitan_loaded", "[titan] 2025-01-10 11:00:00,000 - root - INFO - Loading the checkpoint from "
+     "./outputs/checkpoint/step-100.", LOADED, 100),
+    ("deepspeed", "[2024-03-05 10:00:00,123] [INFO] [logging.py:107:log_dist] [Rank 0] step=10, skipped=0, "
      "lr=[9.999e-05], mom=[(0.9, 0.999)]", STEP, 10),
     ("deepspeed_pipe", "steps: 10 loss: 2.1034 iter time (s): 0.512 samples/sec: 62.500", STEP, 10),
-    ("deepspeed_saving", "[2024-03-05 10:05:00,000] [INFO] [logging.py:96:log_dist] [Rank 0] Saving model "
+    ("deepspeed_pipe", "steps: 20 loss: 2.0410 moe_loss: 0.0123 iter time (s): 0.498 samples/sec: 64.257", STEP, 20),
+    ("deepspeed_saving", "[2024-03-05 10:05:00,000] [INFO] [logging.py:107:log_dist] [Rank 0] Saving model "
      "checkpoint: /ckpt/global_step100/mp_rank_00_model_states.pt", SAVING, 100),
+    ("deepspeed_saving", "[2024-03-05 10:05:00,000] [INFO] [logging.py:107:log_dist] [Rank 0] [Torch] Checkpoint "
+     "global_step100 is about to be saved!", SAVING, 100),
     ("deepspeed_saved", "[2024-03-05 10:05:01,000] [INFO] [torch_checkpoint_engine.py:33:commit] [Torch] "
-     "Checkpoint global_step100 is ready now!", SAVED, 100),
+     "Checkpoint global_step100 is ready now!", SAVED, 100),  # DeepSpeed before 0.15
     ("lightning", "Epoch 0:  12%|█▏        | 120/1000 [00:10<01:15, 11.62it/s, v_num=0, train_loss=2.10]", STEP, 120),
     ("lightning", "Epoch 2:  12%|█▏        | 120/1000 [00:10<01:15, 11.62it/s, v_num=0]", STEP, 2120),
-    ("lightning", "Epoch 0: 120it [00:10, 11.62it/s, v_num=0]", STEP, 120),  # no length (an iterable dataset)
+    ("lightning", "Epoch 0: |          | 120/? [00:10<00:00, 11.62it/s, v_num=0]", STEP, 120),  # an iterable dataset
     ("lightning_validation", "Validation DataLoader 0:  40%|████      | 20/50 [00:01<00:01, 18.20it/s]",
      ACTIVITY, None),
+    ("lightning_validation", "Validation: |          | 0/? [00:00<?, ?it/s]", ACTIVITY, None),
     ("lightning_saving", "Epoch 0, global step 100: 'val_loss' reached 2.10000 (best 2.10000), saving model to "
      "'/ckpt/epoch=0-step=100.ckpt' as top 1", SAVING, 100),
-    ("hf_trainer", "{'loss': 2.1043, 'grad_norm': 0.873, 'learning_rate': 4.9e-05, 'epoch': 0.5}", STEP, None),
-    ("hf_trainer_eval", "{'eval_loss': 2.0312, 'eval_runtime': 3.1, 'eval_samples_per_second': 64.5, "
-     "'eval_steps_per_second': 8.1, 'epoch': 1.0}", ACTIVITY, None),
+    ("hf_trainer", "{'loss': '2.104', 'grad_norm': '0.873', 'learning_rate': '4.9e-05', 'epoch': '0.5'}", STEP, None),
+    ("hf_trainer", "{'loss': 2.1043, 'grad_norm': 0.873, 'learning_rate': 4.9e-05, 'epoch': 0.5}", STEP, None),  # < 5.0
+    ("hf_trainer_eval", "{'eval_loss': '2.031', 'eval_runtime': '3.1', 'eval_samples_per_second': '64.5', "
+     "'eval_steps_per_second': '8.1', 'epoch': '1'}", ACTIVITY, None),
     ("hf_trainer_saving", "Saving model checkpoint to /out/checkpoint-500", SAVING, 500),
     ("tqdm", bar(12), STEP, 12),
     ("tqdm", "[default0]:" + bar(12), STEP, 12),
     ("fairseq", "2023-05-01 10:00:00 | INFO | train_inner | epoch 001:    100 / 1563 loss=9.312, nll_loss=8.9, "
      "ppl=477.62, wps=12345.6, ups=3.2, wpb=3840, bsz=128, num_updates=100, lr=5e-05, gnorm=1.2, "
      "loss_scale=128, train_wall=31, gb_free=10.1, wall=33", STEP, 100),
-    ("fairseq", "| epoch 001 | loss 9.312 | nll_loss 8.9 | ppl 477.62 | wps 12345 | ups 3.21 | wpb 3840 | "
-     "bsz 128 | num_updates 1563 | lr 0.0005 | gnorm 1.2 | clip 0 | oom 0 | wall 500 | train_wall 480", STEP, 1563),
-    ("fairseq", '{"epoch": 1, "update": 0.064, "loss": "9.312", "num_updates": "100", "lr": "5e-05"}', STEP, 100),
+    ("fairseq", "2023-05-01 10:08:00 | INFO | train | epoch 001 | loss 9.312 | nll_loss 8.9 | ppl 477.62 | "
+     "wps 12345 | ups 3.21 | wpb 3840 | bsz 128 | num_updates 1563 | lr 0.0005 | gnorm 1.2 | train_wall 480 | "
+     "wall 500", STEP, 1563),
+    ("fairseq", '2023-05-01 10:00:00 | INFO | train_inner | {"epoch": 1, "update": 0.064, "loss": "9.312", '
+     '"num_updates": "100", "lr": "5e-05"}', STEP, 100),
+    ("fairseq", '2023-05-01 10:08:00 | INFO | train | {"epoch": 1, "train_loss": "9.312", "train_num_updates": '
+     '"1563", "train_lr": "0.0005"}', STEP, 1563),
     ("fairseq_saving", "2023-05-01 10:05:00 | INFO | fairseq.checkpoint_utils | Preparing to save checkpoint "
      "for epoch 1 @ 1563 updates", SAVING, 1563),
     ("fairseq_saved", "2023-05-01 10:05:02 | INFO | fairseq.checkpoint_utils | Saved checkpoint "
@@ -97,6 +122,8 @@ REAL_LINES = [
      "checkpoints/checkpoint_last.pt (epoch 2 @ 1563 updates)", LOADED, 1563),
     ("composer", "[batch=10/100]:", STEP, 10),
     ("composer", "[epoch=1][batch=10/100]:", STEP, 110),
+    ("composer", "[token=20480/1000000]:", STEP, 20480),
+    ("composer_eval", "[Eval batch=5/100] Eval on eval data:", ACTIVITY, None),
 ]
 
 NOT_PROGRESS = [

@@ -120,5 +120,6 @@ def test_step_lines_of_each_log_format_are_read_by_the_sidecar(fmt):
     lines = [log.loading(20), log.loaded(20, 0.1), log.step(21, 0.25, 2.1, 0.5, 0), log.saving(30), log.saved(30, 0.2)]
     got = [[(e.kind, e.iteration) for e in ProgressReader().read(line.encode())] for line in lines]
     titan = fmt == "torchtitan"
-    assert got == [[(K.LOADED, 20)], [] if titan else [(K.LOADED, 20)], [(K.STEP, 21)],
+    # torchtitan names a checkpoint by its directory (step-N); the workload's are iter_000000N
+    assert got == [[] if titan else [(K.LOADED, 20)], [] if titan else [(K.LOADED, 20)], [(K.STEP, 21)],
                    [(K.SAVING, None if titan else 30)], [(K.SAVED, None if titan else 30)]]

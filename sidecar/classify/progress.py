@@ -276,6 +276,7 @@ class ProgressTracker:
         self._intervals: deque[float] = deque(maxlen=_PACE_WINDOW)
         self.longest_save_s: float | None = None  # the longest save seen (saving -> saved)
         self._partial = b""
+        self._anchor = b""  # the last complete redraw read from the line being written
 
     @property
     def training_started(self) -> bool:
@@ -293,9 +294,8 @@ class ProgressTracker:
         data = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
         self.start(now)
         self._last_output_t = now
-        self._partial = b""
-        for event in self.reader.read(data):
-            self._apply(event, now)
+        self._partial = self._anchor = b""
+        self._apply_all(self.reader.read(data), now)
 
     def observe_partial(self, tail: bytes, now: float) -> None:
         """The end of a line still being written (a progress bar redrawn with ``\\r``, no
@@ -307,8 +307,24 @@ class ProgressTracker:
         self._last_output_t = now
         if b"\r" not in tail:
             return  # an ordinary line half written: read when its newline arrives
-        for event in self.reader.read(tail):
-            self._apply(event, now)
+        # only the redraws after the last one read before (the tail is a window that slides)
+        seen = tail.rfind(self._anchor) if self._anchor else -1
+        new = tail[seen + len(self._anchor):] if seen >= 0 else tail
+        end = tail.rfind(b"\r")
+        self._anchor = tail[tail.rfind(b"\r", 0, end):end + 1] if end > 0 else b""
+        self._apply_all(self.reader.read(new), now)
+
+    def _apply_all(self, events: list[ProgressEvent], now: float) -> None:
+        """The events of one read, in order. Of a bar's redraws only the last can be another
+        counter (a lower number): the ones before it are history."""
+        steps = [i for i, e in enumerate(events) if e.kind is STEP]
+        for i, e in enumerate(events):
+            if steps and i < steps[-1] and e.kind is STEP and self._is_older(e):
+                continue
+            self._apply(e, now)
+
+    def _is_older(self, e: ProgressEvent) -> bool:
+        return e.order is not None and self._last_order is not None and e.order < self._last_order
 
     def _apply(self, e: ProgressEvent, now: float) -> None:
         if e.kind is STEP:
@@ -337,11 +353,12 @@ class ProgressTracker:
         self._paused = True
 
     def _on_step(self, e: ProgressEvent, now: float) -> None:
-        if e.order is not None and self._last_order is not None and e.order <= self._last_order:
-            if e.order < self._last_order:
-                # another counter of the same format (HF's evaluation bar between two training
-                # steps, a rank behind): the job is alive, but that is not a step
-                self._apply(ProgressEvent(ACTIVITY, e.format), now)
+        if self._is_older(e):
+            # another counter of the same format (HF's evaluation bar between two training
+            # steps, a rank behind): the job is alive, but that is not a step
+            self._apply(ProgressEvent(ACTIVITY, e.format), now)
+            return
+        if e.order is not None and e.order == self._last_order:
             return  # a repeated line (a rank echoing, a bar redrawn) is not progress
         if e.order is not None:
             self._last_order = e.order

@@ -190,7 +190,7 @@ def test_a_bar_being_drawn_gives_the_pace_and_its_hang():
     drawn = ""
     t = 0.0
     for n in range(1, 41):
-        t += 0.25
+        t += 2.0 if n <= 3 else 0.25  # the first steps are slow: the pace must follow the recent ones
         drawn += "\r" + f"Epoch 0:   {n // 10}%|          | {n}/1000 [00:{n:02d}<01:15,  4.00it/s, v_num=0]"
         p.observe_partial(drawn.encode()[-8192:], t)
         p.observe_partial(drawn.encode()[-8192:], t + 0.1)  # unchanged: no new output

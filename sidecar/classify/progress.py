@@ -107,8 +107,9 @@ BUILTIN_FORMATS: tuple[ProgressFormat, ...] = (
     ProgressFormat("hf_trainer_saving", r"\bSaving model checkpoint to \S*?checkpoint-(?P<iteration>\d+)", SAVING,
                    "HF Trainer (log level info): 'Saving model checkpoint to /out/checkpoint-500'"),
     # a tqdm bar without a description (HF Trainer's); described bars (datasets' "Map:",
-    # "Loading checkpoint shards:") are not training steps
-    ProgressFormat("tqdm", r"(?:^|\r)" + _PREFIX + r" *\d{1,3}%\|[^|\r]*\| *(?P<iteration>\d+)/\d+ \[", STEP,
+    # "Loading checkpoint shards:") are not training steps. A bar that reaches its total ends
+    # its run of steps (a user's own data preparation bar before training): see ``done``.
+    ProgressFormat("tqdm", r"(?:^|\r)" + _PREFIX + r" *\d{1,3}%\|[^|\r]*\| *(?P<iteration>\d+)/(?P<total>\d+) \[", STEP,
                    "tqdm (HF Trainer): '  1%|          | 12/1000 [00:05<07:30,  2.19it/s]'"),
     # "num_updates=100" (train_inner), "| num_updates 1563 |" (end of epoch), json
     # '"num_updates": "100"' or '"train_num_updates": "1563"'
@@ -149,6 +150,8 @@ class ProgressEvent:
     format: str
     iteration: int | None = None  # the step's number: epoch x total + iteration for per-epoch counters
     order: tuple[int, int] | None = None  # (epoch, iteration): what "later" means for steps
+    # a counter that reached its total (no epoch): the run of steps it counted is over
+    done: bool = False
 
 
 def _number(m, name: str) -> int | None:
@@ -195,12 +198,13 @@ class ProgressReader:
             if m is None:
                 continue
             it, epoch, total = (_number(m, g) for g in GROUPS)
-            order = None
+            order, done = None, False
             if it is not None:
                 order = (epoch or 0, it)
+                done = epoch is None and total is not None and it >= total > 0
                 if epoch is not None and total is not None:
                     it = epoch * total + it
-            return ProgressEvent(fmt.kind, fmt.name, it, order)
+            return ProgressEvent(fmt.kind, fmt.name, it, order, done)
         return None
 
     def _any_of(self, kinds: frozenset[ProgressKind], numbered: bool = False):
@@ -273,6 +277,7 @@ class ProgressTracker:
         self._save_started_t: float | None = None
         self._save_iteration: int | None = None
         self._paused = False  # a save or other work between two steps: that gap is not pace
+        self._counter_done = False  # a counter reached its total: the next step starts a new count
         self._intervals: deque[float] = deque(maxlen=_PACE_WINDOW)
         self.longest_save_s: float | None = None  # the longest save seen (saving -> saved)
         self._partial = b""
@@ -369,12 +374,25 @@ class ProgressTracker:
             if gap >= _BURST_S:  # lines of one burst (buffered stdout, a poll) are one arrival
                 self._intervals.append(gap)
         if e.iteration is not None:
-            if self.first_iteration is None:
+            if self.first_iteration is None or self._counter_done:
                 self.first_iteration = e.iteration
             self.last_iteration = e.iteration
         self.steps_seen += 1
         self._last_iter_t = now
-        self._paused = False
+        self._paused = self._counter_done = False
+        if e.done:
+            self._end_of_counter(now)
+
+    def _end_of_counter(self, now: float) -> None:
+        """A counter reached its total (a tqdm bar at 100%): the steps it counted are over,
+        whatever they were. A bar of the user's own data preparation before training looks
+        like steps; its pace must not call the minutes until training starts a hang. So from
+        here it is as before the first step: the startup timeout, and a new count."""
+        self._last_iter_t = None
+        self._last_output_t = now
+        self._last_order = None
+        self._intervals.clear()
+        self._counter_done = True
 
     def iteration_timeout_s(self) -> float:
         """How long without a new step counts as hung, from the recent pace."""

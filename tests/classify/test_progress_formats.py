@@ -343,3 +343,23 @@ def test_hf_evaluation_bar_between_steps_is_alive_not_a_step():
     p.observe(bar(501), t + 0.5)
     assert p.last_iteration == 501 and p.iteration_timeout_s() == 5.0  # the evaluation gap is not pace
     assert p.hang_reason(t + 0.5 + 5.1) is not None
+
+
+def test_a_data_preparation_bar_before_training_is_not_the_pace():
+    """A user's own tqdm bar (no description) that runs to its total before training: its fast
+    pace must not call the minutes of loading that follow a hang."""
+    p = ProgressTracker(HANG)
+    p.start(0.0)
+    t = 1.0
+    for n in range(1, 21):  # tokenizing 20 shards, 0.1 s each
+        p.observe(bar(n, 20), t)
+        t += 0.1
+    assert not p.training_started
+    assert p.hang_reason(t + 600) is None  # ten minutes of loading: only the startup timeout counts
+    assert "before the first iteration" in p.hang_reason(t + HANG.startup_timeout_s + 1)
+    t += 600
+    for n in range(1, 11):  # HF Trainer's bar
+        p.observe(bar(n), t)
+        t += 0.5
+    assert p.training_started and (p.first_iteration, p.last_iteration) == (1, 10)
+    assert p.iteration_timeout_s() == HANG.floor_s

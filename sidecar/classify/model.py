@@ -131,7 +131,8 @@ class ProgressKind(enum.Enum):
 class ProgressFormat:
     """One progress line format: a RE2 pattern with optional named groups ``iteration`` (the
     step's number), ``epoch`` and ``total`` (a per-epoch counter: the position is epoch x total
-    + iteration). A step without ``iteration`` still counts as a step (pace, training started)."""
+    + iteration; ``total`` alone: a counter whose run of steps ends at its total, as a bar at
+    100%). A step without ``iteration`` still counts as a step (pace, training started)."""
 
     name: str
     pattern: str

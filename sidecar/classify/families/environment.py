@@ -28,11 +28,12 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("env.container_node", r"(?i)no loop devices? available|failed to (?:find|attach|set up|allocate|get) (?:a |free )?loop device|could not attach image file to loop device"
                r"|nvidia-container-cli: mount error: .*(?:/dev/nvidia|stat failed|no such device)|nvidia-container-cli: (?:initialization|detection) error: (?:driver rpc error|cuda error)",
                "node_failure", T, CAUSE, MEDIUM, "the node could not start the container (loop devices, GPU device files): restart excluding it"),
-    # CUDA in the job's software needs a newer driver than the node has (torch, NGC's entrypoint,
-    # nvidia-container-cli's cuda>= requirement, the runtime's own errors 35/804)
-    FamilyRule("env.cuda_version", r"CUDA driver version is insufficient|NVIDIA driver on your system is too old|requirement error: unsatisfied condition: cuda"
+    # a container's CUDA needs a newer driver than the node has, or the container runtime has no GPU
+    # support (NGC's entrypoint, nvidia-container-cli's cuda>= requirement, docker/podman's GPU
+    # runtime and CDI); the CUDA runtime's and the frameworks' own texts are hardware's gpu.software
+    FamilyRule("env.cuda_version", r"requirement error: unsatisfied condition: cuda"
                r"|please update your (?:GPU |NVIDIA )?driver to a newer version|built for NVIDIA Driver Release \S+ or later|compatibility mode is UNAVAILABLE"
-               r"|forward compatibility was attempted on non supported HW|could not select device driver \S* with capabilities: \[\[gpu\]\]|unknown or invalid runtime name: nvidia|unresolvable CDI devices?\b"
+               r"|could not select device driver \S* with capabilities: \[\[gpu\]\]|unknown or invalid runtime name: nvidia|unresolvable CDI devices?\b"
                r"|Loaded runtime CuDNN library: \S+ but source was compiled with",
                "env_error", P, CAUSE, MEDIUM, "the CUDA of the job's software (container, wheels) needs a newer NVIDIA driver than the nodes have, or the container runtime has no GPU support: use a build for the site's driver"),
     # a shell stops the job script on its own errors (set -u, syntax; dash's "N: cmd: not found")
@@ -47,15 +48,15 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("env.missing", r"(?i)command not found|bad interpreter|executable file not found in \$PATH|(?:was|were|is) buil[dt] without|(?:not|wasn't) (?:compiled|built) with\b|compiled without|: not found$|error while loading shared libraries|cannot open shared object file|undefined symbol|GLIBC\w* not found|version `\S+' not found|Lmod has detected the following error|module\(s\) (?:are|is) unknown|Unable to locate a modulefile|ModuleCmd_\w+.*ERROR|FATAL: +(?:could not open image|container creation failed|image)|image (?:not found|does not exist)|found no NVIDIA driver|exec format error|No module named|no such image|manifest unknown|Could not find a version that satisfies|No matching distribution found|Could not solve for environment specs|UnsatisfiableError|ResolvePackageNotFound|PackagesNotFoundError|packages are not available from current channels|no sub[ug]id ranges|(?:mapping )?entry (?:found )?in /etc/sub[ug]id|could not use fakeroot|new[ug]idmap\b.*(?:fail|exit status|not found)|python[\d.]*: (?:can't open file|Error while finding module)|(?:Unknown|unsupported|invalid) image (?:format|type)|^(?:\d+: )?FATAL: {2,}\S|(?:enroot|pyxis|apptainer|singularity)\S*: .*(?:Operation not permitted|Permission denied|user namespace|No such file or directory|failed to mount)|\[ERROR\] (?:No such file or directory|Command not found|Could not|Invalid|URL \S+ returned error code: 4(?:0\d|1\d|5\d))\b|Load of (?:requirement )?\S+ failed|Module (?:\S+ )?(?:conflicts with|cannot be loaded)|^(?:\S+: )?(?:source|\.|(?:/(?:usr/)?bin/)?(?:bash|sh|zsh|dash|ksh)): (?:line \d+: )?no such file or directory: |^(?:\S+: )?(?:/(?:usr/)?bin/)?(?:env|bash|sh|zsh|dash|ksh): (?:line \d+: )?.*(?:No such file or directory|Permission denied|cannot execute)|slurm_script: line \d+: .*(?:No such file or directory|Permission denied)"
                # pip/uv/venv refusing the environment they were given
                r"|conflicting dependencies|ResolutionImpossible|externally-managed-environment|requires a different Python|No virtual environment found|ensurepip is not available|No solution found when resolving"
-               # Tcl modules' file check, spack's load, cuDNN's loader, nvidia-container-cli's setup, the OpenMP runtimes' fatal errors
-               r"|Magic cookie '#%Module' missing|matches no installed packages|Cannot load symbol \w+|nvidia-container-cli: (?:container|ldcache) error: |\bOMP: Error #\d+:|libgomp: Invalid value for environment variable"
+               # Tcl modules' file check, spack's load, nvidia-container-cli's setup, the OpenMP runtimes' fatal errors
+               r"|Magic cookie '#%Module' missing|matches no installed packages|nvidia-container-cli: (?:container|ldcache) error: |\bOMP: Error #\d+:|libgomp: Invalid value for environment variable"
                # mamba's fatal level; pip's and uv's refusals of a requirement or a platform; the loader's own failures;
                # an interpreter that cannot start (PYTHONHOME/PYTHONPATH)
                r"|\bcritical +libmamba\b|Invalid requirement: |doesn't have a source distribution or wheel|is not a supported wheel on this platform"
                r"|Inconsistency detected by ld\.so|: relocation error: |Fatal Python error: (?:init_\w+|Py_Initialize\w*|pyinit_\w+|_Py_InitializeMain)\b"
-               # an extension built against other versions of its libraries (NumPy's ABI, cuDNN 9's loader); pyenv;
-               # Singularity 2's error level; a toolkit variable the build needs
-               r"|compiled using NumPy \S+ cannot be run in NumPy|module compiled against (?:ABI|API) version \S+ but this version of numpy|Unable to load any of \{"
+               # an extension built against another NumPy's ABI; pyenv; Singularity 2's error level; a toolkit
+               # variable the build needs (GPU libraries' loaders are hardware's gpu.software)
+               r"|compiled using NumPy \S+ cannot be run in NumPy|module compiled against (?:ABI|API) version \S+ but this version of numpy"
                r"|pyenv: version \S+ is not installed|^(?:\S+: )?ERROR {2}: \S|\benvironment variable \S+ (?:is )?not set|\b[A-Z][A-Z_]{3,} environment variable is not set",
                "env_error", P, CAUSE, MEDIUM, "the job's software environment is incomplete: check modules, the container image and PATH/LD_LIBRARY_PATH"),
 

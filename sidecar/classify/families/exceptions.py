@@ -6,19 +6,20 @@ import re
 
 from sidecar.classify.families.prefix import strip_prefix
 from sidecar.classify.families.rule import CASCADE, CAUSE, LOW, MEDIUM, SYMPTOM, TIP_CKPT, FamilyRule, P, T
-from sidecar.classify.model import FailureClass, Role
+from sidecar.classify.model import Confidence, FailureClass, Role
 
 EXCEPTION_RULE = "python.exception"  # the rule name of ``exception_family``
 IGNORED_RULE = "python.exception_ignored"  # Python's "Exception ignored in: ..." (tracker.py)
 # The last line of a Python traceback: an exception type at the start of the line (after rank
 # and launcher prefixes), then its message. Its type decides when its message names no family.
-_EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning|NotFound|Invalid)|Exception|error|timeout)(?:\(\w+\))?(?::(.*)|\s*)$")
+# A wrapper names the exception it carries in parentheses (Ray's "RayTaskError(ValueError): ...").
+_EXC_HEAD = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)(_*[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Failure|Failed|Fault|Warning|NotFound|Invalid)|Exception|error|timeout)(?:\((?P<wrapped>\w+)\))?(?::(?P<msg>.*)|\s*)$")
 # A library's own exception need not end in Error: in a module of errors, any class name is one.
-_EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(.*)|\s*)$")
+_EXC_QUALIFIED = re.compile(r"^((?:[A-Za-z_]\w*\.)*(?:errors?|exceptions?|exc)\.|(?:[a-z_]\w*\.)+)([A-Z][A-Za-z]*)(?::(?P<msg>.*)|\s*)$")
 # A logged error that names the exception's class ("... with error <class 'pyarrow.lib.ArrowInvalid'>: ...").
-_EXC_LOGGED = re.compile(r"\b(?:error|exception|failed)\b.*<class '((?:\w+\.)*)(\w+)'>:?(.*)", re.IGNORECASE)
+_EXC_LOGGED = re.compile(r"\b(?:error|exception|failed)\b.*<class '((?:\w+\.)*)(\w+)'>:?(?P<msg>.*)", re.IGNORECASE)
 # A built-in whose name says neither (StopIteration, KeyboardInterrupt): only the known ones.
-_EXC_BARE = re.compile(r"^()([A-Z][A-Za-z]+)(?::(.*)|\s*)$")
+_EXC_BARE = re.compile(r"^()([A-Z][A-Za-z]+)(?::(?P<msg>.*)|\s*)$")
 
 # exception type -> (error_type, class, role)
 EXCEPTIONS: dict[str, tuple[str, FailureClass, Role]] = {}
@@ -107,6 +108,27 @@ _TIPS = {
 }
 
 
+# The status code that absl/gRPC put first in a message (XLA and JAX's XlaRuntimeError, tensorstore
+# and orbax's ValueError, gRPC clients): "RESOURCE_EXHAUSTED: Out of memory ...". INTERNAL,
+# UNKNOWN and ABORTED say nothing of their own: the message's words decide.
+_STATUS = re.compile(r"^\s*([A-Z]+(?:_[A-Z]+)*):")
+_STATUS_CODES: dict[str, tuple[str, FailureClass, Role]] = {
+    "RESOURCE_EXHAUSTED": ("oom", P, CAUSE), "DEADLINE_EXCEEDED": ("timeout", T, CAUSE),
+    "UNAVAILABLE": ("network", T, SYMPTOM), "CANCELLED": ("abort", T, CASCADE),
+    "INVALID_ARGUMENT": ("config_error", P, CAUSE), "FAILED_PRECONDITION": ("config_error", P, CAUSE),
+    "ALREADY_EXISTS": ("config_error", P, CAUSE), "PERMISSION_DENIED": ("config_error", P, CAUSE),
+    "UNAUTHENTICATED": ("config_error", P, CAUSE), "NOT_FOUND": ("data_missing", P, CAUSE),
+    "UNIMPLEMENTED": ("code_error", P, CAUSE), "OUT_OF_RANGE": ("code_error", P, CAUSE),
+    "DATA_LOSS": ("data_corrupt", P, CAUSE),
+}
+# C++ code raising to Python ends a system error with strerror and its errno in parentheses
+# (torch's "unable to open shared memory object <...>: Too many open files (24)").
+_STRERROR = re.compile(r": [A-Z][a-z][\w ]+ \((\d{1,3})\)\s*$")
+# The exception a wrapper carries at the start of its message ("InternalTorchDynamoError:
+# AttributeError: ...", "CheckpointException: OSError: ..."), read like a final line of its own.
+_INNER = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*)([A-Z]\w*(?:Error|Exception))(?::(?P<msg>.*)|\s*)$")
+
+
 def exception_family(text: str) -> FamilyRule | None:
     """A traceback's final line decides by its exception type (its message named no family)."""
     body = strip_prefix(text).strip()  # indented: a child's traceback in torch elastic's summary
@@ -120,23 +142,50 @@ def exception_family(text: str) -> FamilyRule | None:
         return None
     if name in ("error", "timeout") and not m.group(1):
         return None  # "error: ..." prose, not a traceback
+    wrapped = m.groupdict().get("wrapped")
+    if wrapped in EXCEPTIONS and EXCEPTIONS[wrapped][2] is not CASCADE:
+        name = wrapped  # the wrapper carries its cause; its own message is the wrapper's header
+    msg = m.group("msg") or ""
+    inner = _INNER.match(msg)
+    if (inner is not None and inner.group(2) in EXCEPTIONS and EXCEPTIONS[inner.group(2)][2] is not CASCADE
+            and (name not in EXCEPTIONS or EXCEPTIONS[name][2] is CASCADE)):
+        module, name, msg = inner.group(1), inner.group(2), inner.group("msg") or ""
+    else:
+        module = m.group(1)
+    found = _read(module, name, msg)
+    if found is None:
+        return None
+    value, confidence = found
+    error_type, klass, role = value
+    return FamilyRule(EXCEPTION_RULE, _EXC_HEAD.pattern, error_type, klass, role, confidence,
+                      _TIPS.get(error_type, ""))
+
+
+def _read(module: str, name: str, msg: str) -> tuple[tuple[str, FailureClass, Role], Confidence] | None:
+    """(error_type, class, role) and confidence of exception ``name`` from ``module`` with message ``msg``."""
     value = EXCEPTIONS.get(name)
     confidence = MEDIUM
+    status = _STATUS.match(msg)
+    if status is not None and status.group(1) in _STATUS_CODES and (value is None or name == "ValueError"):
+        return _STATUS_CODES[status.group(1)], MEDIUM
     if name in ("OSError", "IOError"):
-        errno = _ERRNO.match(m.group(3) or "")
+        errno = _ERRNO.match(msg)
         if errno is not None and int(errno.group(1)) in _ERRNO_PERMANENT:
             value = _ERRNO_PERMANENT[int(errno.group(1))]
-        elif errno is None and _NOT_FOUND.search(m.group(3) or ""):
+        elif errno is None and _NOT_FOUND.search(msg):
             value = ("config_error", P, CAUSE)  # a library's own OSError about a path or name
-        elif errno is None and _CORRUPT.search(m.group(3) or ""):
+        elif errno is None and _CORRUPT.search(msg):
             value = ("data_corrupt", P, CAUSE)
     if value is None:
         value = next((v for word, v in _BY_NAME if word in name.lower()), None)
-    if value is None and _NETWORK_MODULE.search(m.group(1)):
-        refused = _NOT_FOUND.search(m.group(3) or "") or _REFUSED.search(m.group(3) or "")
+    if value is None and _NETWORK_MODULE.search(module):
+        refused = _NOT_FOUND.search(msg) or _REFUSED.search(msg)
         value = ("config_error", P, CAUSE) if refused else ("network", T, SYMPTOM)
     if value is None:
-        words = _MESSAGE_WORDS.search(m.group(3) or "")
+        strerror = _STRERROR.search(msg)
+        if strerror is not None and int(strerror.group(1)) in _ERRNO_PERMANENT:
+            return _ERRNO_PERMANENT[int(strerror.group(1))], LOW
+        words = _MESSAGE_WORDS.search(msg)
         confidence = LOW
         if words is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise
             value = ("code_error", P, CAUSE)
@@ -144,9 +193,7 @@ def exception_family(text: str) -> FamilyRule | None:
             value = ("timeout", T, CAUSE)
         else:
             value = ("network", T, SYMPTOM)
-    error_type, klass, role = value
-    return FamilyRule(EXCEPTION_RULE, _EXC_HEAD.pattern, error_type, klass, role, confidence,
-                      _TIPS.get(error_type, ""))
+    return value, confidence
 
 
 # A logged error that carries an errno ("ERROR - Data loading failed: [Errno 2] No such file ...").

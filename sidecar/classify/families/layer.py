@@ -2,15 +2,15 @@
 
 The order decides when two rules read one line: consequences first (a line that is both a
 follow-on and a cause's words is the follow-on), then process deaths, transports before memory
-words, hardware, Slurm, storage I/O, the launch environment, collectives, space, and the
-training program's own failures.
+words, hardware, Slurm, storage I/O, the launch environment, collectives, space, the
+training program's own failures, and last a logged error by its level and its family's words.
 """
 
 from __future__ import annotations
 
 import re2
 
-from sidecar.classify.families import cascade, collectives, environment, hardware, memory, slurm, storage, training, transport
+from sidecar.classify.families import cascade, collectives, environment, hardware, memory, severity, slurm, storage, training, transport
 from sidecar.classify.families.benign import BENIGN
 from sidecar.classify.families.exceptions import EXCEPTION_RULE, exception_family
 from sidecar.classify.families.prefix import line_body
@@ -20,7 +20,7 @@ from sidecar.classify.model import Layer, SignalHit
 RULES: tuple[FamilyRule, ...] = (
     cascade.CASCADE_RULES + cascade.DEATH_RULES + transport.RULES + memory.RULES + hardware.RULES
     + slurm.RULES + slurm.SHELL + storage.IO + environment.RULES + collectives.RULES + storage.SPACE
-    + training.RULES
+    + training.RULES + severity.RULES
 )
 
 

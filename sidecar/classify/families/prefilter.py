@@ -5,6 +5,8 @@ Megatron iteration line: "number of nan iterations"). One entry per family of so
 that a family's words sit beside each other; the layer sees one alternation.
 """
 
+from sidecar.classify.families.training import NAN_LOSS
+
 PREFILTER = "|".join((
     # any source's error vocabulary
     r"Error|ERROR|error|Exception|EXCEPTION|FATAL|Fatal|fatal|[Ff]ail|FAIL|exitcode|[Tt]imed out|[Tt]imeout|refused|Errno|denied"
@@ -24,7 +26,7 @@ PREFILTER = "|".join((
     r"|NETDEV WATCHDOG|TX timeout|[NR]CCL WARN|nccl\w*Error|[Cc]ommunicator|checked in|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b"
     r"|stuck|\bhung\b|deadlock|[Ss]tale|[Ee]xpel|[Qq]uota|No space|read-only",
     # Python, frameworks and training health
-    r"loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b"
+    NAN_LOSS + r"|\bNaN\b|\bInf\b|missing-checkpoint|CRITICAL"
     r"|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b|not finite|non-finite|nan loss|minimum loss scale"
     r"|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale|mismatch|not match|incompatible|[Cc]orrupt|state_dict|\.idx\b"
     r"|(?:errors?|exceptions?|exc)\.[A-Z]|[a-z_]\.[A-Z][A-Za-z]*: |StopIteration|KeyboardInterrupt",

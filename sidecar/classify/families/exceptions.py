@@ -79,6 +79,8 @@ _REFUSED = re.compile(r"(?i)\bdenied\b|\bforbidden\b|\b40[0134] Client Error|\bN
 # The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
 # when no family rule read the line: waiting that ran out, or a peer that went away.
 _MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnect(?:ion|ed)?\b|\bsocket\b|\bnetwork\b|\bpeer\b|\bunreachable\b)")
+# A library's own exception whose message blames the connection, whatever its name says.
+_BLAMES_NETWORK = re.compile(r"(?i)check your (?:internet |network )?connection|internet connection is (?:on|off|down)|network is unreachable|connection (?:refused|reset|timed out|aborted)")
 # An OSError's errno decides its class: a path that is missing or forbidden repeats on restart
 # (EIO, ESTALE, timeouts and resets stay transient, the OSError default).
 _ERRNO = re.compile(r"\s*\[Errno (\d+)\]")
@@ -176,6 +178,8 @@ def _read(module: str, name: str, msg: str) -> tuple[tuple[str, FailureClass, Ro
             value = ("config_error", P, CAUSE)  # a library's own OSError about a path or name
         elif errno is None and _CORRUPT.search(msg):
             value = ("data_corrupt", P, CAUSE)
+    if value is None and _BLAMES_NETWORK.search(msg):
+        value = ("network", T, SYMPTOM)  # huggingface_hub's LocalEntryNotFoundError: offline and not cached
     if value is None:
         value = next((v for word, v in _BY_NAME if word in name.lower()), None)
     if value is None and _NETWORK_MODULE.search(module):

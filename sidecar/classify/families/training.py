@@ -22,7 +22,7 @@ RULES: tuple[FamilyRule, ...] = (
                "nan_loss", P, CAUSE, HIGH, TIP_NAN),
     FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint"
                # torch.distributed.checkpoint's planner, Megatron's dist_checkpointing, orbax/tensorstore
-               r"|(?-i:(?:Missing|Unexpected) key(?:s|\(s\))? in (?:the )?checkpoint\b|\(not found in (?:the )?checkpoint\)|Invalid access pattern for ShardedTensor)|(?:size|shape|dtype) mismatch (?:between saved|for loaded|for key)|not compatible with the stored (?:shape|dtype)",
+               r"|(?-i:(?:Missing|Unexpected) key(?:s|\(s\))? in (?:the )?checkpoint\b|\(not found in (?:the )?checkpoint\)|Invalid access pattern for ShardedTensor)|(?:size|shape|dtype) mismatch (?:between saved|for loaded|for key)|not compatible with the stored (?:shape|dtype)|checkpoint\b.{0,120}\bbut the current\b",
                "checkpoint_error", P, CAUSE, MEDIUM, TIP_CKPT),
     FamilyRule("health.checkpoint_unreadable", r"(?i)(?:unable|failed|cannot|can't) to load .{0,40}\bcheckpoint|UnicodeDecodeError|UnpicklingError|invalid load key|PytorchStreamReader failed|checkpoint\S*.{0,80}\b(?:is|was) (?:corrupt(?:ed)?|truncated|incomplete)\b|failed finding central directory|not a zip (?:file|archive)|BadZipFile|Ran out of input|HeaderTooLarge|SafetensorError|incomplete metadata"
                # torch.load(weights_only=True) refusing a pickle's globals; safetensors' header; numpy's pickles

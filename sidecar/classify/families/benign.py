@@ -37,6 +37,8 @@ BENIGN = "|".join((
     # --- Python, frameworks, side services
     # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
     r"' thrown while requesting [A-Z]+ ",
+    # JAX/TensorFlow probing accelerator plugins the node does not have (logged at glog's E level)
+    r"Failed to open libtpu\b|\blibtpu\S*: cannot open shared object file",
     # side services (experiment trackers) log their own errors and carry on; comment lines
     # (their loggers' names are lower case: "wandb.errors.CommError: ..." is an exception that ends the run)
     r"^(?:wandb|mlflow|comet_ml|tensorboard|neptune)(?:\.[a-z_]+)*: |^#",

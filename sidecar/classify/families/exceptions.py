@@ -123,9 +123,9 @@ _STATUS_CODES: dict[str, tuple[str, FailureClass, Role]] = {
     "UNIMPLEMENTED": ("code_error", P, CAUSE), "OUT_OF_RANGE": ("code_error", P, CAUSE),
     "DATA_LOSS": ("data_corrupt", P, CAUSE),
 }
-# C++ code raising to Python ends a system error with strerror and its errno in parentheses
-# (torch's "unable to open shared memory object <...>: Too many open files (24)").
-_STRERROR = re.compile(r": [A-Z][a-z][\w ]+ \((\d{1,3})\)\s*$")
+# C++ and Rust code raising to Python end a system error with strerror and its errno in parentheses
+# (torch's "...: Too many open files (24)", Rust's io::Error "No such file or directory (os error 2)").
+_STRERROR = re.compile(r"(?:^|: )[A-Z][a-z][\w ]+ \((?:os error )?(\d{1,3})\)\s*$")
 # The exception a wrapper carries at the start of its message ("InternalTorchDynamoError:
 # AttributeError: ...", "CheckpointException: OSError: ..."), read like a final line of its own.
 _INNER = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*)([A-Z]\w*(?:Error|Exception))(?::(?P<msg>.*)|\s*)$")

@@ -1,7 +1,7 @@
 """A logged error by its level and its family's words, when no rule read its wording.
 
 A line the program logged at ERROR, CRITICAL or FATAL (its logger's own level token) whose
-message names a family's vocabulary (memory, network, storage, GPU hardware) is that family's
+message names a family's vocabulary (memory, network, storage, GPU hardware, the data) is that family's
 failure, at low confidence: "... | ERROR | fairseq.trainer | OOM during optimization,
 irrecoverable". The level gate keeps the words out of INFO/WARNING chatter and of prose; the
 benign lines (retries, zero counts, advice) are taken out before any rule.
@@ -22,6 +22,9 @@ LEVEL = (r"(?:^(?:ERROR|CRITICAL|FATAL):[\w.]*:|\| *(?:ERROR|CRITICAL|FATAL) *\|
 _MEMORY = r"\bOOM\b|(?i:out of memory|out-of-memory|cannot allocate memory|ran out of memory|memory allocation failed|failed to allocate \d+ ?(?:bytes|[KMG]i?B))"
 _NETWORK = (r"(?i:connection (?:refused|reset|timed out|aborted|lost)|network is unreachable|no route to host|broken pipe"
             r"|temporary failure in name resolution|name or service not known|could not resolve host)")
+# a dataset too small, empty or missing for the run's batch and workers (LLM Foundry, streaming, datasets)
+_DATA = (r"(?i:\b(?:dataset|data files?|shards?)\b.{0,80}\b(?:has (?:only )?\d+ (?:samples|examples|rows|shards)\b|is empty|(?:is )?too small"
+         r"|not found|does not exist|(?:no|not enough|too few|fewer) (?:samples|examples|documents|shards|data files)))")
 _STORAGE = r"(?i:input/output error|stale file handle|read-only file system|transport endpoint is not connected)"
 _HARDWARE = (r"(?i:uncorrectable|\bECC errors? (?:detected|encountered)|\bXid\b|nvlink (?:error|is down|inactive)"
              r"|gpu (?:is lost|has fallen off)|hardware error|machine check)")
@@ -33,6 +36,8 @@ RULES: tuple[FamilyRule, ...] = (
                "an error logged about the GPU or host hardware: restart excluding the node"),
     FamilyRule("severity.storage", LEVEL + r".*(?:" + _STORAGE + ")", "filesystem", T, CAUSE, LOW,
                "an error logged about the file system; restart"),
+    FamilyRule("severity.data", LEVEL + r".*(?:" + _DATA + ")", "data_missing", P, CAUSE, LOW,
+               "an error logged about the training data: check the data paths, the dataset's size for this batch and world size"),
     FamilyRule("severity.network", LEVEL + r".*(?:" + _NETWORK + ")", "network", T, SYMPTOM, LOW,
                "an error logged about a lost connection; restart"),
 )

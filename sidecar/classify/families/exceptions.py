@@ -125,7 +125,12 @@ _STATUS_CODES: dict[str, tuple[str, FailureClass, Role]] = {
 }
 # C++ and Rust code raising to Python end a system error with strerror and its errno in parentheses
 # (torch's "...: Too many open files (24)", Rust's io::Error "No such file or directory (os error 2)").
-_STRERROR = re.compile(r"(?:^|: )[A-Z][a-z][\w ]+ \((?:os error )?(\d{1,3})\)\s*$")
+# Only the C library's own texts (strerror), so that a count in parentheses is not taken for one.
+_STRERROR = re.compile(r"\b(?:No such file or directory|Permission denied|Input/output error|Too many open files|Stale file handle"
+                       r"|Connection (?:reset by peer|refused|timed out)|No space left on device|Disk quota exceeded|Read-only file system"
+                       r"|Operation not permitted|Resource temporarily unavailable|Cannot allocate memory|Broken pipe|Remote I/O error"
+                       r"|Transport endpoint is not connected|Is a directory|Not a directory|File exists|Device or resource busy"
+                       r"|No route to host|Network is unreachable|Bad file descriptor|File name too long) \((?:os error )?(\d{1,3})\)\s*$")
 # The exception a wrapper carries at the start of its message ("InternalTorchDynamoError:
 # AttributeError: ...", "CheckpointException: OSError: ..."), read like a final line of its own.
 _INNER = re.compile(r"^\s*((?:[A-Za-z_]\w*\.)*)([A-Z]\w*(?:Error|Exception))(?::(?P<msg>.*)|\s*)$")
@@ -187,8 +192,8 @@ def _read(module: str, name: str, msg: str) -> tuple[tuple[str, FailureClass, Ro
         value = ("config_error", P, CAUSE) if refused else ("network", T, SYMPTOM)
     if value is None:
         strerror = _STRERROR.search(msg)
-        if strerror is not None and int(strerror.group(1)) in _ERRNO_PERMANENT:
-            return _ERRNO_PERMANENT[int(strerror.group(1))], LOW
+        if strerror is not None:  # as an OSError's errno (EIO, ESTALE, timeouts: transient)
+            return _ERRNO_PERMANENT.get(int(strerror.group(1)), ("filesystem", T, CAUSE)), LOW
         words = _MESSAGE_WORDS.search(msg)
         confidence = LOW
         if words is None:  # RuntimeError, Exception, a library's own error: a bug until shown otherwise

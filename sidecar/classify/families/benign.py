@@ -17,8 +17,10 @@ BENIGN = "|".join((
     # ("Please try again" in an exception's message is a server's advice to a client that gave up)
     r"(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btrying again\b|\b(?:will|'ll|to|then) try again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)",
     # advice and traceback scaffolding
-    r"^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
-    r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
+    # (at the start of the program's own text: launchers' prefixes are read off by line_body, and
+    # "ValueError: Please ..." is an exception, not advice)
+    r"^\s*(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
+    r"|^\s*(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
     r"|^(?:\S+:)?\s*raise [\w.]+(?:\(|$)"
     r"|error_file:|<NO_OTHER_FAILURES>|To enable traceback",
     # --- Slurm, launchers, environment

@@ -77,8 +77,10 @@ _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
 _NETWORK_MODULE = re.compile(r"(?i)(?:^|\.)(?:aiohttp|requests|urllib3|httpx|httpcore|http|botocore|s3transfer|grpc|websockets?)\.")
 _REFUSED = re.compile(r"(?i)\bdenied\b|\bforbidden\b|\b40[0134] Client Error|\bNoSuch[A-Z]\w+")
 # The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
-# when no family rule read the line: waiting that ran out, or a peer that went away.
-_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnect(?:ion|ed)?\b|\bsocket\b|\bnetwork\b|\bpeer\b|\bunreachable\b)")
+# when no family rule read the line: waiting that ran out, a peer that went away, a collective that
+# failed (XLA's "NCCL operation ncclAllReduce(...) failed: unhandled system error").
+_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnect(?:ion|ed)?\b|\bsocket\b|\bnetwork\b|\bpeer\b|\bunreachable\b)"
+                            r"|(\bNCCL\b.{0,80}\b(?:failed|error)\b|unhandled (?:cuda|system) error)")
 # A library's own exception whose message blames the connection, whatever its name says.
 _BLAMES_NETWORK = re.compile(r"(?i)check your (?:internet |network )?connection|internet connection is (?:on|off|down)|network is unreachable|connection (?:refused|reset|timed out|aborted)")
 # An OSError's errno decides its class: a path that is missing or forbidden repeats on restart
@@ -200,6 +202,8 @@ def _read(module: str, name: str, msg: str) -> tuple[tuple[str, FailureClass, Ro
             value = ("code_error", P, CAUSE)
         elif words.group(1):
             value = ("timeout", T, CAUSE)
+        elif words.group(3):
+            value = ("nccl", T, CAUSE)
         else:
             value = ("network", T, SYMPTOM)
     return value, confidence

@@ -43,7 +43,8 @@ for _names, _value in (
      "RendezvousStateError", ("store", T, SYMPTOM)),
     ("DistBackendError NcclError", ("nccl", T, CAUSE)),
     ("AcceleratorError CUDAError CudaError", ("cuda_error", T, CAUSE)),
-    ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit "
+    # wrappers of a failure reported elsewhere (a broken process pool lost a worker the kernel or a signal ended)
+    ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit BrokenProcessPool "
      "SignalException WorkerError CalledProcessError ProcessRaisedException ProcessExitedException",
      ("abort", T, CASCADE)),
     ("OSError IOError BlockingIOError InterruptedError", ("filesystem", T, CAUSE)),
@@ -53,6 +54,10 @@ for _names, _value in (
 # Unknown exception types by their name's words, in this order.
 _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
     ("credential", ("config_error", P, CAUSE)),
+    ("authentication", ("config_error", P, CAUSE)),
+    ("forbidden", ("config_error", P, CAUSE)),
+    ("unauthori", ("config_error", P, CAUSE)),
+    ("permissiondenied", ("config_error", P, CAUSE)),
     ("timeout", ("timeout", T, CAUSE)),
     ("deadlineexceeded", ("timeout", T, CAUSE)),
     ("deadlock", ("hang", T, CAUSE)),
@@ -74,12 +79,13 @@ _BY_NAME: tuple[tuple[str, tuple[str, FailureClass, Role]], ...] = (
 # A client library's own exceptions (an HTTP transfer or a remote store that broke off) are
 # network failures unless their name said otherwise above, or their message says the remote side
 # refused (a missing object, no permission: the config's name or credentials, repeated on restart).
-_NETWORK_MODULE = re.compile(r"(?i)(?:^|\.)(?:aiohttp|requests|urllib3|httpx|httpcore|http|botocore|s3transfer|grpc|websockets?)\.")
-_REFUSED = re.compile(r"(?i)\bdenied\b|\bforbidden\b|\b40[0134] Client Error|\bNoSuch[A-Z]\w+")
+_NETWORK_MODULE = re.compile(r"(?i)(?:^|\.)(?:aiohttp|requests|urllib3?|httpx|httpcore|http|ssl|botocore|s3transfer|grpc|websockets?"
+                             r"|gcsfs|s3fs|adlfs|api_core|azure|minio)\.")
+_REFUSED = re.compile(r"(?i)\bdenied\b|\bforbidden\b|\b40[0134] Client Error|^\s*40[0134] [A-Z]|\bNoSuch[A-Z]\w+")
 # The message of a generic exception (RuntimeError, Exception, a library's own) by its words,
 # when no family rule read the line: waiting that ran out, a peer that went away, a collective that
 # failed (XLA's "NCCL operation ncclAllReduce(...) failed: unhandled system error").
-_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnect(?:ion|ed)?\b|\bsocket\b|\bnetwork\b|\bpeer\b|\bunreachable\b)"
+_MESSAGE_WORDS = re.compile(r"(?i)(\btimed? ?out\b|\btimeout\b|store.based barrier)|(\bconnect(?:ion|ed)?\b|\bsocket\b|\bnetwork\b|\bpeer\b(?!\s+access|-to-peer)|\bunreachable\b|address already in use)"
                             r"|(\bNCCL\b.{0,80}\b(?:failed|error)\b|unhandled (?:cuda|system) error)")
 # A library's own exception whose message blames the connection, whatever its name says.
 _BLAMES_NETWORK = re.compile(r"(?i)check your (?:internet |network )?connection|internet connection is (?:on|off|down)|network is unreachable|connection (?:refused|reset|timed out|aborted)")

@@ -14,10 +14,11 @@ from sidecar.classify.families.rule import CAUSE, LOW, SYMPTOM, FamilyRule, P, T
 # The level token of the common formats: logging's "ERROR:name:" and "<time> ERROR ...",
 # " - ERROR - " (logging's default format, torchtitan), "| ERROR |" (fairseq, loguru),
 # "[ERROR]" (DeepSpeed), "[ERROR|file.py:12]" (Transformers), "[NeMo E ...]", glog/absl
-# "E1201 10:00:00.123 123 file.cc:12]", logfmt "level=error", a program's "prog: error: ".
-LEVEL = (r"(?:^(?:ERROR|CRITICAL|FATAL):[\w.]*:|\| *(?:ERROR|CRITICAL|FATAL) *\||\[(?:ERROR|CRITICAL|FATAL)[\]|]"
+# "E1201 10:00:00.123 123 file.cc:12]", rich's "[05/01/24 10:00:00] ERROR", structlog's
+# "[error    ]", logfmt "level=error", a program's "prog: error: ".
+LEVEL = (r"(?:^(?:ERROR|CRITICAL|FATAL):[\w.]*:|\| *(?:ERROR|CRITICAL|FATAL) *\||\[(?:ERROR|CRITICAL|FATAL)[\]|]|\[(?:error|critical|fatal) *\]"
          r"|\s-\s(?:ERROR|CRITICAL|FATAL)\s-\s|\[NeMo [EF] |^[EF]\d{4} [\d:.]+ +\d+ [^\]\s]+:\d+\] "
-         r"|^[\d/T:.,-]+(?: [\d:.,]+)? (?:ERROR|CRITICAL|FATAL)\b|\blevel=(?:error|fatal|critical)\b|^[\w.-]+: (?:error|fatal): )")
+         r"|^\[?[\d/T:.,Z-]+(?: [\d:.,]+)?\]? +(?:ERROR|CRITICAL|FATAL)\b|\blevel=(?:error|fatal|critical)\b|^[\w.-]+: (?:error|fatal): )")
 
 _MEMORY = r"\bOOM\b|(?i:out of memory|out-of-memory|cannot allocate memory|ran out of memory|memory allocation failed|failed to allocate \d+ ?(?:bytes|[KMG]i?B))"
 _NETWORK = (r"(?i:connection (?:refused|reset|timed out|aborted|lost)|network is unreachable|no route to host|broken pipe"

@@ -96,7 +96,7 @@ _ERRNO_PERMANENT: dict[int, tuple[str, FailureClass, Role]] = {
     1: ("config_error", P, CAUSE), 13: ("config_error", P, CAUSE), 2: ("data_missing", P, CAUSE),
     17: ("code_error", P, CAUSE), 20: ("config_error", P, CAUSE), 21: ("config_error", P, CAUSE),
     36: ("config_error", P, CAUSE), 24: ("config_error", P, CAUSE), 18: ("code_error", P, CAUSE),
-    39: ("code_error", P, CAUSE),
+    39: ("code_error", P, CAUSE), 22: ("config_error", P, CAUSE),
 }
 # An OSError without an errno is a library's own (Hugging Face's "Can't load ...", "Incorrect
 # path_or_model_id"): a name or path the config gave that does not resolve.

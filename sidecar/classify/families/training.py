@@ -7,8 +7,8 @@ from sidecar.classify.families.rule import CAUSE, FamilyRule, HIGH, LOW, MEDIUM,
 
 # A loss value that is NaN/Inf in a step line, under any logger's metric name: "lm loss: nan"
 # (Megatron), "'loss': nan" (Transformers), "loss=nan" (Lightning's bar), "loss/train/total: nan"
-# (Composer), "train/loss: NaN". The prefilter carries the same words.
-NAN_LOSS = r"(?:^|[^A-Za-z])loss(?:/[\w.-]+)*(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b"
+# (Composer), "train/loss: NaN", "Loss: nan" (PyTorch's examples). The prefilter carries the same words.
+NAN_LOSS = r"(?:^|[^A-Za-z])[Ll]oss(?:/[\w.-]+)*(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b"
 
 RULES: tuple[FamilyRule, ...] = (
     # --- training health ------------------------------------------------------------------------

@@ -43,8 +43,11 @@ for _names, _value in (
      "RendezvousStateError", ("store", T, SYMPTOM)),
     ("DistBackendError NcclError", ("nccl", T, CAUSE)),
     ("AcceleratorError CUDAError CudaError", ("cuda_error", T, CAUSE)),
-    # wrappers of a failure reported elsewhere (a broken process pool lost a worker the kernel or a signal ended)
+    # wrappers and headers of a failure reported elsewhere: a broken process pool lost a worker the kernel
+    # or a signal ended; Ray Train/Tune and submitit sum up a run whose cause they printed before;
+    # multiprocessing's RemoteTraceback heads the worker's own traceback
     ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit BrokenProcessPool "
+     "TrainingFailedError TuneError FailedJobError RemoteTraceback "
      "SignalException WorkerError CalledProcessError ProcessRaisedException ProcessExitedException",
      ("abort", T, CASCADE)),
     ("OSError IOError BlockingIOError InterruptedError", ("filesystem", T, CAUSE)),

@@ -22,7 +22,8 @@ LEVEL = (r"(?:^(?:ERROR|CRITICAL|FATAL):[\w.]*:|\| *(?:ERROR|CRITICAL|FATAL) *\|
 
 _MEMORY = r"\bOOM\b|(?i:out of memory|out-of-memory|cannot allocate memory|ran out of memory|memory allocation failed|failed to allocate \d+ ?(?:bytes|[KMG]i?B))"
 _NETWORK = (r"(?i:connection (?:refused|reset|timed out|aborted|lost)|network is unreachable|no route to host|broken pipe"
-            r"|temporary failure in name resolution|name or service not known|could not resolve host)")
+            r"|temporary failure in name resolution|name or service not known|could not resolve host"
+            r"|(?:download|upload|fetch|request|transfer|connect)\w*\b.{0,80}\btimed? ?out\b)")
 # a dataset too small, empty or missing for the run's batch and workers (LLM Foundry, streaming, datasets)
 _DATA = (r"(?i:\b(?:dataset|data files?|shards?)\b.{0,80}\b(?:has (?:only )?\d+ (?:samples|examples|rows|shards)\b|is empty|(?:is )?too small"
          r"|not found|does not exist|(?:no|not enough|too few|fewer) (?:samples|examples|documents|shards|data files)))")

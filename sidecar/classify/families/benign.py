@@ -41,6 +41,8 @@ BENIGN = "|".join((
     r"' thrown while requesting [A-Z]+ ",
     # JAX/TensorFlow probing accelerator plugins the node does not have (logged at glog's E level)
     r"Failed to open libtpu\b|\blibtpu\S*: cannot open shared object file",
+    # a first attempt finding no checkpoint to resume from and saying so
+    r"(?i:\b(?:starting|training|will start|start training|train) from scratch\b)",
     # side services (experiment trackers) log their own errors and carry on; comment lines
     # (their loggers' names are lower case: "wandb.errors.CommError: ..." is an exception that ends the run)
     r"^(?:wandb|mlflow|comet_ml|tensorboard|neptune)(?:\.[a-z_]+)*: |^#",

@@ -172,6 +172,8 @@ class LineClassifier:
             # A verdict by the exception's type alone gives way to a family that reads its message
             # as the other class (tensorstore raises ValueError for an EIO, orbax for UNAVAILABLE).
             found = self._family(data)
+            if self.families is not None and (found is None or found.confidence is Confidence.LOW):
+                found = self.families.exception(data)
             if (found is not None and found.role in (Role.CAUSE, Role.SYMPTOM) and found.confidence is not Confidence.LOW
                     and found.failure_class is not self.cfg.signals[idx].failure_class):
                 fam = found

@@ -58,7 +58,7 @@ def test_a_wrapper_is_read_by_the_exception_it_carries():
 
 @pytest.mark.parametrize("line, expected", [
     ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 17179869184 bytes.", ("oom", P)),
-    ("jax.errors.JaxRuntimeError: DEADLINE_EXCEEDED: the coordination service did not answer within 300 s", ("timeout", T)),
+    ("jax.errors.JaxRuntimeError: DATA_LOSS: checksum mismatch reading /ckpt/1200/params/0.zarr", ("data_corrupt", P)),
     # tensorstore raises ValueError whatever the status: the preset's ValueError signal gives way
     ("ValueError: UNAVAILABLE: Error reading \"gs://bucket/ckpt/1200/state/d/1\": socket closed", ("network", T)),
     ("jaxlib.xla_extension.XlaRuntimeError: INVALID_ARGUMENT: Executable expected shape f32[8,1024] for argument 3", ("config_error", P)),

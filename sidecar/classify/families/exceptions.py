@@ -170,16 +170,12 @@ def exception_family(text: str) -> FamilyRule | None:
         module, name, msg = inner.group(1), inner.group(2), inner.group("msg") or ""
     else:
         module = m.group(1)
-    found = _read(module, name, msg)
-    if found is None:
-        return None
-    value, confidence = found
-    error_type, klass, role = value
+    (error_type, klass, role), confidence = _read(module, name, msg)
     return FamilyRule(EXCEPTION_RULE, _EXC_HEAD.pattern, error_type, klass, role, confidence,
                       _TIPS.get(error_type, ""))
 
 
-def _read(module: str, name: str, msg: str) -> tuple[tuple[str, FailureClass, Role], Confidence] | None:
+def _read(module: str, name: str, msg: str) -> tuple[tuple[str, FailureClass, Role], Confidence]:
     """(error_type, class, role) and confidence of exception ``name`` from ``module`` with message ``msg``."""
     value = EXCEPTIONS.get(name)
     confidence = MEDIUM

@@ -5,7 +5,7 @@ These come first in the rule order: a line that is both ("Received SIGTERM ... N
 
 from __future__ import annotations
 
-from sidecar.classify.families.rule import CASCADE, CAUSE, CONTEXT, DEATH, FamilyRule, HIGH, LOW, MEDIUM, SLURM, T
+from sidecar.classify.families.rule import CASCADE, CONTEXT, DEATH, FamilyRule, HIGH, LOW, MEDIUM, SLURM, T
 
 CASCADE_RULES: tuple[FamilyRule, ...] = (
     # --- cascade first: consequences that name words of a cause ------------------------------
@@ -32,10 +32,6 @@ CASCADE_RULES: tuple[FamilyRule, ...] = (
 
 DEATH_RULES: tuple[FamilyRule, ...] = (
     # --- process deaths reported by launchers and shells: facts about one rank ----------------
-    # Ray's control plane losing a node (GCS's heartbeat detector, a raylet that ended): the node's
-    # workers are gone; a restart places them elsewhere
-    FamilyRule("launcher.node_died", r"has been marked dead because the detector has missed too many heartbeats|Raylet is terminated\. Termination is unexpected|\bNodeDiedError\b",
-               "node_failure", T, CAUSE, MEDIUM, "the launcher lost a node (it died or stopped answering); restart, excluding it if it repeats"),
     FamilyRule("death.sigkill", r"exitcode\s*:\s*-9\b|[Ss]ignal 9 \(SIGKILL\)|return ?code ?[=:]? ?-9\b|exit (?:code|status) (?:-9|137)\b|: line \d+: +\d+ Killed\b|^(?:\d+: ?)?Killed$|killed by signal:? (?:Killed|SIGKILL|9)\b|(?:terminated|killed) with signal (?:SIGKILL|9)\b|(?:exited|terminated) on signal 9\b|<Signals\.SIGKILL: 9>|terminated with (?:exit )?code -9\b",
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "

@@ -8,7 +8,8 @@ from sidecar.classify.families.rule import CAUSE, FamilyRule, HIGH, LOW, MEDIUM,
 # A loss value that is NaN/Inf in a step line, under any logger's metric name: "lm loss: nan"
 # (Megatron), "'loss': nan" (Transformers), "loss=nan" (Lightning's bar), "loss/train/total: nan"
 # (Composer), "train/loss: NaN", "Loss: nan" (PyTorch's examples). The prefilter carries the same words.
-NAN_LOSS = r"(?:^|[^A-Za-z])[Ll]oss(?:/[\w.-]+)*(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b"
+# Not a word that starts with nan/inf ("loss: nan-aware", "loss: inf-norm"): a name, not a value.
+NAN_LOSS = r"(?:^|[^A-Za-z])[Ll]oss(?:/[\w.-]+)*(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)(?:[^\w-]|$)"
 
 RULES: tuple[FamilyRule, ...] = (
     # --- training health ------------------------------------------------------------------------
@@ -20,7 +21,9 @@ RULES: tuple[FamilyRule, ...] = (
                "nan_loss", P, CAUSE, MEDIUM, TIP_NAN),
     FamilyRule("health.loss_scale", r"(?i)loss[ _]scale.{0,20}minimum|minimum loss scale|cannot decrease (?:loss )?scale|loss scale.*underflow",
                "nan_loss", P, CAUSE, HIGH, TIP_NAN),
-    FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint"
+    FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint(?:s|ed|_\w*)?\b.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint(?:s|ed|_\w*)?\b"
+               # ("gradient/activation checkpointing" is recomputation, not a checkpoint file: Transformers'
+               # "`use_cache=True` is incompatible with gradient checkpointing" is a note at start-up)
                # torch.distributed.checkpoint's planner, Megatron's dist_checkpointing, orbax/tensorstore
                r"|(?-i:(?:Missing|Unexpected) key(?:s|\(s\))? in (?:the )?checkpoint\b|\(not found in (?:the )?checkpoint\)|Invalid access pattern for ShardedTensor)|(?:size|shape|dtype) mismatch (?:between saved|for loaded|for key)|not compatible with the stored (?:shape|dtype)|checkpoint\b.{0,120}\bbut the current\b",
                "checkpoint_error", P, CAUSE, MEDIUM, TIP_CKPT),

@@ -17,6 +17,9 @@ PAIRS = (
     # a count of zero is no NaN (health.nan read "found NaN" alone)
     ("Found NaN in 0 of 100 steps", "Found NaN in 3 of 100 steps", "nan_loss"),
     ("NaN detected on 0 of 8 ranks", "NaN detected on rank 3 at step 1200", "nan_loss"),
+    # a check that found nothing says so ("no ...", ": False")
+    ("no NaN or Inf detected in gradients", "NaN or Inf detected in gradients at step 1200", "nan_loss"),
+    ("detected nan: False", "detected nan in the output of layer 12", "nan_loss"),
     # a word that starts with nan/inf is a name, not a loss value (health.nan_iteration)
     ("step 10 | loss: nan-aware scaling enabled", "step 10 | loss: nan | lr 1e-4", "nan_loss"),
     ("train/loss: inf-norm clipped", "train/loss: inf", "nan_loss"),

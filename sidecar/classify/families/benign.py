@@ -11,8 +11,9 @@ BENIGN = "|".join((
     r"|\[[WI](?:\d{3,4}(?: [\d:.]+)?)? [^\]]*\.(?:cpp|cc|h|hpp|py):\d+\]|\[\w+ [IWD] \d{4}-\d\d-\d\d |\[(?:INFO|DEBUG|WARNING|WARN|NOTICE)\|"
     r"|\b(?:[Ww]arn(?:ing)?|WARN(?:ING)?):|UserWarning|FutureWarning|DeprecationWarning|RuntimeWarning|ResourceWarning",
     # says it will retry or copes; a recovery; a count of errors that is zero (also in a table's cell:
-    # dcgmi stats' "| * Double Bit ECC Errors | 0 |"; and "found NaN in 0 of 100 steps")
-    r"(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered (?:from|by|after)\b|\bno (?:[\w/-]+ ){0,2}(?:errors|failures|faults)\b|\bredo(?:ing)? for\b|\bwill be ignored\b|[,;] skipping\b|[,;] continuing (?:without|anyway)\b|Unable to initialize backend '|(?:^|[^n])recoverable error|\b(?:errors?|failures?|faults?|mismatch(?:es)?)(?: count)?\s*[:=|]?\s*(?:0(?:\.0+)?|false)\s*(?:[,;|)}]|$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b|\b(?:in|on|for) 0 (?:out )?of \d+\b)",
+    # dcgmi stats' "| * Double Bit ECC Errors | 0 |"; and "found NaN in 0 of 100 steps", "detected nan: False",
+    # "no NaN or Inf detected": a NaN loss in a step line is read before these, by health.nan_iteration)
+    r"(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered (?:from|by|after)\b|\bno (?:[\w/-]+ ){0,2}(?:errors|failures|faults|nans?|infs?)\b|\bredo(?:ing)? for\b|\bwill be ignored\b|[,;] skipping\b|[,;] continuing (?:without|anyway)\b|Unable to initialize backend '|(?:^|[^n])recoverable error|\b(?:errors?|failures?|faults?|mismatch(?:es)?|nans?|infs?)(?: count)?\s*[:=|]?\s*(?:0(?:\.0+)?|false)\s*(?:[,;|)}]|$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b|\b(?:in|on|for) 0 (?:out )?of \d+\b)",
     # a counter report whose every count is zero ("ECC errors: Volatile Single Bit 0, Double Bit 0")
     r"(?i:\berrors?\b[^:]{0,20}:(?:\s*[a-z][a-z -]*\s0\b[,;]?)+\s*$)",
     # ("Please try again" in an exception's message is a server's advice to a client that gave up)

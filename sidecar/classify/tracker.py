@@ -32,7 +32,7 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       not once the sidecar ends the job itself (its own cancel).
 4. A CASCADE line is never the root, with two exceptions that need the lines around it.
    Python's ``Exception ignored in: ...`` makes the next hit of the same rank within
-   ``IGNORED_TRACEBACK_LINES`` (the final line of the traceback it prints) cascade too: Python
+   ``TRACEBACK_LINES`` (the final line of the traceback it prints) cascade too: Python
    ignored that exception (a destructor at an epoch's end or at exit), the process goes on.
 
    a. A report of a process ended by a signal (torch elastic's ``failed (exitcode: -6)``, srun's
@@ -45,6 +45,18 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
    b. When nothing named a cause, Slurm's banner of a cancelled step or job (``*** STEP 5.0 ON
       n1 CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or
       an admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
+   c. A line that says its failure follows another's (``FOLLOW_ON``: Horovod's "Horovod has been
+      shut down. This was caused by an exception on one of the ranks", Ray Train's "Please inspect
+      the previous error messages for a cause", JAX's "another task died; see the other task
+      logs") is cascade, whatever exception carries it: the cause is on another rank's lines.
+5. A wrapper carries an exception it prints after itself (``WRAPPERS``: PyTorch's "Caught
+   ReadTimeoutError in DataLoader worker process 3." then the worker's "Original Traceback";
+   torch.distributed.checkpoint's "CheckpointException ranks:..." then each rank's traceback).
+   While the wrapper is the root, the exception it carries replaces it: for a wrapper that names
+   the type, the last line of that type on the same rank within ``TRACEBACK_LINES`` (Python prints
+   the exception that was raised last, after the ones it chained); otherwise the first hit of the
+   same rank there. That line is a cause whatever its role alone (a client's ReadTimeoutError is a
+   survivor's symptom elsewhere; here it is what ended the rank).
 
 Replaced roots are kept (``Verdict.superseded``) so that ``classify --explain`` can show them.
 Later lines are kept as evidence, a bounded number, because a dying job of 1000 ranks can
@@ -90,8 +102,14 @@ NCCL_DETAIL_LINES = 4
 _NCCL_ERROR_TYPES = frozenset({"nccl"})
 # a peer that went away (not one never reached: refused, no route, timed out are network faults)
 _LOST_PEER = re.compile(r"(?i)closed by (?:remote )?peer|reset by peer|\[Errno 104\]|Broken pipe")
-# Rule 4: the traceback of an exception Python ignored ends within this many lines
-IGNORED_TRACEBACK_LINES = 60
+# Rules 4 and 5: a traceback (of an exception Python ignored, or one a wrapper carries) ends
+# within this many lines
+TRACEBACK_LINES = 60
+# Rule 4c: a process ending because another failed first, in its own words
+FOLLOW_ON = re.compile(r"caused by an exception on one of the ranks|[Ii]nspect the previous error messages for a cause"
+                       r"|another task died; see the other task logs|[Cc]heck the task logs for an earlier error")
+# Rule 5: wrappers of an exception printed after them (group 1: the wrapped type, when named)
+WRAPPERS = re.compile(r"\bCaught (\w+) in (?:DataLoader worker process \d+|pin memory thread)|\bCheckpointException ranks:")
 _STEPD_BANNER = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT ")
 # srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step
 _TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
@@ -179,6 +197,36 @@ def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) 
     return None
 
 
+@dataclasses.dataclass
+class _Wrapper:
+    """Rule 5: a wrapper line seen, and the exception line of it that is the root so far."""
+
+    prefix: str
+    line_no: int
+    type_line: re.Pattern[str] | None  # a line of the wrapped type, when the wrapper names it
+    carried: int | None = None  # the line of the carried exception that replaced the wrapper
+
+    def carries(self, root: SignalHit | None, hit: SignalHit) -> str | None:
+        """Why ``hit`` is the exception this wrapper carries and replaces ``root``, or None."""
+        if (root is None or root.line_no not in (self.line_no, self.carried) or hit.line_no == self.line_no
+                or hit.role in (Role.CASCADE, Role.CONTEXT) or _prefix(hit.line) != self.prefix
+                or hit.line_no - self.line_no > TRACEBACK_LINES):
+            return None
+        if (self.type_line.search(hit.line) is not None) if self.type_line is not None else self.carried is None:
+            return (f"the exception the wrapper at line {self.line_no} carries (printed after it): "
+                    f"what ended that rank")
+        return None
+
+
+def wrapper_of(hit: SignalHit) -> _Wrapper | None:
+    """Rule 5: the wrapper ``hit`` is, or None."""
+    m = WRAPPERS.search(hit.line)
+    if m is None:
+        return None
+    type_line = re.compile(rf"(?:^|[\s.:]){m.group(1)}:") if m.group(1) else None
+    return _Wrapper(_prefix(hit.line), hit.line_no, type_line)
+
+
 class RootCauseTracker:
     """Feed hits in log order; ``verdict()`` names the root cause and keeps some evidence."""
 
@@ -194,6 +242,7 @@ class RootCauseTracker:
         self.sidecar_ending = False  # the sidecar is ending the job: a cancel is its own (rule 3c)
         self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
         self._ignored: tuple[str, int] | None = None  # (rank prefix, line) of Python's "Exception ignored" (rule 4)
+        self._wrapper: _Wrapper | None = None  # the last wrapper of an exception (rule 5)
 
     def feed(self, hit: SignalHit) -> bool:
         """Record ``hit``; True when it became the root cause (first, or replacing one): then
@@ -201,6 +250,15 @@ class RootCauseTracker:
         hit = self._ignored_traceback(hit)
         if hit.role is Role.CONTEXT:
             return False
+        if hit.role is not Role.CASCADE and FOLLOW_ON.search(hit.line):  # rule 4c
+            hit = dataclasses.replace(hit, role=Role.CASCADE, tip="a process ending after another failed: see the lines before it")
+        carried = self._wrapper.carries(self.root, hit) if self._wrapper is not None else None
+        if carried is not None and self._wrapper is not None:
+            self._wrapper.carried = hit.line_no
+            return self._set_root(dataclasses.replace(hit, role=Role.CAUSE), carried)
+        wrapper = wrapper_of(hit)
+        if wrapper is not None:
+            self._wrapper = wrapper
         if hit.node is not None and hit.error_type == NODE_FAILURE and _STEPD_BANNER.search(hit.line):
             # slurmstepd's "*** STEP 5.0 ON n1 CANCELLED ... DUE TO NODE FAILURE ***" names the
             # node of the slurmstepd that printed it, a survivor: the failed node prints nothing
@@ -226,14 +284,17 @@ class RootCauseTracker:
         if why is not None and hit is death:
             why += "; a report of a process ended by a signal before any srun/slurmstepd line about the step"
         if why is not None:
-            if self.root is not None and len(self._superseded) < MAX_SUPERSEDED:
-                self._superseded.append(self.root)
-            self.root, self.why = hit, why
-            return True
+            return self._set_root(hit, why)
         self.evidence_total += 1
         if len(self._evidence) < self._max:
             self._evidence.append(hit)
         return False
+
+    def _set_root(self, hit: SignalHit, why: str) -> bool:
+        if self.root is not None and len(self._superseded) < MAX_SUPERSEDED:
+            self._superseded.append(self.root)
+        self.root, self.why = hit, why
+        return True
 
     def _ignored_traceback(self, hit: SignalHit) -> SignalHit:
         """Rule 4: the final line of a traceback Python said it ignored is cascade."""
@@ -243,7 +304,7 @@ class RootCauseTracker:
         if self._ignored is None or hit.role in (Role.CASCADE, Role.CONTEXT):
             return hit
         prefix, line_no = self._ignored
-        if _prefix(hit.line) != prefix or hit.line_no - line_no > IGNORED_TRACEBACK_LINES:
+        if _prefix(hit.line) != prefix or hit.line_no - line_no > TRACEBACK_LINES:
             return hit
         self._ignored = None
         return dataclasses.replace(hit, role=Role.CASCADE, tip=f"the exception Python ignored at line {line_no}")
@@ -256,13 +317,15 @@ class RootCauseTracker:
     def node(self) -> str | None:
         """The root's node; else the first node named by a non-cascade evidence line.
 
-        Cascade lines (``srun: error: n1: task 0: Exited``) name where a task died, which is
-        not evidence that the node is bad, so they never choose the node to exclude.
+        Cascade lines (``srun: error: n1: task 0: Exited``) and deaths (Open MPI's ``[gpu-05:12343]
+        Signal: Segmentation fault (11)``, ``mpirun noticed that process rank 3 ... on node gpu-05
+        exited on signal 11``) name where a process died, which is not evidence that the node is
+        bad (a signal says nothing about its node, rule 4a), so they never choose the node to exclude.
         """
-        if self.root is not None and self.root.node:
+        if self.root is not None and self.root.node and self.root.role is not Role.DEATH:
             return self.root.node
         for hit in self._evidence:
-            if hit.node and not hit.cascade:
+            if hit.node and hit.role not in (Role.CASCADE, Role.DEATH):
                 return hit.node
         return None
 

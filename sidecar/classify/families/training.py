@@ -13,7 +13,8 @@ RULES: tuple[FamilyRule, ...] = (
                "nan_loss", P, CAUSE, MEDIUM, TIP_NAN),
     FamilyRule("health.loss_scale", r"(?i)loss[ _]scale.{0,20}minimum|minimum loss scale|cannot decrease (?:loss )?scale|loss scale.*underflow",
                "nan_loss", P, CAUSE, HIGH, TIP_NAN),
-    FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint",
+    # "checkpoint" not "checkpointing": transformers' "`use_cache=True` is incompatible with gradient checkpointing"
+    FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint(?:[^i]|$).*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint(?:[^i]|$)",
                "checkpoint_error", P, CAUSE, MEDIUM, TIP_CKPT),
     FamilyRule("health.checkpoint_unreadable", r"(?i)(?:unable|failed|cannot|can't) to load .{0,40}\bcheckpoint|UnicodeDecodeError|UnpicklingError|invalid load key|PytorchStreamReader failed|checkpoint\S*.{0,80}\b(?:is|was) (?:corrupt(?:ed)?|truncated|incomplete)\b|failed finding central directory|not a zip (?:file|archive)|BadZipFile|Ran out of input|HeaderTooLarge|SafetensorError|incomplete metadata",
                "checkpoint_error", P, CAUSE, MEDIUM, TIP_CKPT),

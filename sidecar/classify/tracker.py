@@ -96,6 +96,11 @@ _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 # srun's and slurmstepd's own lines (``srun: error: ...``, ``0: slurmstepd-n1: error: ...``)
 _SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")
+# A progress bar (tqdm, Lightning, NeMo: "Epoch 0:  29%|##5   | 700/2400 [11:40<28:20, 1.00it/s, loss=3.4]")
+# is rewritten in place with carriage returns and never ends its line: whatever another process
+# writes next (srun, slurmstepd, a logger) starts on the bar's line. The lines of a line start
+# after the last bar on it (``own_text``).
+_PROGRESS_BAR = re.compile(r"\d+/(?:\d+|\?) \[[^\]\r\n]*\]")
 _CANCELLED = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
 # Rule 2: an NCCL error whose detail, this many lines later on the same rank, is a lost peer
 NCCL_DETAIL_LINES = 4
@@ -128,12 +133,21 @@ _SIGNAL_TIP = ("a process ended by a signal that nothing in the log explains: a 
                "or a signalled launcher; the node's kernel log and sacct say more")
 
 
+def own_text(line: str) -> str:
+    """``line`` after the last progress bar written on it (the line itself when it has none)."""
+    end = 0
+    if "|" in line:
+        for m in _PROGRESS_BAR.finditer(line):
+            end = m.end()
+    return line[end:]
+
+
 def signal_death(hit: SignalHit) -> SignalHit | None:
     """Rule 4a: the DEATH a cascade report of a process ended by a signal stands for, or None."""
     if hit.role is not Role.CASCADE:
         return None
     for pattern, error_type in _SIGNAL_DEATHS:
-        if pattern.search(hit.line):
+        if pattern.search(own_text(hit.line)):
             # node None: a signal says nothing bad about the node of the process (tasks.py)
             return dataclasses.replace(hit, role=Role.DEATH, cascade=False, error_type=error_type, node=None,
                                        failure_class=FailureClass.TRANSIENT, tip=hit.tip or _SIGNAL_TIP)
@@ -151,7 +165,7 @@ def as_scancel(hit: SignalHit) -> SignalHit:
 def step_end_explains(root: SignalHit, hit: SignalHit, tasks_ended: bool) -> str | None:
     """Rule 3c: why Slurm's report ``hit`` of the step's end explains ``root``, or None."""
     explained = STEP_END_EXPLAINS if hit.error_type != SCANCEL else {TERMINATED}
-    if (root.error_type in explained and root.failure_class is FailureClass.TRANSIENT and _SLURM_LINE.search(hit.line)
+    if (root.error_type in explained and root.failure_class is FailureClass.TRANSIENT and _SLURM_LINE.search(own_text(hit.line))
             and (hit.error_type == NODE_FAILURE or (hit.error_type in STEP_ENDS and not tasks_ended))):
         return (f"Slurm ends the step ({hit.error_type}): the {root.error_type} at line {root.line_no} is what "
                 f"the ranks print while it does (they lose peers or get its signal before its line is written)")
@@ -264,7 +278,7 @@ class RootCauseTracker:
             # node of the slurmstepd that printed it, a survivor: the failed node prints nothing
             hit = dataclasses.replace(hit, node=None)
         death = None if self.ending else signal_death(hit)
-        if _SLURM_LINE.search(hit.line):
+        if _SLURM_LINE.search(own_text(hit.line)):
             self.ending = True
         if _CANCELLED.search(hit.line):
             cancel = as_scancel(hit)
@@ -279,7 +293,7 @@ class RootCauseTracker:
         if self.root is not None and demoted is not None:
             self.root, self.why = dataclasses.replace(self.root, role=Role.SYMPTOM), f"{self.why}; {demoted}"
         why = replaces(self.root, hit, self.tasks_ended)
-        if _TASK_ENDED.search(hit.line):
+        if _TASK_ENDED.search(own_text(hit.line)):
             self.tasks_ended = True
         if why is not None and hit is death:
             why += "; a report of a process ended by a signal before any srun/slurmstepd line about the step"

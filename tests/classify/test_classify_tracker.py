@@ -223,3 +223,78 @@ def test_a_node_failure_banner_names_a_survivor_so_the_failed_node_comes_from_sr
     t, _ = track(banner, "srun: error: Node failure on nid00313")
     v = t.verdict()
     assert v.root.line_no == 1 and v.root.node is None and v.node == "nid00313"
+
+
+# --- rule 4c: a line that says its failure follows another's is cascade
+HOROVOD_SHUT_DOWN = ("[1,0]<stderr>:horovod.common.exceptions.HorovodInternalError: Horovod has been shut down. This was "
+                     "caused by an exception on one of the ranks or an attempt to allreduce, allgather or broadcast a "
+                     "tensor after one of the ranks finished execution.")
+RAY_TRAIN_FAILED = ("ray.train.base_trainer.TrainingFailedError: The Ray Train run failed. Please inspect the previous "
+                    "error messages for a cause.")
+
+
+def test_a_process_ending_because_another_failed_is_never_the_root():
+    t, became_root = track(HOROVOD_SHUT_DOWN, RAY_TRAIN_FAILED)
+    assert t.verdict().root is None and not any(became_root)
+    # the rank's own exception printed after a survivor's report is the root
+    t, _ = track(HOROVOD_SHUT_DOWN, "[1,2]<stderr>:IndexError: index out of range in self")
+    assert t.verdict().root.line_no == 2 and t.verdict().root.error_type == "code_error"
+    # the survivors' NCCL errors give way to Slurm's node failure, not to Ray Train's summary
+    t, _ = track(NCCL_SYSTEM, RAY_TRAIN_FAILED, NODE_FAILURE)
+    assert t.verdict().root.line_no == 3 and t.verdict().root.error_type == "node_failure"
+
+
+# --- rule 5: a wrapper gives way to the exception it carries
+LOADER = ["[rank6]: RuntimeError: Caught ReadTimeoutError in DataLoader worker process 3.",
+          "[rank6]: Original Traceback (most recent call last):",
+          "[rank6]: TimeoutError: The read operation timed out",
+          "[rank6]: urllib3.exceptions.ReadTimeoutError: AWSHTTPSConnectionPool(host='s3.lab', port=443): Read timed out.",
+          "[rank6]: botocore.exceptions.ReadTimeoutError: Read timeout on endpoint URL: \"https://s3.lab/b/shard-1.tar\""]
+DCP = ["[rank0]: torch.distributed.checkpoint.api.CheckpointException: CheckpointException ranks:dict_keys([0, 1])",
+       "[rank0]: Traceback (most recent call last): (RANK 0)",
+       "[rank0]: OSError: [Errno 122] Disk quota exceeded",
+       "[rank0]: Traceback (most recent call last): (RANK 1)",
+       "[rank0]: OSError: [Errno 5] Input/output error"]
+
+
+def test_a_dataloader_worker_s_exception_is_the_last_line_of_the_type_it_names():
+    t, _ = track(*LOADER, WATCHDOG)
+    v = t.verdict()
+    # the chain's last exception of that type is the one the worker raised; a cause whatever its role alone
+    assert v.root.line_no == 5 and v.root.error_type == "network" and v.root.role is Role.CAUSE
+    assert [h.line_no for h in v.superseded] == [1, 4] and "carries" in v.why
+    # another rank's line of that type is not what this wrapper carries
+    t, _ = track(LOADER[0], LOADER[4].replace("[rank6]", "[rank7]"))
+    assert t.verdict().root.line_no == 1
+
+
+def test_a_checkpoint_exception_gives_way_to_the_first_rank_s_error_it_carries():
+    t, _ = track(*DCP)
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "disk_full" and [h.line_no for h in v.superseded] == [1]
+    # a cause before the wrapper keeps its place (rule 1)
+    t, _ = track(CUDA_OOM.replace("[rank5]", "[rank0]"), *DCP)
+    assert t.verdict().root.line_no == 1
+    # out of the traceback's reach, the same rank's next error is no longer the wrapper's
+    t, _ = track(DCP[0], *["[rank0]: INFO step"] * 60, DCP[2])
+    assert t.verdict().root.line_no == 1
+
+
+# --- deaths never name the node to exclude
+def test_a_crash_names_no_node_to_exclude():
+    t, _ = track("[1,3]<stderr>:[gpu-05:12343] Signal: Segmentation fault (11)",
+                 "mpirun noticed that process rank 3 with PID 12343 on node gpu-05 exited on signal 11 (Segmentation fault).")
+    v = t.verdict()
+    # mpirun's report names where rank 3 died: no evidence that the node is bad
+    assert v.root.error_type == "crashed" and v.evidence[0].node == "gpu-05" and v.evidence[0].role is Role.DEATH
+    assert v.node is None
+
+
+# --- progress bars: what another process writes after a bar is its own line
+def test_slurm_s_banner_written_after_a_progress_bar_ends_the_step():
+    bar = "Epoch 3:  41%|####      | 4100/10000 [1:10:00<1:40:00, 1.02it/s, v_num=7, train_loss=2.100]"
+    t, _ = track(WATCHDOG, f"\r{bar}\r{bar}{TIME_LIMIT}")
+    assert t.verdict().root.error_type == "timeout" and "Slurm ends the step" in t.verdict().why
+    # srun's report of a task's end after a bar: Slurm's banner then ends the rest of the step
+    t, _ = track(WATCHDOG, f"\r{bar}{SRUN_EXIT}", TIME_LIMIT)
+    assert t.verdict().root.error_type == "nccl_timeout"

@@ -50,6 +50,8 @@ NODE_PATTERNS: tuple[str, ...] = (
 _NOT_NODES = frozenset({
     "failure", "failures", "failed", "list", "rank", "ranks", "the", "is", "was", "has", "local",
     "and", "or", "to", "for", "of", "with", "in", "on", "logs", "log", "names", "name", "count",
+    # Ray: "Task was killed due to the node running low on memory", "its node has died"
+    "running", "died", "where", "that", "which",
 })
 
 
@@ -139,7 +141,8 @@ class LineClassifier:
     def node_of(self, data: bytes) -> str | None:
         for pat in self._nodes:
             m = pat.search(data)
-            if m and m.group(1).lower() not in _NOT_NODES:
+            # decoded first: the words of _NOT_NODES are str, the match is bytes
+            if m and _decode(m.group(1)).lower() not in _NOT_NODES:
                 return _decode(m.group(1))
         return None
 

@@ -116,8 +116,10 @@ FOLLOW_ON = re.compile(r"caused by an exception on one of the ranks|[Ii]nspect t
 # Rule 5: wrappers of an exception printed after them (group 1: the wrapped type, when named)
 WRAPPERS = re.compile(r"\bCaught (\w+) in (?:DataLoader worker process \d+|pin memory thread)|\bCheckpointException ranks:")
 _STEPD_BANNER = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT ")
-# srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step
-_TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
+# srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step.
+# Not a task ended by SIGTERM ("Terminated"): that is the signal Slurm itself sends when it ends a
+# step (time limit, preemption, scancel), and srun may report it before slurmstepd's banner.
+_TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: (?!Terminated$)")
 SCANCEL = "scancel"
 # What a rank prints when it loses its peers: collective, network and store errors (rules 3b, 3c).
 LOST_PEERS = frozenset({"nccl", "nccl_timeout", "network", "peer_lost", "store", "store_timeout"})

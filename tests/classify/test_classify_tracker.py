@@ -298,3 +298,19 @@ def test_slurm_s_banner_written_after_a_progress_bar_ends_the_step():
     # srun's report of a task's end after a bar: Slurm's banner then ends the rest of the step
     t, _ = track(WATCHDOG, f"\r{bar}{SRUN_EXIT}", TIME_LIMIT)
     assert t.verdict().root.error_type == "nccl_timeout"
+
+
+def test_a_task_srun_reports_terminated_got_slurm_s_own_signal():
+    # srun reports the SIGTERM Slurm sent before slurmstepd's banner is written: the banner says why
+    t, _ = track("srun: error: gpu-j10: task 1: Terminated", PREEMPTED)
+    v = t.verdict()
+    assert v.root.line_no == 2 and v.root.error_type == "preempted" and [h.line_no for h in v.superseded] == [1]
+    # a task that exited by itself first: the banner is Slurm ending the rest of the step
+    t, _ = track(WATCHDOG, SRUN_EXIT, PREEMPTED)
+    assert t.verdict().root.error_type == "nccl_timeout"
+
+
+def test_prose_after_the_word_node_is_no_node():
+    cls = LineClassifier(load_monitoring_preset("megatron_production"))
+    assert cls.node_of(b"ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.") is None
+    assert cls.node_of(b"RuntimeError: Rank 180, node nvl72005-T14, died") == "nvl72005-T14"

@@ -92,7 +92,8 @@ _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"failed \(exitcode: -(?:1|2|15)\) local_rank"), TERMINATED),
     (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Killed$"), "killed"),
     (re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: Terminated$"), TERMINATED),
-    (re.compile(r"Received (?:Signals\.)?(?:SIG\w+|\d+) death signal|SignalException: Process \d+ got signal"), TERMINATED),
+    # Lightning (2.3+) raises SIGTERMException in every rank that got SIGTERM
+    (re.compile(r"Received (?:Signals\.)?(?:SIG\w+|\d+) death signal|SignalException: Process \d+ got signal|\bSIGTERMException\b"), TERMINATED),
 )
 # srun's and slurmstepd's own lines (``srun: error: ...``, ``0: slurmstepd-n1: error: ...``)
 _SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")

@@ -314,3 +314,11 @@ def test_prose_after_the_word_node_is_no_node():
     cls = LineClassifier(load_monitoring_preset("megatron_production"))
     assert cls.node_of(b"ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.") is None
     assert cls.node_of(b"RuntimeError: Rank 180, node nvl72005-T14, died") == "nvl72005-T14"
+
+
+def test_lightning_s_sigterm_exception_is_a_signalled_process_the_time_limit_explains():
+    exc = "[rank0]: lightning.fabric.utilities.exceptions.SIGTERMException"
+    t, _ = track(exc)
+    assert t.verdict().root.error_type == "terminated" and t.verdict().root.failure_class is FailureClass.TRANSIENT
+    t, _ = track(exc, TIME_LIMIT)
+    assert t.verdict().root.error_type == "timeout"

@@ -43,7 +43,7 @@ for _names, _value in (
     ("DistBackendError NcclError", ("nccl", T, CAUSE)),
     ("AcceleratorError CUDAError CudaError", ("cuda_error", T, CAUSE)),
     ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit "
-     "SignalException WorkerError CalledProcessError ProcessRaisedException ProcessExitedException",
+     "SignalException SIGTERMException WorkerError CalledProcessError ProcessRaisedException ProcessExitedException",
      ("abort", T, CASCADE)),
     ("OSError IOError BlockingIOError InterruptedError", ("filesystem", T, CAUSE)),
 ):

@@ -48,7 +48,8 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
    c. A line that says its failure follows another's (``FOLLOW_ON``: Horovod's "Horovod has been
       shut down. This was caused by an exception on one of the ranks", Ray Train's "Please inspect
       the previous error messages for a cause", JAX's "another task died; see the other task
-      logs") is cascade, whatever exception carries it: the cause is on another rank's lines.
+      logs", PyTorch's "DataLoader worker (pid(s) N) exited unexpectedly") is cascade, whatever
+      exception carries it: the cause is on another rank's (or the worker's own) lines.
 5. A wrapper carries an exception it prints after itself (``WRAPPERS``: PyTorch's "Caught
    ReadTimeoutError in DataLoader worker process 3." then the worker's "Original Traceback";
    torch.distributed.checkpoint's "CheckpointException ranks:..." then each rank's traceback).
@@ -112,8 +113,11 @@ _LOST_PEER = re.compile(r"(?i)closed by (?:remote )?peer|reset by peer|\[Errno 1
 # within this many lines
 TRACEBACK_LINES = 60
 # Rule 4c: a process ending because another failed first, in its own words
+# (PyTorch's "DataLoader worker (pid(s) N) exited unexpectedly" follows the worker's own report:
+# "is killed by signal: Killed", "Unexpected bus error encountered in worker")
 FOLLOW_ON = re.compile(r"caused by an exception on one of the ranks|[Ii]nspect the previous error messages for a cause"
-                       r"|another task died; see the other task logs|[Cc]heck the task logs for an earlier error")
+                       r"|another task died; see the other task logs|[Cc]heck the task logs for an earlier error"
+                       r"|DataLoader worker \(pid\(s\) [\d, ]+\) exited unexpectedly")
 # Rule 5: wrappers of an exception printed after them (group 1: the wrapped type, when named)
 WRAPPERS = re.compile(r"\bCaught (\w+) in (?:DataLoader worker process \d+|pin memory thread)|\bCheckpointException ranks:")
 _STEPD_BANNER = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT ")

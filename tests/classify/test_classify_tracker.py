@@ -234,7 +234,8 @@ RAY_TRAIN_FAILED = ("ray.train.base_trainer.TrainingFailedError: The Ray Train r
 
 
 def test_a_process_ending_because_another_failed_is_never_the_root():
-    t, became_root = track(HOROVOD_SHUT_DOWN, RAY_TRAIN_FAILED)
+    exited = "[rank2]: RuntimeError: DataLoader worker (pid(s) 81234, 81235) exited unexpectedly"
+    t, became_root = track(HOROVOD_SHUT_DOWN, RAY_TRAIN_FAILED, exited)
     assert t.verdict().root is None and not any(became_root)
     # the rank's own exception printed after a survivor's report is the root
     t, _ = track(HOROVOD_SHUT_DOWN, "[1,2]<stderr>:IndexError: index out of range in self")

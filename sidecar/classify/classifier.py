@@ -40,6 +40,8 @@ NODE_PATTERNS: tuple[str, ...] = (
     r"\bssh: connect to host ([A-Za-z][\w.-]*) port \d+",  # ssh: connect to host node17 port 22: No route to host
     # NCCL's "<host>:<pid>:<tid> [<dev>]" prefix, after an optional rank prefix
     r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}\s*([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]",
+    # UCX's "[<epoch>.<us>] [<host>:<pid>:<thread>]  file.c:N  UCX  ERROR ..."
+    r"\[\d+\.\d+\] \[([A-Za-z][\w.-]*):\d+:\d+\]",
     # syslog/dmesg-style Xid lines: "Mar  1 12:00:00 node17 kernel: NVRM: Xid ..."
     r"^\w{3}\s+\d+\s+[\d:]+\s+([\w.-]+)\s+kernel:",
     r"\b[Nn]ode:? ([A-Za-z][\w.-]*[\w])",  # RuntimeError: Rank 180, node nvl72005-T14, ...

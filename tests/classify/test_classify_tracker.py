@@ -323,3 +323,10 @@ def test_lightning_s_sigterm_exception_is_a_signalled_process_the_time_limit_exp
     assert t.verdict().root.error_type == "terminated" and t.verdict().root.failure_class is FailureClass.TRANSIENT
     t, _ = track(exc, TIME_LIMIT)
     assert t.verdict().root.error_type == "timeout"
+
+
+def test_ucx_s_host_is_the_node_of_its_transport_error():
+    ucx = ("[1,5]<stderr>:[1718000000.123456] [gpu-07:12345:0]      ib_mlx5_log.c:177  UCX  ERROR   "
+           "Transport retry count exceeded on mlx5_0:1/IB (synd 0x15 vend 0x81 hw_synd 0/0)")
+    t, _ = track(ucx)
+    assert t.verdict().root.error_type == "network" and t.verdict().node == "gpu-07"

@@ -19,7 +19,7 @@ from sidecar.classify.model import Layer, SignalHit
 
 RULES: tuple[FamilyRule, ...] = (
     cascade.CASCADE_RULES + cascade.DEATH_RULES + transport.RULES + memory.RULES + hardware.RULES
-    + slurm.RULES + slurm.SHELL + storage.IO + environment.RULES + collectives.RULES + storage.SPACE
+    + slurm.RULES + slurm.SHELL + storage.IO + storage.OBJECT + environment.RULES + collectives.RULES + storage.SPACE
     + training.RULES
 )
 

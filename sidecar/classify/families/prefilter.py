@@ -22,7 +22,11 @@ PREFILTER = "|".join((
     r"reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|unreachable|No route to host|synd 0x|LINK_DOWN"
     r"|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down|is down\b|Transport endpoint|overflow detected"
     r"|NETDEV WATCHDOG|TX timeout|[NR]CCL WARN|nccl\w*Error|[Cc]ommunicator|checked in|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b"
-    r"|stuck|\bhung\b|deadlock|[Ss]tale|[Ee]xpel|[Qq]uota|No space|read-only",
+    r"|stuck|\bhung\b|deadlock|[Ss]tale|[Ee]xpel|[Qq]uota|No space|read-only"
+    r"|[Ss]tate:\s+(?:\d:\s+)?(?:Down|DOWN|PORT_DOWN|Polling|POLLING|Disabled|DISABLED|Initializing|INIT|PORT_INIT)|EVENT_\w+_(?:ERR|FATAL)"
+    r"|without any active interface|Unit Hang|tx_timeout|UNDELIVERABLE|C_RC_|unexpectedly disconnected|[Cc]ould not resolve|\bEAI_[A-Z]"
+    r"|No address associated|does not resolve|nodename nor servname|is full\b|unmounted by the system|Lost membership|has been shut down|\bDER_[A-Z]"
+    r"|probe failure|not ready|completion from peer|no space left|UNAVAILABLE|DEADLINE_EXCEEDED|not linked|not built with|CURLE_|curl: \(|check_hw_|server misbehaving|no such host|\b(?:408|429|50[0234]) [A-Z]|ErrorCode:",
     # Python, frameworks and training health
     r"loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b"
     r"|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b|not finite|non-finite|nan loss|minimum loss scale"

@@ -30,7 +30,8 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       the rest of the step. A cancel banner (``*** JOB|STEP ... CANCELLED AT ... ***``, as
       scancel) under the same condition replaces only a signalled process (``terminated``), and
       not once the sidecar ends the job itself (its own cancel).
-4. A CASCADE line is never the root, with two exceptions that need the lines around it.
+4. A CASCADE line is never the root, with two exceptions that need the lines around it (a, b);
+   some lines are cascade by what they say (c).
    Python's ``Exception ignored in: ...`` makes the next hit of the same rank within
    ``TRACEBACK_LINES`` (the final line of the traceback it prints) cascade too: Python
    ignored that exception (a destructor at an epoch's end or at exit), the process goes on.
@@ -100,8 +101,8 @@ _SIGNAL_DEATHS: tuple[tuple[re.Pattern[str], str], ...] = (
 _SLURM_LINE = re.compile(r"^(?:\d+: ?)?(?:srun|slurmstepd)[\w.-]*: ")
 # A progress bar (tqdm, Lightning, NeMo: "Epoch 0:  29%|##5   | 700/2400 [11:40<28:20, 1.00it/s, loss=3.4]")
 # is rewritten in place with carriage returns and never ends its line: whatever another process
-# writes next (srun, slurmstepd, a logger) starts on the bar's line. The lines of a line start
-# after the last bar on it (``own_text``).
+# writes next (srun, slurmstepd, a logger) starts on the bar's line. So Slurm's lines are looked
+# for after the last bar on a line (``own_text``).
 _PROGRESS_BAR = re.compile(r"\d+/(?:\d+|\?) \[[^\]\r\n]*\]")
 _CANCELLED = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT \S+ \*\*\*")
 # Rule 2: an NCCL error whose detail, this many lines later on the same rank, is a lost peer
@@ -233,10 +234,12 @@ class _Wrapper:
                 or hit.role in (Role.CASCADE, Role.CONTEXT) or _prefix(hit.line) != self.prefix
                 or hit.line_no - self.line_no > TRACEBACK_LINES):
             return None
-        if (self.type_line.search(hit.line) is not None) if self.type_line is not None else self.carried is None:
-            return (f"the exception the wrapper at line {self.line_no} carries (printed after it): "
-                    f"what ended that rank")
-        return None
+        if self.type_line is None:
+            carried = self.carried is None  # the rank's first error after it (rule 1 among them)
+        else:
+            carried = self.type_line.search(hit.line) is not None  # the last line of the named type
+        return (f"the exception the wrapper at line {self.line_no} carries (printed after it): what ended that rank"
+                if carried else None)
 
 
 def wrapper_of(hit: SignalHit) -> _Wrapper | None:

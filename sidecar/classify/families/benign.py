@@ -31,7 +31,16 @@ BENIGN = "|".join((
     r"|Connection closed by localRank",
     # --- GPU, hardware, network, storage
     # Xid 13/31/43: the application's own fault (its error is printed by the application)
-    r"NVRM: Xid \([^)]*\): (?:13|31|43)\b",
+    r"(?:NVRM: Xid \([^)]*\):|\bX(?:id|ID)(?: error)?:?) (?:13|31|43)\b",
+    # counts of corrected errors (amdgpu RAS: "2 correctable hardware errors detected in umc block, no
+    # user action is needed"), mcelog's advice after a machine check, a cgroup's zero OOM counters
+    r"(?i:\bcorrect(?:ed|able) (?:hardware |memory |ECC )*errors? (?:detected|received|logged|reported)\b)"
+    r"|Run the above through 'mcelog|^\s*oom(?:_group)?(?:_kill)? 0\s*$"
+    # the kernel dropped a clean page with a memory error: no process was harmed (a harmed one gets
+    # its own "Sending SIGBUS to <process>" line)
+    r"|Memory failure: \w+: recovery action for clean [^:]*: Recovered"
+    # PyTorch's pointer to the CUDA docs under a CUDA error ("Search for `cudaErrorIllegalAddress' in https://...")
+    r"|Search for `(?:cuda|hip)\w+' in https?://",
     # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
     r"\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\(",
     # Open MPI loads every component it finds and reports one whose library is missing, then goes on without it

@@ -15,9 +15,12 @@ PREFILTER = "|".join((
     r"|[Pp]rolog|[Ee]pilog|be satisfied|ssh exited|ssh: |Host key|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile"
     r"|No module named",
     # GPU, accelerators, host hardware, memory and process deaths
-    r"Killed|SIGKILL|SIGSEGV|Segmentation|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|Xid|ECC|[Hh]ardware|EDAC|MCE"
-    r"|[Mm]achine check|lockup|stall|panic|ERR!|bad device|Duplicate GPU|[Ff]abric ?[Mm]anager|NVLink|NVSwitch|amdgpu|BUG: "
-    r"|NMI received|Oops: |out of memory|oom|OOM|bad_alloc",
+    r"Killed|SIGKILL|SIGSEGV|Segmentation|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|X(?:id|ID)|ECC|[Hh]ardware|EDAC|MCE"
+    r"|[Mm]achine check|lockup|stall|panic|ERR!|bad device|Duplicate GPU|[Ff]abric ?[Mm]anager|N[Vv][Ll]ink|NVSwitch|amdgpu|BUG: "
+    r"|NMI received|Oops: |out of memory|oom|OOM|bad_alloc|blocked for more than|general protection|DPC: |Pending Page|Reset Required"
+    r"|Reset Recommended|pending row|faulty memory|no longer bound|illegal (?:memory|instruction)|launch failure|low memory!"
+    r"|sending SIG(?:TERM|KILL) to|result of limit|kthread starved|GPU access blocked|Got nvmlSt|Insufficient External|infoROM"
+    r"|Interrupt request issue|not done with your previous|fallen off|fell off|is not compatible with the current|\| Asserted",
     # network transports, collectives, stores and storage
     r"reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|unreachable|No route to host|synd 0x|LINK_DOWN"
     r"|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down|is down\b|Transport endpoint|overflow detected"

@@ -60,6 +60,10 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
    same rank there. That line is a cause whatever its role alone (a client's ReadTimeoutError is a
    survivor's symptom elsewhere; here it is what ended the rank).
 
+6. A launcher that restarts its workers (torch elastic's "Worker group FAILED. 1/1 attempts left;
+   will restart worker group", ``--max-restarts``) recovered what failed before: the episode
+   starts again there, and the root is chosen among the lines after it.
+
 Replaced roots are kept (``Verdict.superseded``) so that ``classify --explain`` can show them.
 Later lines are kept as evidence, a bounded number, because a dying job of 1000 ranks can
 print thousands of them.
@@ -73,6 +77,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from sidecar.classify.classifier import LineClassifier
 from sidecar.classify.families import IGNORED_RULE, line_body
+from sidecar.classify.families.cascade import GROUP_RESTART_RULE
 from sidecar.classify.model import FailureClass, Role, SignalHit, Verdict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -267,10 +272,14 @@ class RootCauseTracker:
         self._cancelled: SignalHit | None = None  # Slurm's cancel banner (rule 4b)
         self._ignored: tuple[str, int] | None = None  # (rank prefix, line) of Python's "Exception ignored" (rule 4)
         self._wrapper: _Wrapper | None = None  # the last wrapper of an exception (rule 5)
+        self._restarted = ""  # why the episode started again (rule 6), said with the next root
 
     def feed(self, hit: SignalHit) -> bool:
         """Record ``hit``; True when it became the root cause (first, or replacing one): then
         ``root`` is the hit as the rules read it (rule 4a makes some cascade lines deaths)."""
+        if hit.signal == GROUP_RESTART_RULE:  # rule 6
+            self._restart(hit)
+            return False
         hit = self._ignored_traceback(hit)
         if hit.role is Role.CONTEXT:
             return False
@@ -317,8 +326,18 @@ class RootCauseTracker:
     def _set_root(self, hit: SignalHit, why: str) -> bool:
         if self.root is not None and len(self._superseded) < MAX_SUPERSEDED:
             self._superseded.append(self.root)
-        self.root, self.why = hit, why
+        self.root, self.why = hit, why + self._restarted
+        self._restarted = ""
         return True
+
+    def _restart(self, hit: SignalHit) -> None:
+        """Rule 6: the launcher restarted its workers; what failed before was recovered."""
+        if self.root is not None:
+            if len(self._superseded) < MAX_SUPERSEDED:
+                self._superseded.append(self.root)
+            self._restarted = f"; after the launcher restarted its workers at line {hit.line_no} (the line {self.root.line_no} failure was recovered)"
+        self.root, self.why, self._wrapper, self._ignored = None, "", None, None
+        self._evidence, self.evidence_total = [], 0
 
     def _ignored_traceback(self, hit: SignalHit) -> SignalHit:
         """Rule 4: the final line of a traceback Python said it ignored is cascade."""

@@ -330,3 +330,22 @@ def test_ucx_s_host_is_the_node_of_its_transport_error():
            "Transport retry count exceeded on mlx5_0:1/IB (synd 0x15 vend 0x81 hw_synd 0/0)")
     t, _ = track(ucx)
     assert t.verdict().root.error_type == "network" and t.verdict().node == "gpu-07"
+
+
+# --- rule 6: a launcher that restarts its workers recovered what failed before
+GROUP_RESTART = ("I0612 04:00:03.100000 900 torch/distributed/elastic/agent/server/api.py:868] [default] "
+                 "Worker group FAILED. 1/1 attempts left; will restart worker group")
+
+
+def test_a_worker_group_restart_starts_the_episode_again():
+    t, _ = track(WATCHDOG, GROUP_RESTART, CUDA_OOM)
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "oom" and [h.line_no for h in v.superseded] == [1]
+    assert "restarted its workers at line 2" in v.why
+    # nothing failed after the restart: no root (the earlier failure was recovered)
+    t, _ = track(WATCHDOG, GROUP_RESTART)
+    assert t.verdict().root is None and [h.line_no for h in t.verdict().superseded] == [1]
+    # the agent giving up is no restart
+    t, _ = track(WATCHDOG, GROUP_RESTART.replace("1/1 attempts left; will restart worker group",
+                                                 "0/1 attempts left; will not restart"))
+    assert t.verdict().root.line_no == 1

@@ -396,7 +396,7 @@ def classify_lines(lines: Iterable[str | bytes], cfg: "MonitoringConfig",
 
     classifier = LineClassifier(cfg, task_nodes)
     tracker = RootCauseTracker()
-    progress = ProgressTracker(cfg.hang)
+    progress = ProgressTracker(cfg.hang, cfg.progress)
     for line_no, line in enumerate(lines, start=1):
         hit = classifier.classify(line, line_no)
         if hit is not None:

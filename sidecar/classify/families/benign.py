@@ -26,6 +26,10 @@ BENIGN = "|".join((
     r"Unable to create TMPDIR",
     # srun retries a single controller message that timed out; only its final failure counts
     r"slurm_receive_msg: Socket timed out",
+    # Open MPI's and PMIx's component loader skips a plugin whose library is missing: "... (ignored)"
+    r"\(ignored\)\s*$",
+    # Slurm's gpu/nvml plugin asks every GPU for clock/frequency tables; many answer NVML's "Not Supported"
+    r"_nvml_\w+: .*: Not Supported\s*$",
     # normal shutdown chatter of torchrun/c10d
     r"(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
     r"|Connection closed by localRank",

@@ -2,8 +2,9 @@
 
 The order decides when two rules read one line: a C++ abort that names a memory exhaustion,
 then consequences (a line that is both a follow-on and a cause's words is the follow-on), then
-shared memory named as the reason, process deaths, transports before memory words, hardware,
-Slurm, storage I/O and object stores, the launch environment, collectives, space, and the
+shared memory named as the reason, process deaths, the launchers' own reports (their "failed"
+lines name no transport), transports before memory words, hardware, Slurm, storage I/O and
+object stores, the launch environment, collectives, space, and the
 training program's own failures.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import re2
 
-from sidecar.classify.families import cascade, collectives, environment, hardware, memory, slurm, storage, training, transport
+from sidecar.classify.families import cascade, collectives, environment, hardware, launchers, memory, slurm, storage, training, transport
 from sidecar.classify.families.benign import BENIGN
 from sidecar.classify.families.exceptions import EXCEPTION_RULE, exception_family
 from sidecar.classify.families.prefix import line_body
@@ -19,9 +20,9 @@ from sidecar.classify.families.rule import FamilyRule
 from sidecar.classify.model import Layer, SignalHit
 
 RULES: tuple[FamilyRule, ...] = (
-    memory.THROWN + cascade.CASCADE_RULES + memory.SHM + cascade.DEATH_RULES + transport.RULES + memory.RULES
-    + hardware.RULES + slurm.RULES + slurm.SHELL + storage.IO + storage.OBJECT + environment.RULES + collectives.RULES
-    + storage.SPACE + training.RULES
+    memory.THROWN + cascade.CASCADE_RULES + launchers.CASCADE_RULES + memory.SHM + cascade.DEATH_RULES + launchers.RULES
+    + transport.RULES + memory.RULES + hardware.RULES + slurm.RULES + slurm.SHELL + storage.IO + storage.OBJECT + environment.RULES
+    + collectives.RULES + storage.SPACE + training.RULES
 )
 
 

@@ -13,7 +13,8 @@ PREFILTER = "|".join((
     # Slurm, launchers, MPI, remote shells, containers and the software environment
     r"NODE FAIL|Node failure|credential|Reason=|State=\S*(?:DOWN|FAIL)|NOT_RESPONDING|Zero Bytes|not responding|MPI_|ORTE"
     r"|[Pp]rolog|[Ee]pilog|be satisfied|ssh exited|ssh: |Host key|[Uu]ndefined symbol|[Cc]ommand not found|: not found|modulefile"
-    r"|No module named",
+    r"|No module named|unbound variable|[Bb]ad substitution|ambiguous redirect|unexpected EOF|parameter (?:null or )?not set"
+    r"|Could not solve|critical +libmamba|remote hosts|insecure|not a valid identifier|source was compiled with|is not installed",
     # GPU, accelerators, host hardware, memory and process deaths
     r"Killed|SIGKILL|SIGSEGV|Segmentation|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|X(?:id|ID)|ECC|[Hh]ardware|EDAC|MCE"
     r"|[Mm]achine check|lockup|stall|panic|ERR!|bad device|Duplicate GPU|[Ff]abric ?[Mm]anager|N[Vv][Ll]ink|NVSwitch|amdgpu|BUG: "

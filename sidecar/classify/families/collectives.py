@@ -55,9 +55,7 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("net.socket", r"(?i)Connection (?:reset by peer|refused|timed out|aborted)|No route to host|Network is unreachable|Software caused connection abort|Broken pipe|Socket Timeout|socket timed out|Name or service not known|Address already in use|\bEADDRINUSE\b|Temporary failure in name resolution|\[Errno (?:104|110|111|113|101|32)\]"
                # the resolver's words (getaddrinfo's EAI_* and gai_strerror(), curl, ssh, urllib3, musl, Go's net package)
                r"|\bEAI_(?:AGAIN|FAIL|NONAME|NODATA|SYSTEM)\b|getaddrinfo(?:\(\))? (?:failed|error)|Could not resolve (?:hostname|proxy)\b|Failed to resolve '|No address associated with hostname|Name does not resolve|nodename nor servname provided|\blookup \S+ on \S+: (?:server misbehaving|no such host)"
-               r"|(?:Destination|Host|Network) (?:is )?unreachable|Network is down|Host is down"
-               # a client giving up on its server (Ray's "Failed to connect to GCS within 60 seconds")
-               r"|[Ff]ailed to connect to \S+ within \d+ s",
+               r"|(?:Destination|Host|Network) (?:is )?unreachable|Network is down|Host is down",
                "network", T, SYMPTOM, LOW, "a network connection failed; restart"),
     # gRPC/absl status codes of a remote call (JAX's coordination service, Ray, TPU runtimes): the peer or service is gone
     FamilyRule("net.rpc_status", r"\b(?:UNAVAILABLE|DEADLINE_EXCEEDED): |StatusCode\.(?:UNAVAILABLE|DEADLINE_EXCEEDED)\b",

@@ -33,7 +33,7 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
 4. A CASCADE line is never the root, with two exceptions that need the lines around it (a, b);
    some lines are cascade by what they say (c).
    Python's ``Exception ignored in: ...`` makes the next hit of the same rank within
-   ``TRACEBACK_LINES`` (the final line of the traceback it prints) cascade too: Python
+   ``IGNORED_TRACEBACK_LINES`` (the final line of the traceback it prints) cascade too: Python
    ignored that exception (a destructor at an epoch's end or at exit), the process goes on.
 
    a. A report of a process ended by a signal (torch elastic's ``failed (exitcode: -6)``, srun's
@@ -51,14 +51,16 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       the previous error messages for a cause", JAX's "another task died; see the other task
       logs", PyTorch's "DataLoader worker (pid(s) N) exited unexpectedly") is cascade, whatever
       exception carries it: the cause is on another rank's (or the worker's own) lines.
-5. A wrapper carries an exception it prints after itself (``WRAPPERS``: PyTorch's "Caught
-   ReadTimeoutError in DataLoader worker process 3." then the worker's "Original Traceback";
-   torch.distributed.checkpoint's "CheckpointException ranks:..." then each rank's traceback).
-   While the wrapper is the root, the exception it carries replaces it: for a wrapper that names
-   the type, the last line of that type on the same rank within ``TRACEBACK_LINES`` (Python prints
-   the exception that was raised last, after the ones it chained); otherwise the first hit of the
-   same rank there. That line is a cause whatever its role alone (a client's ReadTimeoutError is a
-   survivor's symptom elsewhere; here it is what ended the rank).
+5. A WRAPPER is not the cause it carries, which it prints after itself (``WRAPPERS``: PyTorch's
+   "Caught ReadTimeoutError in DataLoader worker process 3." then the worker's "Original
+   Traceback"; ``torch.distributed.checkpoint`` gathers every rank's exception of a save or load
+   into one ``CheckpointException ranks:dict_keys([0, 1])`` and prints each rank's traceback after
+   it, ``Traceback (most recent call last): (RANK 0)``). While the wrapper is the root, the
+   exception it carries replaces it: for a wrapper that names the type, the last line of that
+   type on the same rank within ``WRAPPED_LINES`` (Python prints the exception that was raised
+   last, after the ones it chained); otherwise the first hit of the same rank there (a read-only
+   or full file system, a truncated shard). That line is a cause whatever its role alone (a
+   client's ReadTimeoutError is a survivor's symptom elsewhere; here it is what ended the rank).
 
 6. A launcher that restarts its workers (torch elastic's "Worker group FAILED. 1/1 attempts left;
    will restart worker group", ``--max-restarts``) recovered what failed before: the episode
@@ -115,17 +117,19 @@ NCCL_DETAIL_LINES = 4
 _NCCL_ERROR_TYPES = frozenset({"nccl"})
 # a peer that went away (not one never reached: refused, no route, timed out are network faults)
 _LOST_PEER = re.compile(r"(?i)closed by (?:remote )?peer|reset by peer|\[Errno 104\]|Broken pipe")
-# Rules 4 and 5: a traceback (of an exception Python ignored, or one a wrapper carries) ends
-# within this many lines
-TRACEBACK_LINES = 60
+# Rule 4: the traceback of an exception Python ignored ends within this many lines
+IGNORED_TRACEBACK_LINES = 60
 # Rule 4c: a process ending because another failed first, in its own words
 # (PyTorch's "DataLoader worker (pid(s) N) exited unexpectedly" follows the worker's own report:
 # "is killed by signal: Killed", "Unexpected bus error encountered in worker")
 FOLLOW_ON = re.compile(r"caused by an exception on one of the ranks|[Ii]nspect the previous error messages for a cause"
                        r"|another task died; see the other task logs|[Cc]heck the task logs for an earlier error"
                        r"|DataLoader worker \(pid\(s\) [\d, ]+\) exited unexpectedly")
-# Rule 5: wrappers of an exception printed after them (group 1: the wrapped type, when named)
+# Rule 5: wrappers of an exception printed after them (group 1: the wrapped type, when named),
+# and how far below it their tracebacks end (a nested traceback of dcp's save is ~17 lines per
+# rank; two ranks' and a deep stack fit)
 WRAPPERS = re.compile(r"\bCaught (\w+) in (?:DataLoader worker process \d+|pin memory thread)|\bCheckpointException ranks:")
+WRAPPED_LINES = 80
 _STEPD_BANNER = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT ")
 # srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step.
 # Not a task ended by SIGTERM ("Terminated"): that is the signal Slurm itself sends when it ends a
@@ -237,7 +241,7 @@ class _Wrapper:
         """Why ``hit`` is the exception this wrapper carries and replaces ``root``, or None."""
         if (root is None or root.line_no not in (self.line_no, self.carried) or hit.line_no == self.line_no
                 or hit.role in (Role.CASCADE, Role.CONTEXT) or _prefix(hit.line) != self.prefix
-                or hit.line_no - self.line_no > TRACEBACK_LINES):
+                or hit.line_no - self.line_no > WRAPPED_LINES):
             return None
         if self.type_line is None:
             carried = self.carried is None  # the rank's first error after it (rule 1 among them)
@@ -347,7 +351,7 @@ class RootCauseTracker:
         if self._ignored is None or hit.role in (Role.CASCADE, Role.CONTEXT):
             return hit
         prefix, line_no = self._ignored
-        if _prefix(hit.line) != prefix or hit.line_no - line_no > TRACEBACK_LINES:
+        if _prefix(hit.line) != prefix or hit.line_no - line_no > IGNORED_TRACEBACK_LINES:
             return hit
         self._ignored = None
         return dataclasses.replace(hit, role=Role.CASCADE, tip=f"the exception Python ignored at line {line_no}")

@@ -5,6 +5,8 @@ Megatron iteration line: "number of nan iterations"). One entry per family of so
 that a family's words sit beside each other; the layer sees one alternation.
 """
 
+from sidecar.classify.families.training import NAN_LOSS
+
 PREFILTER = "|".join((
     # any source's error vocabulary
     r"Error|ERROR|error|Exception|EXCEPTION|FATAL|Fatal|fatal|[Ff]ail|FAIL|exitcode|[Tt]imed out|[Tt]imeout|refused|Errno|denied"
@@ -32,7 +34,7 @@ PREFILTER = "|".join((
     r"|No address associated|does not resolve|nodename nor servname|is full\b|unmounted by the system|Lost membership|has been shut down|\bDER_[A-Z]"
     r"|probe failure|not ready|completion from peer|no space left|UNAVAILABLE|DEADLINE_EXCEEDED|not linked|not built with|CURLE_|curl: \(|check_hw_|server misbehaving|no such host|\b(?:408|429|50[0234]) [A-Z]|ErrorCode:",
     # Python, frameworks and training health
-    r"loss(?: value)?['\"]?(?:\s*[:=]\s*|\s+)[-+]?(?:nan|NaN|NAN|inf|Inf|INF)\b|\bNaN\b|\bInf\b"
+    NAN_LOSS + r"|\bNaN\b|\bInf\b|missing-checkpoint|CRITICAL"
     r"|(?:is|became|found|detected|contains) (?:a )?(?:nan|inf)\b|not finite|non-finite|nan loss|minimum loss scale"
     r"|[Ll]oss[ _]scale.{0,20}minimum|decrease (?:loss )?scale|mismatch|not match|incompatible|[Cc]orrupt|state_dict|\.idx\b"
     r"|(?:errors?|exceptions?|exc)\.[A-Z]|[a-z_]\.[A-Z][A-Za-z]*: |StopIteration|KeyboardInterrupt",

@@ -81,3 +81,22 @@ def test_curated_signals_do_not_fire_on_info_lines(cls, line, raised):
 def test_nan_loss_in_an_info_step_line_fires(cls, line):
     hit = cls.classify(line, 1)
     assert hit is not None and hit.error_type == "nan_loss" and hit.failure_class.value == "permanent", hit
+
+
+# A program that caught a CUDA OOM and copes (skips the batch, shrinks the micro-batch) logs it at WARNING,
+# with the level as a field after its logger's prefix; the uncaught OOM is an exception line.
+WARNING_COPING = (
+    # Composer's auto micro-batching
+    "2024-06-03 12:44:10,001: rank0[51234][MainThread]: WARNING: composer.trainer.trainer: CUDA out of memory "
+    "detected. Train microbatch size will be decreased from 8 -> 4.",
+    "[2024-02-10 08:14:22,113] [WARNING] [engine.py:1234:step] CUDA out of memory caught, skipping batch",
+    "[NeMo W 2024-06-03 12:44:11 nemo_logging:349] CUDA out of memory during warmup, reducing batch size",
+    "[rank: 0] WARNING: ran out of memory with exception: CUDA out of memory. Tried to allocate 2.00 GiB; skipping batch",
+)
+
+
+@pytest.mark.parametrize("line", WARNING_COPING, ids=[l[:40] for l in WARNING_COPING])
+def test_curated_signals_do_not_fire_on_warning_fields(cls, line):
+    assert cls.classify(line, 1) is None, cls.classify(line, 1)
+    hit = cls.classify("[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.", 1)
+    assert hit is not None and hit.error_type == "oom", hit

@@ -18,7 +18,7 @@ PREFILTER = "|".join((
     r"|No module named|unbound variable|[Bb]ad substitution|ambiguous redirect|unexpected EOF|parameter (?:null or )?not set"
     r"|Could not solve|critical +libmamba|remote hosts|insecure|not a valid identifier|source was compiled with|is not installed",
     # GPU, accelerators, host hardware, memory and process deaths
-    r"Killed|SIGKILL|SIGSEGV|Segmentation|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|X(?:id|ID)|ECC|[Hh]ardware|EDAC|MCE"
+    r"Killed|SIGKILL|SIGSEGV|Segmentation|segmentation fault|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|X(?:id|ID)|ECC|[Hh]ardware|EDAC|MCE"
     r"|[Mm]achine check|lockup|stall|panic|ERR!|bad device|Duplicate GPU|[Ff]abric ?[Mm]anager|N[Vv][Ll]ink|NVSwitch|amdgpu|BUG: "
     r"|NMI received|Oops: |out of memory|oom|OOM|bad_alloc|blocked for more than|general protection|DPC: |Pending Page|Reset Required"
     r"|Reset Recommended|pending row|faulty memory|no longer bound|illegal (?:memory|instruction)|launch failure|low memory!"

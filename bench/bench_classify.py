@@ -88,15 +88,16 @@ def labelled_lines() -> list[bytes]:
     """The repo's labelled lines in a fixed order: the real episodes (tracebacks, NCCL INFO and
     launcher chatter, glog warnings, the failure and its cascade, in the order they were
     printed) and every row of the labelled corpora (failures, warnings and INFO lines with error
-    words, cascades; see ``eval_corpus.py``)."""
+    words, cascades; see ``eval_corpus.py``), the rows spread evenly between the episodes' lines."""
     from eval_corpus import FIXTURES, read_tsv
 
-    lines = []
+    episodes: list[str] = []
     for path in sorted((FIXTURES / "episodes").glob("*.log")):
-        lines += [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("# ")]
-    for name in ("corpus.tsv", "train_lines.tsv", "family_probe.tsv"):
-        lines += [row["line"] for row in read_tsv(FIXTURES / name)]
-    return [ln.encode("utf-8", "surrogateescape") + b"\n" for ln in lines]
+        episodes += [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.startswith("# ")]
+    rows = [row["line"] for name in ("corpus.tsv", "train_lines.tsv", "family_probe.tsv") for row in read_tsv(FIXTURES / name)]
+    spread = sorted([(i / len(episodes), 0, ln) for i, ln in enumerate(episodes)]
+                    + [(i / len(rows), 1, ln) for i, ln in enumerate(rows)])
+    return [ln.encode("utf-8", "surrogateescape") + b"\n" for _, _, ln in spread]
 
 
 class Mixer:

@@ -14,11 +14,17 @@ INFO and launcher chatter, warnings, failures and their cascades; and the labell
 failures, INFO and warning lines with error words), spliced in at random places
 (deterministic). There a share of the lines reaches the per-line classifier and the family
 layer, which the healthy log measures hardly at all. It also prints classify's fixed start-up
-cost (an empty log), which weighs on small logs. The temporary directory is deleted at the end.
+cost (an empty log), which weighs on small logs, and CPU seconds next to wall time (steadier
+when other work shares the cores). The temporary directory is deleted at the end.
 
-    python bench/bench_classify.py                                  # 1 GiB and 100 MiB logs
+Memory: the scan streams (one 8 MiB buffer), but RE2 builds its automata lazily, a state per
+kind of line it meets, so peak RSS follows how many *different* lines reached the classifier,
+not how many lines the log has. Flatness is checked between two logs with the same variety
+(the error-heavy log has every labelled line from ~120 MiB on).
+
+    python bench/bench_classify.py                                  # 1 GiB and 160 MiB logs
     python bench/bench_classify.py --size-mb 64 --small-mb 16 --repeat 3
-    python bench/bench_classify.py --size-mb 1024 --small-mb 16 --repeat 1   # memory on 1 GiB
+    python bench/bench_classify.py --size-mb 1024 --small-mb 160 --repeat 1 --no-utf8-grep   # memory on 1 GiB
 
 Targets (issues 4 and 7): classify with every layer on >= 0.5 x grep's throughput on both logs;
 peak RSS < 100 MB, flat in log size. ``--no-families`` measures the curated layer alone.
@@ -115,6 +121,10 @@ class Mixer:
         # which labelled lines the scan's single RE2 pass hands to the per-line classifier
         self.marked = [first_pass is not None and first_pass.search(ln) is not None for ln in self.material]
         self.lines = self.labelled = self.handed = self.failures = 0
+
+    def kinds(self) -> int:
+        """How many different labelled lines the log has (the variety, not the number)."""
+        return min(self.cursor, len(self.material))
 
     def mix(self, block: list[bytes]) -> bytes:
         self.lines += len(block)
@@ -263,7 +273,8 @@ def bench(tmp: str, size_mb: int, preset: str, greps: int, repeat: int, families
     size = os.path.getsize(log)
     print(f"generated {size / MB:.0f} MiB in {time.perf_counter() - t:.1f} s: {mix.lines} lines, {mix.failures} failure "
           f"lines, {mix.labelled} labelled lines ({100 * mix.labelled / mix.lines:.1f}%) of which {mix.handed} "
-          f"({100 * mix.handed / mix.lines:.2f}% of all lines) reach the per-line classifier")
+          f"({100 * mix.handed / mix.lines:.2f}% of all lines) reach the per-line classifier; {mix.kinds()} different "
+          f"labelled lines")
     count_lines(log)  # a first read so that every tool finds the file in the page cache
     argv = [sys.executable, "-m", "sidecar", "classify", "--lines", "--monitoring", preset, log]
     if not families:
@@ -272,7 +283,7 @@ def bench(tmp: str, size_mb: int, preset: str, greps: int, repeat: int, families
     grep = ["grep", "-E", "-f", os.path.join(tmp, "patterns.txt"), log]
     tools += [("grep -E -f (LC_ALL=C)", "grep_c", grep, {**os.environ, "LC_ALL": "C"}, repeat),
               ("grep -E -f (C.UTF-8)", "grep_utf8", grep, {**os.environ, "LC_ALL": "C.UTF-8"}, 1)][:greps]
-    res: dict = {"size_mb": size / MB}
+    res: dict = {"size_mb": size / MB, "kinds": mix.kinds()}
     for round_no in range(repeat):
         for label, key, argv, env, runs in tools:
             if round_no >= runs:
@@ -316,8 +327,15 @@ def summary(name: str, big: dict, small: dict | None, repeat: int) -> bool:
     flat = True
     if small:
         line += f", {small['classify_rss_mb']:.1f} MiB on {small['size_mb']:.0f} MiB"
-        flat = big["classify_rss_mb"] <= small["classify_rss_mb"] + FLAT_MIB
-    print(line + f"; target < 100 MiB, flat (within {FLAT_MIB} MiB)")
+        if small["kinds"] == big["kinds"]:
+            flat = big["classify_rss_mb"] <= small["classify_rss_mb"] + FLAT_MIB
+            line += f"; target < 100 MiB, flat (within {FLAT_MIB} MiB)"
+        else:
+            # RE2 builds its automata lazily, per kind of line it meets: memory follows how
+            # many different lines reached the classifier, not how many lines there were
+            line += (f"; target < 100 MiB; not compared for flatness: {big['kinds']} and {small['kinds']} different "
+                     f"labelled lines (give --small-mb large enough to see all of them, e.g. 160)")
+    print(line)
     return ratio_c >= 0.5 and big["classify_rss_mb"] < 100 and flat
 
 
@@ -336,7 +354,8 @@ def compile_package() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-mb", type=int, default=1024, help="size of the big log in MiB (default 1024)")
-    ap.add_argument("--small-mb", type=int, default=100, help="size of the second log for the memory check (0: skip)")
+    ap.add_argument("--small-mb", type=int, default=160,
+                    help="size of the second log for the memory check (0: skip; default 160: the error-heavy log then has every labelled line)")
     ap.add_argument("--monitoring", default="megatron_production", help="monitoring preset")
     ap.add_argument("--tmp", default=None, help="parent directory for the temporary files")
     ap.add_argument("--repeat", type=int, default=2, help="runs per tool, interleaved; the best counts (default 2)")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import re2
 
 from sidecar.classify.config import re2_options
 
 
-def search_set(patterns: Sequence[str], options: "re2.Options | None" = None) -> "re2.Set":
+def search_set(patterns: Iterable[str], options: "re2.Options | None" = None) -> "re2.Set":
     """One unanchored ``re2.Set``: ``Match`` lists the index of each pattern found in a line.
     Raises ``re2.error`` when the patterns together exceed ``options.max_mem``."""
     found = re2.Set.SearchSet(options if options is not None else re2_options())

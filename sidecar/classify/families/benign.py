@@ -14,7 +14,8 @@ BENIGN = "|".join((
     r"(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered (?:from|by|after)\b|\bno (?:[\w/-]+ ){0,2}(?:errors|failures|faults)\b|\bredo(?:ing)? for\b|\bwill be ignored\b|[,;] skipping\b|[,;] continuing (?:without|anyway)\b|Unable to initialize backend '|(?:^|[^n])recoverable error|\b(?:errors?|failures?|faults?|mismatch(?:es)?)(?: count)?\s*[:=]?\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)",
     # a counter report whose every count is zero ("ECC errors: Volatile Single Bit 0, Double Bit 0")
     r"(?i:\berrors?\b[^:]{0,20}:(?:\s*[a-z][a-z -]*\s0\b[,;]?)+\s*$)",
-    r"(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)",
+    # ("Please try again" is a message's advice to its reader, as S3's InternalError gives it: the program gave up)
+    r"(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|(?:^|[^e\s]|[^s]e|[^a]se|[^e]ase|[^l]ease|[^p]lease)\s*\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)",
     # advice and traceback scaffolding
     r"^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
     r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
@@ -30,9 +31,23 @@ BENIGN = "|".join((
     r"|Connection closed by localRank",
     # --- GPU, hardware, network, storage
     # Xid 13/31/43: the application's own fault (its error is printed by the application)
-    r"NVRM: Xid \([^)]*\): (?:13|31|43)\b",
+    r"(?:NVRM: Xid \([^)]*\):|\bX(?:id|ID)(?: error)?:?) (?:13|31|43)\b",
+    # counts of corrected errors (amdgpu RAS: "2 correctable hardware errors detected in umc block, no
+    # user action is needed"), mcelog's advice after a machine check, a cgroup's zero OOM counters
+    r"(?i:\bcorrect(?:ed|able) (?:hardware |memory |ECC )*errors? (?:detected|received|logged|reported)\b)"
+    r"|Run the above through 'mcelog|^\s*oom(?:_group)?(?:_kill)? 0\s*$"
+    # the kernel dropped a clean page with a memory error: no process was harmed (a harmed one gets
+    # its own "Sending SIGBUS to <process>" line)
+    r"|Memory failure: \w+: recovery action for clean [^:]*: Recovered"
+    # PyTorch's pointer to the CUDA docs under a CUDA error ("Search for `cudaErrorIllegalAddress' in https://...")
+    r"|Search for `(?:cuda|hip)\w+' in https?://",
     # mlx5's report of a read the firmware refused (a query of counters or registers), not a fault
     r"\bmlx5_cmd_(?:out_err|check):\d+:\(pid \d+\): (?:QUERY_\w+|ACCESS_REG)\(",
+    # Open MPI loads every component it finds and reports one whose library is missing, then goes on without it
+    r"mca_base_component_repository_open: unable to open"
+    # the kernel's soft-quota warning (writes still succeed: the hard limit's "write failed, ... limit reached" is the failure);
+    # s3fs-fuse's own levels below error ([INF], [DBG], [WAN]: a HEAD that found no object is how it checks for one)
+    r"|\bwarning, (?:user|group|project) (?:block|file) quota exceeded|\[(?:INF|DBG|WAN)\] \w+\.cpp:",
     # --- Python, frameworks, side services
     # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
     r"' thrown while requesting [A-Z]+ ",

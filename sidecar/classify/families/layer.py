@@ -1,8 +1,9 @@
 """The family layer's rules in their order, and the layer that applies them.
 
-The order decides when two rules read one line: consequences first (a line that is both a
-follow-on and a cause's words is the follow-on), then process deaths, transports before memory
-words, hardware, Slurm, storage I/O, the launch environment, collectives, space, and the
+The order decides when two rules read one line: a C++ abort that names a memory exhaustion,
+then consequences (a line that is both a follow-on and a cause's words is the follow-on), then
+shared memory named as the reason, process deaths, transports before memory words, hardware,
+Slurm, storage I/O and object stores, the launch environment, collectives, space, and the
 training program's own failures.
 """
 
@@ -19,9 +20,9 @@ from sidecar.classify.model import Layer, SignalHit
 from sidecar.classify.sets import SplitSet
 
 RULES: tuple[FamilyRule, ...] = (
-    cascade.CASCADE_RULES + cascade.DEATH_RULES + transport.RULES + memory.RULES + hardware.RULES
-    + slurm.RULES + slurm.SHELL + storage.IO + environment.RULES + collectives.RULES + storage.SPACE
-    + training.RULES
+    memory.THROWN + cascade.CASCADE_RULES + memory.SHM + cascade.DEATH_RULES + transport.RULES + memory.RULES
+    + hardware.RULES + slurm.RULES + slurm.SHELL + storage.IO + storage.OBJECT + environment.RULES + collectives.RULES
+    + storage.SPACE + training.RULES
 )
 
 

@@ -20,7 +20,7 @@ class FamilyRule:
     role: Role = CAUSE
     confidence: Confidence = MEDIUM
     tip: str = ""
-    beats_ignore: bool = False  # training health in iteration lines, which the presets ignore
+    beats_ignore: bool = False  # read where the presets ignore or the level says INFO: iteration lines, kernel stall reports
 
 
 TIP_NODE = "restart excluding the node; if it repeats on other nodes, report it to the site"

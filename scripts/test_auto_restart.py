@@ -20,6 +20,8 @@ GPT, PyTorch DDP over gloo, one torchrun per node on 2 nodes) and the faults are
     rank_stopped_saving  SIGSTOP of a rank inside a checkpoint save: called hung when the save
                  outlasts its window (learned from earlier saves, floor 20 s here), restarted from
                  the last checkpoint on disk
+    rank_stopped_torchtitan  rank_stopped with the workload logging like torchtitan (its step and
+                 checkpoint lines, no Megatron line): the pace comes from torchtitan's step lines
     code_error   an exception in one rank (a token outside the vocabulary): permanent stop
     nan          a huge learning rate makes the loss NaN: permanent stop
     timeout      a 3-minute time limit: USR1 before it, the ranks save and exit, the run continues
@@ -1022,6 +1024,43 @@ def _permanent_scenario(h: Harness, name: str, extra: Sequence[str], error_type:
     return True
 
 
+# rank_stopped_torchtitan: the workload prints torchtitan's step and checkpoint lines
+TITAN_SET = "backend.args.log_format=torchtitan"
+TITAN_STEP_RE = re.compile(rb"step:\s*(\d+)\s+\S*loss:")
+# the hang's reason when the pace is known: "... (limit 5.0 s: 10 x recent interval 0.251 s, ..."
+PACED_RE = re.compile(r"no new iteration for [\d.]+ s after iteration (\d+) \(limit [\d.]+ s: [\d.]+ x recent interval [\d.]+ s")
+TITAN_STEPS_BEFORE_STOP = 8
+
+
+def scenario_rank_stopped_torchtitan(h: Harness) -> bool:
+    """SIGSTOP of a rank of a job that logs like torchtitan (``step: 10  loss: ...``, not one
+    Megatron iteration line): called hung from the pace of torchtitan's step lines, restarted."""
+    run = h.submit("rank_stopped_torchtitan", [TITAN_SET])
+    h.wait_state(run.job, "RUNNING")
+    log = run.log(run.job)
+    if not wait_for(lambda: len(TITAN_STEP_RE.findall(read_bytes(log))) >= TITAN_STEPS_BEFORE_STOP,
+                    h.checkpoint_timeout_s):
+        h.reporter.fail(f"No {TITAN_STEPS_BEFORE_STOP} torchtitan step lines in {log.name} "
+                        f"within {h.checkpoint_timeout_s:g}s")
+        raise ScenarioFailed("steps")
+    if ITERATION_RE.search(read_bytes(log)):
+        h.reporter.fail(f"{log.name} has Megatron iteration lines: {TITAN_SET} was not applied")
+        raise ScenarioFailed("steps")
+    h.reporter.ok(f"The job logs torchtitan's step lines ({TITAN_SET})")
+    _rank, _node, pid = h.signal_rank(run, run.job, signal.SIGSTOP)
+
+    def paced(line: str) -> None:
+        m = PACED_RE.search(line)
+        last = (TITAN_STEP_RE.findall(read_bytes(log)) or [b"-1"])[-1]
+        if m is None or int(m.group(1)) != int(last):
+            h.reporter.fail(f"The hang is not called from the pace of the step lines (last step {int(last)}): {line!r}")
+            raise ScenarioFailed("marker")
+
+    _stopped_rank_restarted(h, run, pid, paced)
+    h.reporter.ok("Test passed: a stopped rank is called hung from torchtitan's step lines and restarted!")
+    return True
+
+
 def scenario_code_error(h: Harness) -> bool:
     """A real exception in one rank (an out-of-vocabulary token: IndexError): a permanent stop."""
     _permanent_scenario(h, "code_error", ["backend.args.bad_token_at_iteration=15",
@@ -1157,6 +1196,7 @@ SCENARIOS: dict[str, Callable[[Harness], bool]] = {
     "rank_killed": scenario_rank_killed,
     "rank_stopped": scenario_rank_stopped,
     "rank_stopped_saving": scenario_rank_stopped_saving,
+    "rank_stopped_torchtitan": scenario_rank_stopped_torchtitan,
     "code_error": scenario_code_error,
     "nan": scenario_nan,
     "timeout": scenario_timeout,
@@ -1170,7 +1210,8 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "sim": {"config": DEFAULT_CONFIG, "sets": LOCAL_SETS, "oom_error_type": "oom",
             "scenarios": SEED_SCENARIOS},
     "torch": {"config": TORCH_CONFIG, "sets": TORCH_SETS, "oom_error_type": "host_oom",
-              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "rank_stopped_saving", "code_error",
+              "scenarios": (*SEED_SCENARIOS, "rank_killed", "rank_stopped", "rank_stopped_saving",
+                            "rank_stopped_torchtitan", "code_error",
                             "nan", "timeout", "host_oom", "node_fail", "resume_correctness")},
 }
 

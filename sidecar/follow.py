@@ -6,7 +6,8 @@ the follower must live with everything a real log does:
 - it may not exist yet when the sidecar starts (Slurm creates it when the step first writes);
 - the last line is usually incomplete (held until its newline arrives, flushed at ``close()``);
 - a line may be huge (a tensor dump, a progress bar without newlines): above ``max_line_bytes``
-  it is delivered as head + a note + tail, and the middle is never held in memory;
+  it is delivered as head + a note + tail, and the middle is never held in memory; the end of
+  the line still being written is there to read (``pending``: a bar's latest redraws);
 - bytes need not be UTF-8 (they are passed on as bytes; the classifier accepts bytes);
 - the file may be truncated or replaced (size shrinks below our offset, or a new inode):
   reading restarts from 0 and ``on_notice`` says so. (A truncation followed, between two polls,
@@ -27,6 +28,8 @@ CHUNK_BYTES = 64 * 1024
 # A line longer than this is passed on as its head and tail (the middle dropped), not buffered whole.
 MAX_BUFFERED_LINE_BYTES = 1024 * 1024
 MAX_POLL_BYTES = 8 * 1024 * 1024
+# How much of the line being written ``pending()`` hands out: a progress bar's latest redraws.
+PENDING_BYTES = 8 * 1024
 
 Line = tuple[int, bytes]
 
@@ -109,6 +112,13 @@ class LogFollower:
         self._flush_partial(out)
         self._close_fd()
         return out
+
+    def pending(self, limit: int = PENDING_BYTES) -> bytes:
+        """The end (at most ``limit`` bytes) of the line still being written: a progress bar
+        redrawn with ``\\r`` has no newline until it closes, often at the end of an epoch."""
+        if self._long_head is not None:
+            return self._long_tail[-limit:]
+        return self._rest[-limit:]
 
     # -- internals
     def _open(self) -> bool:

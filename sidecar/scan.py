@@ -6,7 +6,8 @@ are pure functions of values and ``now``. Time comes from the injected ``clock``
 seconds) and ``sleep``, so tests drive hours of fake time in milliseconds.
 
 What the scanner does:
-- each line goes to the ProgressTracker (pace, checkpoints) and to the LineClassifier;
+- each line goes to the ProgressTracker (pace, checkpoints) and to the LineClassifier; the line
+  still being written (a progress bar's redraws, no newline yet) to the ProgressTracker only;
 - the first root cause (RootCauseTracker.feed -> True) is written at once, atomically, to
   ``attempts/<n>/marker.json`` and an event ``marker`` is appended; later hits (cascade
   included) are kept as evidence (at most ``MAX_EVIDENCE``) and the marker is rewritten with
@@ -259,7 +260,7 @@ class Scanner:
         from sidecar.classify import LineClassifier, ProgressTracker, RootCauseTracker
 
         return cls(ctx, LineClassifier(monitoring, task_nodes), RootCauseTracker(),
-                   ProgressTracker(monitoring.hang))
+                   ProgressTracker(monitoring.hang, getattr(monitoring, "progress", None)))
 
     # -- per line
     def feed(self, line_no: int, raw: bytes, now: float) -> None:
@@ -304,6 +305,16 @@ class Scanner:
             if self.pre_root_hits <= MAX_LOGGED_ERRORS:
                 logger.info("line {}: {} ({}) before any root cause; not a root cause by itself",
                             line_no, hit.signal, hit.error_type)
+
+    def feed_partial(self, tail: bytes, now: float) -> None:
+        """The end of the line still being written (a progress bar redrawn with \\r): progress only."""
+        observe = getattr(self.progress, "observe_partial", None)
+        if not tail or observe is None:
+            return
+        try:
+            observe(tail, now)
+        except Exception as exc:  # a garbled line must never stop the sidecar
+            self._error(f"progress tracking failed on the line being written: {exc!r}")
 
     def _write_first_marker(self, hit: Any, raw: bytes, now: float, keep: dict[str, Any] | None = None,
                             replaced: dict[str, Any] | None = None) -> None:
@@ -512,6 +523,7 @@ def run_loop(
     while True:
         for line_no, raw in follower.poll():
             scanner.feed(line_no, raw, clock())
+        scanner.feed_partial(follower.pending(), clock())
         if should_stop():
             break
         try:

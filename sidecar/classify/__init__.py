@@ -4,8 +4,9 @@
 time), then the family layer (``families``: failures by structure and vocabulary);
 ``RootCauseTracker`` picks the root cause of an episode by each line's role (cause, death,
 symptom, cascade);
-``ProgressTracker`` follows Megatron's iterations and checkpoints and detects hangs from the
-job's own pace. Presets live in ``sidecar/presets/monitoring/``.
+``ProgressTracker`` follows the steps and checkpoints of the log (a table of formats: Megatron-LM,
+NeMo, torchtitan, DeepSpeed, Lightning, HF Trainer, fairseq, Composer, or the preset's own) and
+detects hangs from the job's own pace. Presets live in ``sidecar/presets/monitoring/``.
 """
 
 from sidecar.classify.classifier import LineClassifier

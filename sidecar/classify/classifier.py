@@ -31,6 +31,8 @@ from sidecar.classify.model import Confidence, Layer, MonitoringConfig, Role, Si
 MAX_LINE_BYTES = 64 * 1024
 _HALF = MAX_LINE_BYTES // 2
 MAX_KEPT_LINE = 4096  # characters of a hit line kept in a SignalHit (and in markers)
+# The error types of the presets' signals that read only an exception's type ("ValueError: ...").
+_BY_TYPE = frozenset({"code_error", "config_error"})
 
 # Where a line names the node it points at, in the order we trust them. Each has one group.
 NODE_PATTERNS: tuple[str, ...] = (
@@ -169,6 +171,15 @@ class LineClassifier:
             found = self._family(pieces)
             if (found is not None and found.role in (Role.CAUSE, Role.DEATH)
                     and found.confidence is not Confidence.LOW and found.name != EXCEPTION_RULE):
+                fam = found
+        elif self.cfg.signals[idx].layer is Layer.CURATED and self.cfg.signals[idx].error_type in _BY_TYPE:
+            # A verdict by the exception's type alone gives way to a family that reads its message
+            # as the other class (tensorstore raises ValueError for an EIO, orbax for UNAVAILABLE).
+            found = self._family(data)
+            if self.families is not None and (found is None or found.confidence is Confidence.LOW):
+                found = self.families.exception(data)
+            if (found is not None and found.role in (Role.CAUSE, Role.SYMPTOM) and found.confidence is not Confidence.LOW
+                    and found.failure_class is not self.cfg.signals[idx].failure_class):
                 fam = found
         if idx is None and fam is None:
             return None

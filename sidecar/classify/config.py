@@ -17,7 +17,7 @@ import yaml
 
 from sidecar.errors import ConfigError
 from sidecar.classify.model import (
-    FailureClass, FamilySettings, HangConfig, Layer, MonitoringConfig, Role, Signal,
+    FailureClass, FamilySettings, HangConfig, Layer, MonitoringConfig, ProgressFormat, ProgressKind, Role, Signal,
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -25,7 +25,10 @@ _CLASSES = ", ".join(c.value for c in FailureClass)
 _ROLES = ", ".join(r.value for r in Role)
 _SIGNAL_LAYERS = (Layer.USER.value, Layer.CURATED.value)
 _SIGNAL_KEYS = ("name", "pattern", "error_type", "class", "cascade", "role", "description", "tip", "layer", "disabled")
-_TOP_KEYS = ("name", "signals", "ignore", "hang", "kill_grace_s", "families")
+_TOP_KEYS = ("name", "signals", "ignore", "hang", "kill_grace_s", "families", "progress")
+_OVERRIDE_KEYS = ("signals", "ignore", "hang", "kill_grace_s", "families", "progress")
+_PROGRESS_KEYS = ("name", "pattern", "kind", "description", "disabled")
+_KINDS = ", ".join(k.value for k in ProgressKind)
 _FAMILY_KEYS = ("enabled", "disabled")
 _HANG_KEYS = tuple(f.name for f in fields(HangConfig))
 _PRESET_DIR = "presets/monitoring"
@@ -68,12 +71,17 @@ def _number(value: Any, where: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
-def _signal(raw: Any, where: str) -> Signal:
+def _check_keys(raw: Any, where: str, allowed: tuple[str, ...], needs: str) -> None:
+    """``raw`` is a mapping whose keys are all ``allowed`` (``needs``: what it must hold)."""
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: must be a mapping with keys name, pattern, error_type, class")
-    unknown = sorted(set(raw) - set(_SIGNAL_KEYS))
+        raise ConfigError(f"{where}: must be a mapping with keys {needs}")
+    unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(_SIGNAL_KEYS)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(allowed)}")
+
+
+def _signal(raw: Any, where: str) -> Signal:
+    _check_keys(raw, where, _SIGNAL_KEYS, "name, pattern, error_type, class")
     for key in ("name", "pattern", "error_type", "class"):
         if key not in raw:
             raise ConfigError(f"{where}.{key}: missing (a signal needs name, pattern, error_type, class)")
@@ -131,6 +139,112 @@ def _families(raw: Any, where: str) -> FamilySettings:
     return FamilySettings(enabled=enabled, disabled=tuple(disabled))
 
 
+def _progress_format(raw: Any, where: str) -> ProgressFormat:
+    from sidecar.classify.progress import GROUPS
+
+    _check_keys(raw, where, _PROGRESS_KEYS, "name, pattern (and kind, description)")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{where}.name: must be lower_snake_case ([a-z][a-z0-9_]*), got {name!r}")
+    if "pattern" not in raw:
+        raise ConfigError(f"{where}.pattern: missing (a progress format needs a name and a pattern)")
+    pattern = check_pattern(raw["pattern"], f"{where}.pattern")
+    try:
+        kind = ProgressKind(raw.get("kind", ProgressKind.STEP.value))
+    except ValueError:
+        raise ConfigError(f"{where}.kind: {raw['kind']!r} is not a progress kind; allowed: {_KINDS}") from None
+    groups = set(re2.compile(pattern, re2_options()).groupindex)
+    if groups - set(GROUPS) or ({"epoch", "total"} & groups and "iteration" not in groups):
+        raise ConfigError(
+            f"{where}.pattern: named groups {', '.join(sorted(groups))}: only {', '.join(GROUPS)} are read, "
+            "and epoch/total only with iteration",
+            "name the step's number (?P<iteration>\\d+); use (?:...) for other groups")
+    if not isinstance(raw.get("description", ""), str):
+        raise ConfigError(f"{where}.description: must be a string")
+    return ProgressFormat(name, pattern, kind, raw.get("description", "").strip())
+
+
+def _progress(raw: Any, where: str) -> tuple[ProgressFormat, ...]:
+    """``progress: [{name, pattern, kind}, ...]`` (absent: the built-in formats)."""
+    if raw is None:
+        from sidecar.classify.progress import BUILTIN_FORMATS
+
+        return BUILTIN_FORMATS
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: must be a list of progress formats (name, pattern, kind)")
+    return tuple(_named_list(raw, where, _progress_format, "progress format"))
+
+
+def _named_list(raw: list, where: str, parse: Any, what: str) -> list:
+    """``parse`` of each entry not ``disabled: true``; a name twice is an error."""
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        if isinstance(item, Mapping) and item.get("disabled") is True:
+            continue
+        entry = parse(item, f"{where}[{i}]")
+        if entry.name in seen:
+            raise ConfigError(f"{where}[{i}].name: duplicate {what} name {entry.name!r}")
+        seen.add(entry.name)
+        out.append(entry)
+    return out
+
+
+def progress_to_list(formats: tuple[ProgressFormat, ...] | None) -> list[dict[str, Any]]:
+    """Formats in the preset format (None: the built-in ones)."""
+    from sidecar.classify.progress import BUILTIN_FORMATS
+
+    out = []
+    for f in BUILTIN_FORMATS if formats is None else formats:
+        item: dict[str, Any] = {"name": f.name, "pattern": f.pattern, "kind": f.kind.value}
+        if f.description:
+            item["description"] = f.description
+        out.append(item)
+    return out
+
+
+def _merge_by_name(base: list[dict], raw: Any, where: str, what: str,
+                   check_new: Any) -> tuple[list[dict], list[dict]]:
+    """Overrides of a named list (signals, progress formats): a mapping by name or a list; an
+    entry with a shipped name updates its fields, a new one is checked by ``check_new``.
+    (shipped entries in their order, new entries)."""
+    order = [dict(s) for s in base]
+    by_name = {s.get("name"): s for s in order}
+    if isinstance(raw, Mapping):  # {name: {field: value, ...} | {disabled: true}}
+        items = [(f"{where}.{k}", {"name": k, **(v or {})}) for k, v in raw.items()]
+    elif isinstance(raw, list):  # [{name, pattern, ...}, ...]: replace by name or append
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(raw)]
+    elif raw is None:
+        items = []
+    else:
+        raise ConfigError(f"{where}: overrides must be a mapping by {what} name or a list of {what}s")
+    new: list[dict] = []
+    for key, item in items:
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{key}: must be a mapping with a name")
+        if "pattern" in item:  # report a bad pattern under the user's own key
+            check_pattern(item["pattern"], f"{key}.pattern")
+        if item["name"] in by_name:
+            by_name[item["name"]].update(item)  # partial update of a shipped entry
+        else:
+            entry = check_new(dict(item), key)
+            new.append(entry)
+            by_name[entry["name"]] = entry
+    return order, new
+
+
+def _new_signal(item: dict, key: str) -> dict:
+    item["layer"] = Layer.USER.value
+    if not item.get("disabled"):
+        _signal(item, key)  # a new signal must be complete; say which key is missing
+    return item
+
+
+def _new_progress_format(item: dict, key: str) -> dict:
+    if not item.get("disabled"):
+        _progress_format(item, key)
+    return item
+
+
 def _hang(raw: Any, where: str) -> HangConfig:
     if raw is None:
         return HangConfig()
@@ -163,16 +277,7 @@ def load_monitoring(data: Mapping, where: str = "monitoring") -> MonitoringConfi
     raw_signals = data.get("signals")
     if not isinstance(raw_signals, list) or not raw_signals:
         raise ConfigError(f"{where}.signals: must be a non-empty list of signals")
-    signals: list[Signal] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_signals):
-        if isinstance(raw, Mapping) and raw.get("disabled") is True:
-            continue
-        sig = _signal(raw, f"{where}.signals[{i}]")
-        if sig.name in seen:
-            raise ConfigError(f"{where}.signals[{i}].name: duplicate signal name {sig.name!r}")
-        seen.add(sig.name)
-        signals.append(sig)
+    signals: list[Signal] = _named_list(raw_signals, f"{where}.signals", _signal, "signal")
     raw_ignore = data.get("ignore") or []
     if not isinstance(raw_ignore, list):
         raise ConfigError(f"{where}.ignore: must be a list of RE2 patterns")
@@ -187,6 +292,7 @@ def load_monitoring(data: Mapping, where: str = "monitoring") -> MonitoringConfi
         hang=_hang(data.get("hang"), f"{where}.hang"),
         kill_grace_s=_number(data.get("kill_grace_s", 2.0), f"{where}.kill_grace_s"),
         families=_families(data.get("families"), f"{where}.families"),
+        progress=_progress(data.get("progress"), f"{where}.progress"),
     )
 
 
@@ -205,7 +311,8 @@ def dump_monitoring(cfg: MonitoringConfig) -> dict[str, Any]:
     return {"name": cfg.name, "signals": signals, "ignore": list(cfg.ignore),
             "hang": {f.name: getattr(cfg.hang, f.name) for f in fields(HangConfig)},
             "kill_grace_s": cfg.kill_grace_s,
-            "families": {"enabled": cfg.families.enabled, "disabled": list(cfg.families.disabled)}}
+            "families": {"enabled": cfg.families.enabled, "disabled": list(cfg.families.disabled)},
+            "progress": progress_to_list(cfg.progress)}
 
 
 def preset_names() -> list[str]:
@@ -232,31 +339,8 @@ def apply_overrides(base: Mapping, overrides: Mapping, where: str = "monitoring"
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{where}: overrides must be a mapping")
     merged = dict(base)
-    order = [dict(s) for s in base.get("signals", [])]
-    users: list[dict] = []
-    by_name = {s.get("name"): s for s in order}
-    raw = overrides.get("signals")
-    if isinstance(raw, Mapping):  # {name: {field: value, ...} | {disabled: true}}
-        items = [(f"{where}.signals.{k}", {"name": k, **(v or {})}) for k, v in raw.items()]
-    elif isinstance(raw, list):  # [{name, pattern, ...}, ...]: replace by name or append
-        items = [(f"{where}.signals[{i}]", v) for i, v in enumerate(raw)]
-    elif raw is None:
-        items = []
-    else:
-        raise ConfigError(f"{where}.signals: overrides must be a mapping by signal name or a list of signals")
-    for key, item in items:
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            raise ConfigError(f"{key}: must be a mapping with a name")
-        if "pattern" in item:  # report a bad pattern under the user's own key
-            check_pattern(item["pattern"], f"{key}.pattern")
-        if item["name"] in by_name:
-            by_name[item["name"]].update(item)  # partial update of a shipped signal
-        else:
-            new = {**item, "layer": Layer.USER.value}
-            if not new.get("disabled"):
-                _signal(new, key)  # a new signal must be complete; say which key is missing
-            users.append(new)
-            by_name[new["name"]] = new
+    order, users = _merge_by_name(base.get("signals", []), overrides.get("signals"), f"{where}.signals",
+                                  "signal", _new_signal)
     # The user's own signals come first: they decide before the preset's and the family layer.
     merged["signals"] = [s for s in users + order if s.get("disabled") is not True]
     if "ignore" in overrides:
@@ -276,9 +360,16 @@ def apply_overrides(base: Mapping, overrides: Mapping, where: str = "monitoring"
         if isinstance(fam, Mapping) and isinstance(base_fam, Mapping):
             fam = {**base_fam, **fam}
         merged["families"] = fam
-    unknown = sorted(set(overrides) - {"signals", "ignore", "hang", "kill_grace_s", "families"})
+    if "progress" in overrides:
+        # the user's own formats come first: a line both match is read by theirs
+        shipped, own = _merge_by_name(progress_to_list(None) if base.get("progress") is None else base["progress"],
+                                      overrides["progress"], f"{where}.progress", "progress format",
+                                      _new_progress_format)
+        merged["progress"] = [f for f in own + shipped if f.get("disabled") is not True]
+    unknown = sorted(set(overrides) - set(_OVERRIDE_KEYS))
     if unknown:
-        raise ConfigError(f"{where}: unknown override key(s) {', '.join(map(str, unknown))}; allowed: signals, ignore, hang, kill_grace_s, families")
+        raise ConfigError(f"{where}: unknown override key(s) {', '.join(map(str, unknown))}; "
+                          f"allowed: {', '.join(_OVERRIDE_KEYS)}")
     return merged
 
 

@@ -117,6 +117,29 @@ class HangConfig:
     save_floor_s: float = 60.0  # ... but at least this long
 
 
+class ProgressKind(enum.Enum):
+    """What a progress line says (``progress.py`` reads them; a preset's ``progress`` lists them)."""
+
+    STEP = "step"  # a training step ended: the pace, and the start of training
+    ACTIVITY = "activity"  # work between steps (a validation bar): the job is alive, not a step
+    SAVING = "saving"  # a checkpoint save began: the save window replaces the pace
+    SAVED = "saved"  # ... and ended (with its iteration: the last checkpoint)
+    LOADED = "loaded"  # a checkpoint was loaded (with its iteration: the last checkpoint)
+
+
+@dataclass(frozen=True)
+class ProgressFormat:
+    """One progress line format: a RE2 pattern with optional named groups ``iteration`` (the
+    step's number), ``epoch`` and ``total`` (a per-epoch counter: the position is epoch x total
+    + iteration; ``total`` alone: a counter whose run of steps ends at its total, as a bar at
+    100%). A step without ``iteration`` still counts as a step (pace, training started)."""
+
+    name: str
+    pattern: str
+    kind: ProgressKind = ProgressKind.STEP
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class FamilySettings:
     """The family layer (``families``): on or off, and rules the user switched off."""
@@ -136,6 +159,9 @@ class MonitoringConfig:
     hang: HangConfig
     kill_grace_s: float = 2.0
     families: FamilySettings = FamilySettings()
+    # the progress line formats, in order (the first that matches a line decides); None: the
+    # built-in ones (``progress.BUILTIN_FORMATS``)
+    progress: tuple[ProgressFormat, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,18 @@
 
 The verdict is built with the streaming scanner (``scan.py``): constant memory and RE2 speed
 whatever the log size. Progress (last iteration, last checkpoint) is read from each chunk's
-last matching line, found backwards with ``bytes.rfind``, so benign lines never reach Python.
+last progress line, found backwards with RE2 (``progress.ProgressReader.last``), so benign lines
+never reach Python.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import IO, Any, Iterator
 
 from sidecar.classify.classifier import LineClassifier
-from sidecar.classify.model import FailureClass, Layer, MonitoringConfig, Role, SignalHit, Verdict
-from sidecar.classify.progress import _ITERATION, _LOADED, _SAVED
+from sidecar.classify.model import FailureClass, Layer, MonitoringConfig, ProgressKind, Role, SignalHit, Verdict
+from sidecar.classify.progress import ProgressReader
 from sidecar.classify.scan import scan_path
 from sidecar.classify.tasks import labelled_node
 from sidecar.classify.tracker import RootCauseTracker
@@ -24,41 +24,24 @@ CLASS_OUTCOME = {
     FailureClass.PERMANENT: "stop",
     FailureClass.TERMINAL: "continue",
 }
-_MAX_BACKWARD_LINES = 200  # lines examined per chunk when looking for the last progress line
-
-
-def _last_match(buf: bytes, end: int, needle: bytes, regexes: tuple[re.Pattern, ...]) -> int | None:
-    """The number parsed from the last line of ``buf[:end]`` containing ``needle`` that matches."""
-    pos = end
-    for _ in range(_MAX_BACKWARD_LINES):
-        i = buf.rfind(needle, 0, pos)
-        if i < 0:
-            return None
-        start = buf.rfind(b"\n", 0, i) + 1
-        stop = buf.find(b"\n", i, end)
-        line = buf[start : min(stop if stop >= 0 else end, start + 4096)]
-        for rx in regexes:
-            m = rx.search(line)
-            if m:
-                return int(m.group(1))
-        pos = start
-    return None
+_STEPS = frozenset({ProgressKind.STEP})
+_CHECKPOINTS = frozenset({ProgressKind.SAVED, ProgressKind.LOADED})
 
 
 class _Progress:
     """last_iteration / last_checkpoint of a whole log, chunk by chunk (later chunks win)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cfg: MonitoringConfig) -> None:
+        self.reader = ProgressReader(cfg.progress)
         self.last_iteration: int | None = None
         self.last_checkpoint: int | None = None
 
     def __call__(self, buf: bytes, end: int) -> None:
-        it = _last_match(buf, end, b"iteration", (_ITERATION,))
-        if it is not None:
-            self.last_iteration = it
-        ck = _last_match(buf, end, b"checkpoint", (_SAVED, _LOADED))
-        if ck is not None:
-            self.last_checkpoint = ck
+        step, ckpt = self.reader.last(buf, end, _STEPS, _CHECKPOINTS)
+        if step is not None:
+            self.last_iteration = step.iteration
+        if ckpt is not None:
+            self.last_checkpoint = ckpt.iteration
 
 
 def verdict_for_path(path: str, cfg: MonitoringConfig, task_nodes: tuple[str, ...] = ()) -> Verdict:
@@ -66,7 +49,7 @@ def verdict_for_path(path: str, cfg: MonitoringConfig, task_nodes: tuple[str, ..
     each ``srun --label`` task id (``tasks.task_nodes_of_job``)."""
     classifier = LineClassifier(cfg, task_nodes)
     tracker = RootCauseTracker()
-    progress = _Progress()
+    progress = _Progress(cfg)
     for hit in scan_path(path, classifier, on_region=progress):
         tracker.feed(hit)
     return tracker.verdict(progress)  # type: ignore[arg-type]  # duck-typed progress

@@ -46,6 +46,12 @@ the rendezvous store exits, the others print store errors. So each hit has a rol
       n1 CANCELLED AT ... ***``, no ``DUE TO``) is the root: the step was cancelled (scancel or
       an admin), error_type ``scancel``. Only in the verdict: it never ends a running job.
 
+5. A WRAPPER is not the cause it carries: ``torch.distributed.checkpoint`` gathers every rank's
+   exception of a save or load into one ``CheckpointException ranks:dict_keys([0, 1])`` and
+   prints each rank's traceback after it (``Traceback (most recent call last): (RANK 0)``), so
+   the first exception of those tracebacks on the same rank's lines (within ``WRAPPED_LINES``)
+   replaces the wrapper: a read-only or full file system, a truncated shard.
+
 Replaced roots are kept (``Verdict.superseded``) so that ``classify --explain`` can show them.
 Later lines are kept as evidence, a bounded number, because a dying job of 1000 ranks can
 print thousands of them.
@@ -96,6 +102,10 @@ _STEPD_BANNER = re.compile(r"\*\*\* (?:STEP|JOB) \S+ ON \S+ CANCELLED AT ")
 # srun reporting that a task ended (rule 3c): from then on Slurm's banners end the rest of the step
 _TASK_ENDED = re.compile(r"^(?:\d+: ?)?srun: error: \S+: tasks? [\d,-]+: ")
 SCANCEL = "scancel"
+# Rule 5: a wrapper of the ranks' exceptions, and how far below it their tracebacks end (a
+# nested traceback of dcp's save is ~17 lines per rank; two ranks' and a deep stack fit)
+_WRAPPER = re.compile(r"CheckpointException ranks:")
+WRAPPED_LINES = 80
 # What a rank prints when it loses its peers: collective, network and store errors (rules 3b, 3c).
 LOST_PEERS = frozenset({"nccl", "nccl_timeout", "network", "peer_lost", "store", "store_timeout"})
 # Rule 3b: faults of the hardware that explain them (and a hang).
@@ -156,6 +166,15 @@ def lost_peer_detail(root: SignalHit, hit: SignalHit) -> str | None:
     return None
 
 
+def carried_by_wrapper(root: SignalHit, hit: SignalHit) -> str | None:
+    """Rule 5: why ``hit`` (an exception a wrapper printed below itself) replaces ``root``, or None."""
+    if (_WRAPPER.search(root.line) and hit.role in (Role.CAUSE, Role.SYMPTOM)
+            and 0 < hit.line_no - root.line_no <= WRAPPED_LINES and _prefix(hit.line) == _prefix(root.line)):
+        return (f"the {root.error_type} at line {root.line_no} wraps the ranks' exceptions "
+                f"(torch.distributed.checkpoint's CheckpointException): the first one it carries is the cause")
+    return None
+
+
 def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) -> str | None:
     """Why ``hit`` becomes the root over ``root`` (the rules above), or None if it does not.
     ``tasks_ended``: srun reported a task's end before ``hit`` (rule 3c)."""
@@ -163,6 +182,9 @@ def replaces(root: SignalHit | None, hit: SignalHit, tasks_ended: bool = False) 
         return None
     if root is None:
         return f"first {hit.role.value} line"
+    why = carried_by_wrapper(root, hit)
+    if why is not None:
+        return why
     why = step_end_explains(root, hit, tasks_ended)
     if why is not None:
         return why
@@ -290,7 +312,7 @@ def classify_lines(lines: Iterable[str | bytes], cfg: "MonitoringConfig",
 
     classifier = LineClassifier(cfg, task_nodes)
     tracker = RootCauseTracker()
-    progress = ProgressTracker(cfg.hang)
+    progress = ProgressTracker(cfg.hang, cfg.progress)
     for line_no, line in enumerate(lines, start=1):
         hit = classifier.classify(line, line_no)
         if hit is not None:

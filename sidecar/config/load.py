@@ -195,7 +195,7 @@ def _monitoring(tree: dict[str, Any]) -> Any:
     name, overrides = _group(tree, "monitoring")
     extra = tree.get("monitoring_overrides") or {}
     if not isinstance(extra, Mapping):
-        raise ConfigError("monitoring_overrides: must be a mapping (signals, ignore, hang, kill_grace_s)")
+        raise ConfigError("monitoring_overrides: must be a mapping (signals, ignore, hang, kill_grace_s, families, progress)")
     overrides = _merge(overrides, extra)
     try:
         from sidecar.classify import load_monitoring_preset

@@ -6,7 +6,8 @@
 
 What a restart system meets on a real cluster, at a size that runs anywhere: a few transformer
 layers (~1M parameters) on deterministic synthetic tokens, logged in Megatron-LM's formats
-(iteration lines, checkpoint save and load lines), checkpointed with
+(iteration lines, checkpoint save and load lines; ``--log-format torchtitan``: torchtitan's
+step and checkpoint lines instead), checkpointed with
 ``torch.distributed.checkpoint`` like Megatron's ``torch_dist`` format (each rank writes its
 shard into a temporary directory; rank 0 publishes it with one rename and then the
 ``latest_checkpointed_iteration.txt`` tracker), resumed from the latest checkpoint, and on
@@ -44,6 +45,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from sidecar.checkpoints import TRACKER, read_tracker
 
 MiB = 1 << 20
+LOG_FORMATS = ("megatron", "torchtitan")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -77,6 +79,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--bad-token-rank", type=int, default=0)
     p.add_argument("--check-for-nan-in-loss-and-grad", action="store_true",
                    help="stop with an error on a NaN loss (Megatron's flag); without it NaN is only printed")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="megatron",
+                   help="print step, checkpoint save and load lines as Megatron-LM does (default) "
+                        "or as torchtitan does (what the sidecar reads of other training stacks)")
     p.add_argument("--exit-signal-handler", action="store_true", default=True,
                    help="on SIGUSR1: save a checkpoint and exit (always on)")
     args, unknown = p.parse_known_args(argv)
@@ -207,6 +212,53 @@ def iteration_line(it: int, a: argparse.Namespace, elapsed_ms: float, lr: float,
             f" number of nan iterations: {nan_iters:3d} |")
 
 
+def titan(text: str) -> str:
+    """torchtitan's logger: "[titan] <time> - root - INFO - <text>"."""
+    return f"[titan] {datetime.now():%Y-%m-%d %H:%M:%S,%f}"[:-3] + f" - root - INFO - {text}"
+
+
+def titan_step_line(it: int, loss: float, grad_norm: float, elapsed_s: float, tokens: int) -> str:
+    # torchtitan's components/metrics.py, with its default colours; the memory, throughput and
+    # MFU figures of a GPU run are 0 on this CPU model
+    return titan(f"\x1b[31mstep: {it:2}  \x1b[32mloss: {loss:8.5f}  \x1b[38;2;180;60;0mgrad_norm: {grad_norm:7.4f}  "
+                 f"\x1b[38;2;54;234;195mmemory:  0.00GiB(0.00%)  \x1b[34mtps: {round(tokens / max(elapsed_s, 1e-9)):,}  "
+                 f"\x1b[36mtflops: 0.00  \x1b[35mmfu: 0.00%\x1b[39m")
+
+
+class StepLog:
+    """The lines of steps, saves and loads in the format of ``--log-format``."""
+
+    def __init__(self, a: argparse.Namespace, gbs: int) -> None:
+        self.a, self.gbs = a, gbs
+        self.titan = a.log_format == "torchtitan"
+
+    def step(self, it: int, elapsed_s: float, loss: float, grad_norm: float, nan_iters: int) -> str:
+        if self.titan:
+            return titan_step_line(it, loss, grad_norm, elapsed_s, self.gbs * self.a.seq_length)
+        return iteration_line(it, self.a, elapsed_s * 1000.0, lr_at(it, self.a), loss, grad_norm, self.gbs,
+                              nan_iters)
+
+    def saving(self, it: int) -> str:
+        if self.titan:
+            return titan("Saving the checkpoint.")
+        return f"saving checkpoint at iteration {it:7d} to {self.a.save} in torch_dist format"
+
+    def saved(self, it: int, took_s: float) -> str:
+        if self.titan:
+            return titan(f"Finished saving the checkpoint in {took_s:.2f} seconds.")
+        return f"  successfully saved checkpoint from iteration {it:7d} to {self.a.save} [ t 1/1, p 1/1 ]"
+
+    def loading(self, it: int) -> str:
+        if self.titan:
+            return titan(f"Loading the checkpoint from {iter_dir(self.a.load, it)}.")
+        return f" loading distributed checkpoint from {self.a.load} at iteration {it}"
+
+    def loaded(self, it: int, took_s: float) -> str:
+        if self.titan:
+            return titan(f"Finished loading the checkpoint in {took_s:.2f} seconds.")
+        return f" successfully loaded checkpoint from {self.a.load} [ t 1/1, p 1/1 ] at iteration {it}"
+
+
 # ----------------------------------------------------------------------------- main
 class ExitSignal:
     """SIGUSR1 (Megatron's --exit-signal-handler): finish the step, save, exit 0."""
@@ -248,14 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ddp = DDP(model)
     opt = torch.optim.AdamW(ddp.parameters(), lr=a.lr, weight_decay=0.01)
 
+    log = StepLog(a, gbs)
     start = 0
     loaded = read_tracker(a.load)
     if loaded is not None:
+        t_load = time.monotonic()
         if rank == 0:
-            say(f" loading distributed checkpoint from {a.load} at iteration {loaded}")
+            say(log.loading(loaded))
         load_checkpoint(a, ddp, opt, loaded)
         if rank == 0:
-            say(f" successfully loaded checkpoint from {a.load} [ t 1/1, p 1/1 ] at iteration {loaded}")
+            say(log.loaded(loaded, time.monotonic() - t_load))
         start = loaded
     elif rank == 0:
         where = Path(a.load) / TRACKER if a.load else TRACKER
@@ -298,19 +352,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pad > 0:
             time.sleep(pad)
         if rank == 0 and (it % max(1, a.log_interval) == 0 or it == a.train_iters):
-            say(iteration_line(it, a, (time.monotonic() - t0) * 1000.0, lr_at(it, a), loss_avg,
-                               grad_norm, gbs, nan_iters))
+            say(log.step(it, time.monotonic() - t0, loss_avg, grad_norm, nan_iters))
         stop = torch.tensor([1 if exit_signal.received else 0])
         dist.all_reduce(stop)  # every rank must agree to save together (a collective)
         if a.save and (stop.item() or (a.save_interval and it % a.save_interval == 0)):
-            _save(a, ddp, opt, it, rank)
+            _save(a, ddp, opt, it, rank, log)
             last_save = it
         if stop.item():
             if rank == 0:
                 say(f"[{datetime.now():%Y-%m-%d %H:%M:%S}] exiting program after receiving SIGUSR1.")
             return finish()
     if a.save and last_save != it and it > start:
-        _save(a, ddp, opt, it, rank)  # Megatron saves at the end of training too
+        _save(a, ddp, opt, it, rank, log)  # Megatron saves at the end of training too
     if rank == 0:
         say(f"[after training is done] finished {a.train_iters} iterations")
     return finish()
@@ -323,13 +376,21 @@ def finish() -> int:
     return 0
 
 
-def _save(a: argparse.Namespace, model: nn.Module, opt: torch.optim.Optimizer, it: int, rank: int) -> None:
+def _save(a: argparse.Namespace, model: nn.Module, opt: torch.optim.Optimizer, it: int, rank: int,
+          log: StepLog) -> None:
+    t0 = time.monotonic()
     if rank == 0:
-        say(f"saving checkpoint at iteration {it:7d} to {a.save} in torch_dist format")
+        say(log.saving(it))
     save_checkpoint(a, model, opt, it, rank)
     if rank == 0:
-        say(f"  successfully saved checkpoint from iteration {it:7d} to {a.save} [ t 1/1, p 1/1 ]")
+        say(log.saved(it, time.monotonic() - t0))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Leave without running C++ static destructors: with gloo's threads still alive they end now
+    # and then in std::terminate ("terminate called without an active exception", SIGABRT) after
+    # training finished (seen about once in 10 runs on a loaded 2-core machine).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -223,3 +223,26 @@ def test_a_node_failure_banner_names_a_survivor_so_the_failed_node_comes_from_sr
     t, _ = track(banner, "srun: error: Node failure on nid00313")
     v = t.verdict()
     assert v.root.line_no == 1 and v.root.node is None and v.node == "nid00313"
+
+
+# rule 5, lines of srun_checkpoint_fs_read_only.log: dcp's wrapper, then the ranks' tracebacks it prints
+DCP_WRAPPER = "0: [default0]:[rank1]: torch.distributed.checkpoint.api.CheckpointException: CheckpointException ranks:dict_keys([0, 1])"
+DCP_EROFS = "0: [default0]:[rank1]: OSError: [Errno 30] Read-only file system: 'CKPT/.iter_0000010.tmp'"
+FRAME = "0: [default0]:[rank1]:   File \"/usr/lib/python3.11/pathlib.py\", line 1116, in mkdir"
+
+
+def test_the_first_exception_a_checkpoint_wrapper_carries_is_the_root():
+    t, _ = track(DCP_WRAPPER, FRAME, DCP_EROFS, DCP_EROFS)
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "filesystem" and v.root.failure_class is FailureClass.TRANSIENT
+    assert [h.line_no for h in v.superseded] == [1]
+
+
+def test_a_wrapper_keeps_the_root_against_another_rank_s_or_a_distant_exception():
+    # another rank's lines are not the wrapper's tracebacks; nor is an exception far below it
+    other_rank = DCP_EROFS.replace("0: [default0]:[rank1]:", "1: [default0]:[rank0]:")
+    t, _ = track(DCP_WRAPPER, other_rank)
+    assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "checkpoint_error"
+    from sidecar.classify.tracker import WRAPPED_LINES
+    t, _ = track(DCP_WRAPPER, *[FRAME] * WRAPPED_LINES, DCP_EROFS)
+    assert t.verdict().root.line_no == 1

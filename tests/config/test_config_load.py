@@ -196,3 +196,14 @@ def test_site_profiles_leave_the_pre_timeout_signal_off():
     for name in preset_names("slurm"):
         cfg = cfg_of([f"slurm={name}", "slurm.account=p", "slurm.qos=q"])
         assert cfg.slurm.signal_before_timeout_s is None
+
+
+def test_progress_format_from_the_command_line_and_the_config_file(tmp_path):
+    """A user's own progress format: dotted on the command line or in monitoring_overrides;
+    it comes first and the frozen run.yaml keeps it."""
+    p = write(tmp_path, "monitoring: generic\nmonitoring_overrides:\n  progress:\n    tqdm: {disabled: true}\n")
+    cfg = load_config(p, [r"monitoring.progress.my_fmt.pattern=global batch (?P<iteration>\d+) done"], NOW, env=ENV)
+    names = [f.name for f in cfg.monitoring.progress]
+    assert names[0] == "my_fmt" and "tqdm" not in names and "torchtitan" in names
+    again = _roundtrip(cfg, tmp_path)
+    assert again.monitoring.progress == cfg.monitoring.progress

@@ -128,3 +128,26 @@ def test_start_offset(tmp_path):
     log = tmp_path / "train.out"
     append(log, b"old\nnew\n")
     assert LogFollower(log, start_offset=4).poll() == [(1, b"new")]
+
+
+def test_pending_is_the_end_of_the_line_being_written(tmp_path):
+    log = tmp_path / "bar.log"
+    log.write_bytes(b"done\n\rEpoch 0:   0%| | 1/10 [")
+    f = LogFollower(log)
+    assert [line for _, line in f.poll()] == [b"done"]
+    assert f.pending() == b"\rEpoch 0:   0%| | 1/10 ["
+    with open(log, "ab") as fh:
+        fh.write(b"00:01]\rEpoch 0:  10%| | 2/10 [00:02]")
+    assert f.poll() == [] and f.pending().endswith(b"2/10 [00:02]")
+    assert len(f.pending(limit=8)) == 8
+    with open(log, "ab") as fh:
+        fh.write(b"\n")
+    assert len(f.poll()) == 1 and f.pending() == b""
+
+
+def test_pending_of_an_over_long_line_is_its_tail(tmp_path):
+    log = tmp_path / "bar.log"
+    log.write_bytes(b"\r".join(b"step %d of a long bar" % i for i in range(5000)))
+    f = LogFollower(log, max_line_bytes=4096)
+    assert f.poll() == []
+    assert f.pending().endswith(b"step 4999 of a long bar") and len(f.pending()) <= 2048

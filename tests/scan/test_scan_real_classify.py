@@ -3,6 +3,7 @@ fake Slurm client): the pace-based hang target and real failure lines."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,35 @@ def test_an_exception_python_ignored_mid_training_ends_nothing(tmp_path):
     world.end_at = world.t + t2 + 0.5
     go(world, scanner, client)
     assert read_json(paths.marker(3)) is None and client.calls == []
+
+
+def lightning_bar(world, start, n, every_s=0.25):
+    """A Lightning progress bar drawn step by step with carriage returns and no newline (a
+    non-terminal stdout under Slurm): the line only ends when the epoch does."""
+    for i in range(1, n + 1):
+        world.at(start + i * every_s,
+                 b"\rEpoch 0:  %2d%%|          | %d/1000 [00:%02d<01:15,  4.00it/s, v_num=0, train_loss=2.10]"
+                 % (i // 10, i, i % 60))
+    return start + n * every_s
+
+
+def test_hang_detected_from_a_progress_bar_still_being_drawn(tmp_path):
+    """No newline ever arrives: the pace comes from the bar's redraws in the line being written."""
+    paths, world, client, scanner = make(tmp_path, 600.0)
+    world.at(0.0, b"LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]\n")
+    t = lightning_bar(world, 0.0, 60)
+    last_step_at = world.t + t
+    go(world, scanner, client)
+    m = read_json(paths.marker(3))
+    assert m["error_type"] == "hang" and m["last_iteration"] == 60, m
+    assert re.search(r"after iteration 60 \(limit 5\.0 s: 10 x recent interval 0\.[23]\d* s", m["line"]), m["line"]
+    assert m["time"] - last_step_at < 10.0, m
+
+
+def test_a_bar_still_being_drawn_is_not_a_hang_while_it_moves(tmp_path):
+    paths, world, client, scanner = make(tmp_path, 0.0)
+    t = lightning_bar(world, 0.0, 400)  # 100 s of one unfinished line
+    world.end_at = world.t + t + 1.0
+    go(world, scanner, client)
+    assert read_json(paths.marker(3)) is None and client.calls == []
+    assert read_json(paths.progress(3))["last_iteration"] == 400

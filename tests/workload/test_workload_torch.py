@@ -107,3 +107,19 @@ def test_memory_grows_with_the_micro_batch_until_the_allocator_refuses(tmp_path)
     oom = subprocess.run(["bash", "-c", limit + base + " --micro-batch-size 16"], capture_output=True, text=True, timeout=120)
     assert oom.returncode != 0
     assert "DefaultCPUAllocator: can't allocate memory" in oom.stdout + oom.stderr
+
+
+@pytest.mark.parametrize("fmt", ["megatron", "torchtitan"])
+def test_step_lines_of_each_log_format_are_read_by_the_sidecar(fmt):
+    """--log-format: the step, save and load lines the sidecar's format table reads."""
+    from sidecar.classify.model import ProgressKind as K
+    from sidecar.classify.progress import ProgressReader
+    from sidecar.workload.torch_gpt import StepLog, parse_args
+
+    log = StepLog(parse_args(["--log-format", fmt, "--save", "/ckpt", "--load", "/ckpt"]), gbs=8)
+    lines = [log.loading(20), log.loaded(20, 0.1), log.step(21, 0.25, 2.1, 0.5, 0), log.saving(30), log.saved(30, 0.2)]
+    got = [[(e.kind, e.iteration) for e in ProgressReader().read(line.encode())] for line in lines]
+    titan = fmt == "torchtitan"
+    # torchtitan names a checkpoint by its directory (step-N); the workload's are iter_000000N
+    assert got == [[] if titan else [(K.LOADED, 20)], [] if titan else [(K.LOADED, 20)], [(K.STEP, 21)],
+                   [(K.SAVING, None if titan else 30)], [(K.SAVED, None if titan else 30)]]

@@ -13,8 +13,8 @@ error-looking words, run inside the streaming scan's single pass) marks it; ever
 never touched by Python. ``BENIGN`` lines never fire: log levels below error (INFO, WARNING,
 glog ``[W...]``), lines that say they retry, advice, traceback frames, normal shutdown.
 
-One module per family of sources (``slurm``, ``hardware``, ``transport``, ``collectives``,
-``storage``, ``memory``, ``environment``, ``training``, ``cascade``), Python exceptions in
+One module per family of sources (``slurm``, ``launchers``, ``hardware``, ``transport``,
+``collectives``, ``storage``, ``memory``, ``environment``, ``training``, ``cascade``), Python exceptions in
 ``exceptions``; ``layer`` puts the rules in their order. Rules are written from how these
 systems fail (their sources and manuals), not from corpus lines; ``bench/eval_corpus.py``
 measures the layer alone on labelled real lines.

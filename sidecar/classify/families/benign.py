@@ -14,11 +14,13 @@ BENIGN = "|".join((
     r"(?i:\bseverity:? (?:corrected|info(?:rmational)?)\b|\bnon-?fatal\b|been corrected|no (?:further )?action (?:is )?required|\b(?:successfully )?recovered (?:from|by|after)\b|\bno (?:[\w/-]+ ){0,2}(?:errors|failures|faults)\b|\bredo(?:ing)? for\b|\bwill be ignored\b|[,;] skipping\b|[,;] continuing (?:without|anyway)\b|Unable to initialize backend '|(?:^|[^n])recoverable error|\b(?:errors?|failures?|faults?|mismatch(?:es)?)(?: count)?\s*[:=]?\s*(?:0(?:\.0+)?|false)(?:[,;|)}]|\s*$)|(?:^|[\s,(:;])0 (?:[A-Za-z]+ )?(?:errors|failures|faults)\b)",
     # a counter report whose every count is zero ("ECC errors: Volatile Single Bit 0, Double Bit 0")
     r"(?i:\berrors?\b[^:]{0,20}:(?:\s*[a-z][a-z -]*\s0\b[,;]?)+\s*$)",
-    # ("Please try again" is a message's advice to its reader, as S3's InternalError gives it: the program gave up)
-    r"(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|(?:^|[^e\s]|[^s]e|[^a]se|[^e]ase|[^l]ease|[^p]lease)\s*\btry(?:ing)? again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)",
+    # ("Please try again" in an exception's message is a server's advice to a client that gave up)
+    r"(?i:\bretrying\b|[(:,] ignored\.?$|\bwill (?:be )?retr(?:y|ied)\b|\btrying again\b|\b(?:will|'ll|to|then) try again\b|\(try=\d+|going to \S+ instead|falling back|fall back to)",
     # advice and traceback scaffolding
-    r"^\s*(?:\S+:\s*)?(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
-    r"|^\s*(?:\S+:\s*)?(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
+    # (at the start of the program's own text: launchers' prefixes are read off by line_body, and
+    # "ValueError: Please ..." is an exception, not advice)
+    r"^\s*(?:For debugging|Compile with|CUDA kernel errors might|[Cc]onsider |You (?:can|may|might|should) |Please |H[Ii][Nn][Tt]|Note:|NOTE:|To (?:enable|disable|avoid) |See |If (?:you|this|the) )"
+    r"|^\s*(?:File \"|Traceback \(most recent|Exception raised from|frame #\d|During handling of|The above exception)"
     r"|^(?:\S+:)?\s*raise [\w.]+(?:\(|$)"
     r"|error_file:|<NO_OTHER_FAILURES>|To enable traceback",
     # --- Slurm, launchers, environment
@@ -26,6 +28,10 @@ BENIGN = "|".join((
     r"Unable to create TMPDIR",
     # srun retries a single controller message that timed out; only its final failure counts
     r"slurm_receive_msg: Socket timed out",
+    # Open MPI's and PMIx's component loader skips a plugin whose library is missing: "... (ignored)"
+    r"\(ignored\)\s*$",
+    # Slurm's gpu/nvml plugin asks every GPU for clock/frequency tables; many answer NVML's "Not Supported"
+    r"_nvml_\w+: .*: Not Supported\s*$",
     # normal shutdown chatter of torchrun/c10d
     r"(?i:destroy(?:ing)?_?(?: the)? process[ _]group|shutting down (?:the )?(?:rendezvous|workers|agent)|rendezvous .*(?:closed|is closed))"
     r"|Connection closed by localRank",
@@ -51,6 +57,10 @@ BENIGN = "|".join((
     # --- Python, frameworks, side services
     # huggingface_hub logs a request that failed and goes on with its cache: "'<error>' thrown while requesting HEAD <url>"
     r"' thrown while requesting [A-Z]+ ",
+    # JAX/TensorFlow probing accelerator plugins the node does not have (logged at glog's E level)
+    r"Failed to open libtpu\b|\blibtpu\S*: cannot open shared object file",
+    # a first attempt finding no checkpoint to resume from and saying so
+    r"(?i:\b(?:starting|training|will start|start training|train) from scratch\b)",
     # side services (experiment trackers) log their own errors and carry on; comment lines
     # (their loggers' names are lower case: "wandb.errors.CommError: ..." is an exception that ends the run)
     r"^(?:wandb|mlflow|comet_ml|tensorboard|neptune)(?:\.[a-z_]+)*: |^#",

@@ -23,7 +23,9 @@ CASCADE_RULES: tuple[FamilyRule, ...] = (
                "slurm", T, CASCADE, MEDIUM, "Slurm ending the rest of a step after one task failed"),
     FamilyRule("nccl.aborted", r"[Cc]ommunicator (?:was )?aborted|ncclCommAbort|Abort COMPLETE|aborted by another (?:rank|process)",
                "nccl", T, CASCADE, MEDIUM, "NCCL aborting a communicator after an error reported elsewhere"),
-    FamilyRule("launcher.actor_died", r"ActorDiedError|RayTaskError|actor died unexpectedly|Killing subprocess \d+|Bypassing SIG|[Rr]eceived SIGTERM|terminate called",
+    # Ray's RayTaskError(<type>) carries the task's own exception: a known type is read by the
+    # exception reader (exceptions.py), a generic one (RuntimeError, Exception) stays the wrapper
+    FamilyRule("launcher.actor_died", r"ActorDiedError|RayTaskError(?:[^(]|$|\((?:RuntimeError|Exception|Ray\w*|\w*Died\w*|\w*Crashed\w*)\))|actor died unexpectedly|Killing subprocess \d+|Bypassing SIG|[Rr]eceived SIGTERM|terminate called",
                "abort", T, CASCADE, MEDIUM, "a launcher stopping workers after another failure"),
 
 )

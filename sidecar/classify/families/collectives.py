@@ -33,16 +33,16 @@ RULES: tuple[FamilyRule, ...] = (
                "network", T, SYMPTOM, LOW, "gloo's transport to a peer broke (usually the peer died: see the other ranks)"),
     FamilyRule("gloo.timeout", r"(?i)gloo.*(?:timed out|timeout|connectFullMesh failed)|Application timeout caused pair closure",
                "hang", T, CAUSE, MEDIUM, "a peer stopped answering (hung or stopped process); restart"),
-    FamilyRule("net.peer_closed", r"(?i)Connection closed by (?:remote )?peer|closed by remote|Connection was likely closed|remote end closed|EOF occurred|peer (?:closed|shut down|hung up)",
+    FamilyRule("net.peer_closed", r"(?i)Connection closed by (?:remote )?peer|closed by remote|Connection was likely closed|remote end closed|EOF occurred|peer (?:closed|shut down|hung up)|peer process has unexpectedly disconnected",
                "peer_lost", T, SYMPTOM, MEDIUM, "a peer process went away: its own failure is the cause (see the other ranks)"),
     # torch.distributed's init_method that the environment does not complete (env://, tcp://): a launch config error
     FamilyRule("store.config", r"environment variable \w+ expected, but not set|rendezvous: port number missing|\brdzv_endpoint\b.{0,40}\b(?:invalid|not a valid)|[Ii]nvalid (?:rendezvous|rdzv) (?:endpoint|backend|configuration)",
                "config_error", P, CAUSE, MEDIUM, "the launcher's rendezvous settings are incomplete (MASTER_ADDR/MASTER_PORT, --rdzv-endpoint): fix the launch command"),
     FamilyRule("store.c10d", r"(?i)TCPStore|\[c10d\]|c10d[/:]|c10d (?:store|rendezvous|key-value)|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
-    FamilyRule("net.mpi", r"MPI_ERR_\w+|RETRY EXCEEDED|retry count .{0,60}exceeded|error polling \w+ CQ|[OP]RTE does not know how to route|[OP]RTE has lost|PMIX ERROR: (?:UNREACH\w*|TIMEOUT|LOST[-_ ]CONNECTION\S*|COMMUNICATION\S*)|PMIX_ERR_(?:UNREACH|TIMEOUT|LOST_\w+|COMM\w*)|\bpmixp_\w+.*(?:timeout|failed|[Cc]annot connect)|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|MPI_ABORT was invoked|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)"
+    FamilyRule("net.mpi", r"MPI_ERR_\w+|RETRY EXCEEDED|retry count .{0,60}exceeded|error polling \w+ CQ|[OP]RTE does not know how to route|[OP]RTE has lost|PMIX ERROR: (?:UNREACH\w*|TIMEOUT|LOST[-_ ]CONNECTION\S*|COMMUNICATION\S*)|PMIX_ERR_(?:UNREACH|TIMEOUT|LOST_\w+|COMM\w*)|\bpmixp_\w+.*(?:timeout|failed|[Cc]annot connect)|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)"
                # Open MPI's help texts open with what broke; Intel MPI's hydra names its socket call
-               r"|unable to complete a TCP connection|peer process has unexpectedly disconnected|retry count between two MPI processes has been exceeded"
+               r"|unable to complete a TCP connection|retry count between two MPI processes has been exceeded"
                r"|unable to reliably start one or more daemons|(?:failed|unable) to create a queue pair|\bHYD\w*_sock_\w+ \(\S+\): .*(?:error|failed)"
                # an Open MPI component's own error print ("pml_ucx.c:178  Error: ...")
                r"|\b(?:pml|osc|mtl|btl|coll)_\w+\.c:\d+\s+Error: ",

@@ -2,16 +2,17 @@
 
 The order decides when two rules read one line: a C++ abort that names a memory exhaustion,
 then consequences (a line that is both a follow-on and a cause's words is the follow-on), then
-shared memory named as the reason, process deaths, transports before memory words, hardware,
-Slurm, storage I/O and object stores, the launch environment, collectives, space, and the
-training program's own failures.
+shared memory named as the reason, process deaths, the launchers' own reports (their "failed"
+lines name no transport), transports before memory words, hardware, Slurm, storage I/O and
+object stores, the launch environment, collectives, space, the training program's own
+failures, and last a logged error by its level and its family's words.
 """
 
 from __future__ import annotations
 
 import re2
 
-from sidecar.classify.families import cascade, collectives, environment, hardware, memory, slurm, storage, training, transport
+from sidecar.classify.families import cascade, collectives, environment, hardware, launchers, memory, severity, slurm, storage, training, transport
 from sidecar.classify.families.benign import BENIGN
 from sidecar.classify.families.exceptions import EXCEPTION_RULE, exception_family
 from sidecar.classify.families.prefix import line_body
@@ -20,9 +21,9 @@ from sidecar.classify.model import Layer, SignalHit
 from sidecar.classify.sets import SplitSet
 
 RULES: tuple[FamilyRule, ...] = (
-    memory.THROWN + cascade.CASCADE_RULES + memory.SHM + cascade.DEATH_RULES + transport.RULES + memory.RULES
-    + hardware.RULES + slurm.RULES + slurm.SHELL + storage.IO + storage.OBJECT + environment.RULES + collectives.RULES
-    + storage.SPACE + training.RULES
+    memory.THROWN + cascade.CASCADE_RULES + launchers.CASCADE_RULES + memory.SHM + cascade.DEATH_RULES + launchers.RULES
+    + transport.RULES + memory.RULES + hardware.RULES + slurm.RULES + slurm.SHELL + storage.IO + storage.OBJECT + environment.RULES
+    + collectives.RULES + storage.SPACE + training.RULES + severity.RULES
 )
 
 
@@ -57,9 +58,11 @@ class FamilyLayer:
         found = _found(self._set, data, body)
         if found:
             return self.rules[min(found)]
-        if self.exceptions_enabled:
-            return exception_family(data.decode("utf-8", "replace"))
-        return None
+        return self.exception(data)
+
+    def exception(self, data: bytes) -> FamilyRule | None:
+        """The exception reader's verdict on ``data`` (its type, its message's status code or errno)."""
+        return exception_family(data.decode("utf-8", "replace")) if self.exceptions_enabled else None
 
 
 def _found(patterns: SplitSet, data: bytes, body: bytes) -> list[int]:

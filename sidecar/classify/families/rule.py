@@ -32,5 +32,5 @@ TIP_NAN = ("training diverged: resume from an earlier checkpoint with a lower le
 # Slurm's clients and daemons prefix their own lines; a rule about Slurm needs one of these.
 # slurmstepd names its node since Slurm 21.08 ("slurmstepd-n2: error: ..."); the daemons' own
 # log files start a line with an ISO time in brackets ("[2024-05-02T11:03:12.455] error: ...").
-SLURM = (r"(?:(?:srun|sbatch|salloc|slurmstepd(?:-[\w.-]+)?|slurmd|slurmctld|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
+SLURM = (r"(?:(?:srun|sbatch|salloc|sbcast|slurmstepd(?:-[\w.-]+)?|slurmd|slurmctld|scontrol)(?:\[\d+\])?: (?:error|fatal|Error|FATAL)?:? ?"
           r"|\[\d{4}-\d\d-\d\dT[\d:.]+\] (?:error|fatal): )")

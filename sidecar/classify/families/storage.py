@@ -22,6 +22,10 @@ IO: tuple[FamilyRule, ...] = (
                                      r"|\bsd \d+:\d+:\d+:\d+: \[\w+\] .*(?:Unrecovered read error|[Ww]rite error|Sense Key : (?:Medium|Hardware) Error|hostbyte=DID_(?:BAD_TARGET|NO_CONNECT|TIME_OUT|ABORT|ERROR|TRANSPORT_\w+))"
                                      r"|\bmd/raid\w*:\w+: Disk failure on",
                "host_hw", T, CAUSE, MEDIUM, "a local disk of the node failed; " + TIP_NODE),
+    # HDF5 locks a file it opens (flock); a file system without flock (errno 38) or a second writer of the same
+    # file (errno 11) fails the open every time: before the I/O rule and the EAGAIN of the exception's errno
+    FamilyRule("storage.file_lock", r"unable to lock file, errno = \d+",
+               "config_error", P, CAUSE, MEDIUM, "HDF5 cannot lock the file: set HDF5_USE_FILE_LOCKING=FALSE on file systems without locks, or open each file for writing from one process"),
     # --- storage I/O: names the cause even inside a wrapper (a container that cannot mount its image)
     FamilyRule("storage.io", r"(?i)\[Errno (?:5|116|121|107|108|30)\]|Input/output error|\bEIO\b|Stale (?:NFS )?file handle|\b(?:nfs\w*|lockd|statd):? server \S+ not responding, timed out|\bESTALE\b|Remote I/O error|LustreError|lustre.*(?:evict|error|\brc:? ?=? ?-\d+|corrupt|discard|operations using this service will fail)|\bmmfs\w*:? .*(?:error|stale|expel|\[E\])|\bI/O error\b|rsync error: (?:error in (?:file|socket) IO|timeout)|GPFS.*(?:error|unmounted)|beegfs\S*.*(?:error|timed out|unreachable|disconnect)|(?:error|timed out).*beegfs|Transport endpoint is not connected|transport endpoint shutdown|\[Errno 108\]|file write failed|failed writing file|short write|Read-only file system|[Rr]emounting filesystem read-only|LNetError"
                              # GPFS (mmfs.log's [E]/[X] lines): a node that lost the cluster or a file system the daemon unmounted

@@ -26,9 +26,15 @@ RULES: tuple[FamilyRule, ...] = (
     FamilyRule("net.mismatch", r"NET/\w+ ?: .*(?:collective mismatch|[Mm]essage truncated)",
                "nccl_config", P, CAUSE, MEDIUM, TIP_MISMATCH),
     # --- transport libraries: their own errors say where it failed (before memory words) -----
+    # registering memory for RDMA needs locked memory; a limit too low (ulimit -l, Slurm's propagated
+    # RLIMIT_MEMLOCK) fails every start: UCX and Open MPI's openib BTL say so in their own words
+    FamilyRule("net.memlock", r"Please set max locked memory|memlock limits? (?:are|is) (?:set )?too low|failed while trying to allocate some locked memory",
+               "config_error", P, CAUSE, MEDIUM, "the locked-memory limit is too low for RDMA: raise it (ulimit -l unlimited where the job starts; Slurm propagates the submit shell's limit)"),
     FamilyRule("net.ib", r"(?i)IBV_WC_\w+_ERR|ib_mlx5_log\.c|\(synd 0x[0-9a-f]+ vend 0x|ibv_\w+\S* (?:failed|error)|RETRY_EXC_ERR|"
                          + _WC_STATUS + "|" + _ASYNC_EVENT
                          + r"|mlx\d\w*:? .*(?:port error|link down|error CQE|fatal|syndrome|completion with error|health (?:recovery|compromised|poll failed)|health_try_recover|bad device|internal error|error state)|port \S+ (?:state )?(?:changed to )?down|LINK_DOWN|link (?:is |went |state changed to )?down\b|NET/IB.*(?:error|fail)|completion .*(?:status=|error )(?:[1-46-9]|\d\d)\b"
+                         # mlx5's port module (cable/transceiver) events: "Cable plugged" is chatter; the others take the link down
+                         r"|Port module event(?:\[error\])?: module \d+, Cable (?:unplugged|error|disabled)"
                          # mlx5's firmware command interface: a command the firmware never answered
                          r"|\b[A-Z_]+\(0x[0-9a-f]+\) timeout\. Will cause a leak|Command completion arrived after timeout",
                "network", T, CAUSE, MEDIUM, "an InfiniBand/RoCE fault (link, cable, NIC); restart, excluding the node if it names one"),

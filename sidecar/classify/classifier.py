@@ -175,7 +175,7 @@ class LineClassifier:
         elif self.cfg.signals[idx].layer is Layer.CURATED and self.cfg.signals[idx].error_type in _BY_TYPE:
             # A verdict by the exception's type alone gives way to a family that reads its message
             # as the other class (tensorstore raises ValueError for an EIO, orbax for UNAVAILABLE).
-            found = self._family(data)
+            found = self._family(pieces)
             if self.families is not None and (found is None or found.confidence is Confidence.LOW):
                 found = self.families.exception(data)
             if (found is not None and found.role in (Role.CAUSE, Role.SYMPTOM) and found.confidence is not Confidence.LOW

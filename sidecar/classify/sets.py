@@ -24,11 +24,11 @@ class SplitSet:
 
     RE2 builds a set's automaton lazily, a state per new situation, within ``max_mem``; a state
     of one big set tracks every pattern's progress at once, so states multiply with the rules.
-    The 87 family rules (31 k characters) on the labelled lines that reach them (CPU time): as
-    one set the automaton outgrows its budget and is rebuilt over and over, ~300 us a line the
-    first time and still ~200 us after; in seven sets of at most 5 k, ~50 us and ~10 us, with
-    37 MiB of automata. (70 rules, 19 k: one set 63 and 3 us, 44 MiB; five sets 33 and 7 us,
-    24 MiB.) The parts keep that flat as rules are added.
+    The 110 family rules (41 k characters) on the labelled lines that reach them (CPU time): as
+    one set the automaton outgrows its budget and is rebuilt over and over, ~370 us a line
+    whether seen before or not; in nine sets of at most 5 k, ~45 us the first time and ~14 us
+    after, with 49 MiB of automata. (70 rules, 19 k: one set 63 and 3 us, 44 MiB; five sets 33
+    and 7 us, 24 MiB.) The parts keep the cost flat as rules are added.
     """
 
     def __init__(self, patterns: Sequence[str], options: "re2.Options | None" = None, part_chars: int = 5000) -> None:

@@ -52,7 +52,7 @@ RULES: tuple[FamilyRule, ...] = (
                # objects whose every copy was on a node that died
                r"|(?:have been|has been|was|were) lost due to (?:node|worker|owner) failure|\bray\.exceptions\.(?:ObjectLostError|OwnerDiedError|NodeDiedError)\b",
                "node_failure", T, CAUSE, MEDIUM, "a Ray node died or stopped answering; restart excluding it"),
-    FamilyRule("ray.cluster", r"Failed to connect to GCS|GCS (?:may have been killed|has (?:died|been killed|crashed))|have not registered within the timeout|[Uu]nable to register worker with raylet|Failed to register worker",
+    FamilyRule("ray.cluster", r"Failed to connect to GCS|\bray\.exceptions\.(?:RaySystemError|ActorUnavailableError|GetTimeoutError)\b|head node address|[Aa]ctor is (?:temporarily )?unavailable|GCS (?:may have been killed|has (?:died|been killed|crashed))|have not registered within the timeout|[Uu]nable to register worker with raylet|Failed to register worker",
                "network", T, CAUSE, MEDIUM, "the Ray cluster's head (GCS) or a raylet could not be reached; restart"),
     FamilyRule("ray.worker_died", r"[Ww]orker died or was killed while executing|[Ww]orker (?:process )?(?:has )?died unexpectedly",
                "crashed", T, DEATH, LOW, "a Ray worker process died: its own lines (or the kernel's OOM killer) say why"),

@@ -13,8 +13,9 @@ import re2
 # ignore patterns and family rules also read the line without it (``line_body``), so that a
 # pattern anchored at the start of the program's own text holds whatever was prepended. Log
 # levels ("[INFO]", glog's "[W1206 ... file.cpp:12]") are the program's own and stay.
+# Ray colours its prefixes (ESC[36m ... ESC[0m; pasted logs keep the "[36m" without the ESC).
 # Ray names an actor by its class and what it maps, nested: "(MapWorker(MapBatches(tok)) pid=42, ip=..)".
-_LAUNCHER = (r"\d+:|\[[^\]]{0,80}\]:|\([\w.()]{1,120} pid=\d+(?:, ip=[\w.:-]+)?\)|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|[\w.-]+/\d+ \[\d+\]:"
+_LAUNCHER = (r"\x1b?\[[0-9;]{1,12}m|\d+:|\[[^\]]{0,80}\]:|\([\w.()]{1,120} pid=\d+(?:, ip=[\w.:-]+)?\)|\([^)]{0,160}\)|\d{4}-\d\d-\d\d[T ][\d:.,]+Z?|[\w.-]+/\d+ \[\d+\]:"
              r"|[A-Za-z][\w.-]*:\d+:\d+ \[\d+\]|\[\d+,\d+\]<std(?:out|err)>:|<std(?:out|err)>:|pdsh@[\w.-]+:|[a-z][a-z0-9-]*\d[a-z0-9_.-]*: ")
 LINE_PREFIX = rf"^(?:\s*(?:{_LAUNCHER}))+\s*"
 _LINE_PREFIX = re2.compile(LINE_PREFIX)

@@ -42,6 +42,8 @@ NODE_PATTERNS: tuple[str, ...] = (
     r"\bssh: connect to host ([A-Za-z][\w.-]*) port \d+",  # ssh: connect to host node17 port 22: No route to host
     # NCCL's "<host>:<pid>:<tid> [<dev>]" prefix, after an optional rank prefix
     r"^(?:\d+: ?)?(?:\[\w+\]: ?){0,2}\s*([A-Za-z][\w.-]*):\d+:\d+ \[\d+\]",
+    # UCX's "[<epoch>.<us>] [<host>:<pid>:<thread>]  file.c:N  UCX  ERROR ..."
+    r"\[\d+\.\d+\] \[([A-Za-z][\w.-]*):\d+:\d+\]",
     # syslog/dmesg-style Xid lines: "Mar  1 12:00:00 node17 kernel: NVRM: Xid ..."
     r"^\w{3}\s+\d+\s+[\d:]+\s+([\w.-]+)\s+kernel:",
     r"\b[Nn]ode:? ([A-Za-z][\w.-]*[\w])",  # RuntimeError: Rank 180, node nvl72005-T14, ...
@@ -52,6 +54,8 @@ NODE_PATTERNS: tuple[str, ...] = (
 _NOT_NODES = frozenset({
     "failure", "failures", "failed", "list", "rank", "ranks", "the", "is", "was", "has", "local",
     "and", "or", "to", "for", "of", "with", "in", "on", "logs", "log", "names", "name", "count",
+    # Ray: "Task was killed due to the node running low on memory", "its node has died"
+    "running", "died", "where", "that", "which",
 })
 
 
@@ -141,7 +145,8 @@ class LineClassifier:
     def node_of(self, data: bytes) -> str | None:
         for pat in self._nodes:
             m = pat.search(data)
-            if m and m.group(1).lower() not in _NOT_NODES:
+            # decoded first: the words of _NOT_NODES are str, the match is bytes
+            if m and _decode(m.group(1)).lower() not in _NOT_NODES:
                 return _decode(m.group(1))
         return None
 

@@ -245,4 +245,126 @@ def test_a_wrapper_keeps_the_root_against_another_rank_s_or_a_distant_exception(
     assert t.verdict().root.line_no == 1 and t.verdict().root.error_type == "checkpoint_error"
     from sidecar.classify.tracker import WRAPPED_LINES
     t, _ = track(DCP_WRAPPER, *[FRAME] * WRAPPED_LINES, DCP_EROFS)
+
+
+# --- rule 4c: a line that says its failure follows another's is cascade
+HOROVOD_SHUT_DOWN = ("[1,0]<stderr>:horovod.common.exceptions.HorovodInternalError: Horovod has been shut down. This was "
+                     "caused by an exception on one of the ranks or an attempt to allreduce, allgather or broadcast a "
+                     "tensor after one of the ranks finished execution.")
+RAY_TRAIN_FAILED = ("ray.train.base_trainer.TrainingFailedError: The Ray Train run failed. Please inspect the previous "
+                    "error messages for a cause.")
+
+
+def test_a_process_ending_because_another_failed_is_never_the_root():
+    exited = "[rank2]: RuntimeError: DataLoader worker (pid(s) 81234, 81235) exited unexpectedly"
+    t, became_root = track(HOROVOD_SHUT_DOWN, RAY_TRAIN_FAILED, exited)
+    assert t.verdict().root is None and not any(became_root)
+    # the rank's own exception printed after a survivor's report is the root
+    t, _ = track(HOROVOD_SHUT_DOWN, "[1,2]<stderr>:IndexError: index out of range in self")
+    assert t.verdict().root.line_no == 2 and t.verdict().root.error_type == "code_error"
+    # the survivors' NCCL errors give way to Slurm's node failure, not to Ray Train's summary
+    t, _ = track(NCCL_SYSTEM, RAY_TRAIN_FAILED, NODE_FAILURE)
+    assert t.verdict().root.line_no == 3 and t.verdict().root.error_type == "node_failure"
+
+
+# --- rule 5: a wrapper gives way to the exception it carries
+LOADER = ["[rank6]: RuntimeError: Caught ReadTimeoutError in DataLoader worker process 3.",
+          "[rank6]: Original Traceback (most recent call last):",
+          "[rank6]: TimeoutError: The read operation timed out",
+          "[rank6]: urllib3.exceptions.ReadTimeoutError: AWSHTTPSConnectionPool(host='s3.lab', port=443): Read timed out.",
+          "[rank6]: botocore.exceptions.ReadTimeoutError: Read timeout on endpoint URL: \"https://s3.lab/b/shard-1.tar\""]
+DCP = ["[rank0]: torch.distributed.checkpoint.api.CheckpointException: CheckpointException ranks:dict_keys([0, 1])",
+       "[rank0]: Traceback (most recent call last): (RANK 0)",
+       "[rank0]: OSError: [Errno 122] Disk quota exceeded",
+       "[rank0]: Traceback (most recent call last): (RANK 1)",
+       "[rank0]: OSError: [Errno 5] Input/output error"]
+
+
+def test_a_dataloader_worker_s_exception_is_the_last_line_of_the_type_it_names():
+    t, _ = track(*LOADER, WATCHDOG)
+    v = t.verdict()
+    # the chain's last exception of that type is the one the worker raised; a cause whatever its role alone
+    assert v.root.line_no == 5 and v.root.error_type == "network" and v.root.role is Role.CAUSE
+    assert [h.line_no for h in v.superseded] == [1, 4] and "carries" in v.why
+    # another rank's line of that type is not what this wrapper carries
+    t, _ = track(LOADER[0], LOADER[4].replace("[rank6]", "[rank7]"))
+    assert t.verdict().root.line_no == 1
+
+
+def test_a_checkpoint_exception_gives_way_to_the_first_rank_s_error_it_carries():
+    t, _ = track(*DCP)
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "disk_full" and [h.line_no for h in v.superseded] == [1]
+    # a cause before the wrapper keeps its place (rule 1)
+    t, _ = track(CUDA_OOM.replace("[rank5]", "[rank0]"), *DCP)
+    assert t.verdict().root.line_no == 1
+
+
+# --- deaths never name the node to exclude
+def test_a_crash_names_no_node_to_exclude():
+    t, _ = track("[1,3]<stderr>:[gpu-05:12343] Signal: Segmentation fault (11)",
+                 "mpirun noticed that process rank 3 with PID 12343 on node gpu-05 exited on signal 11 (Segmentation fault).")
+    v = t.verdict()
+    # mpirun's report names where rank 3 died: no evidence that the node is bad
+    assert v.root.error_type == "crashed" and v.evidence[0].node == "gpu-05" and v.evidence[0].role is Role.DEATH
+    assert v.node is None
+
+
+# --- progress bars: what another process writes after a bar is its own line
+def test_slurm_s_banner_written_after_a_progress_bar_ends_the_step():
+    bar = "Epoch 3:  41%|####      | 4100/10000 [1:10:00<1:40:00, 1.02it/s, v_num=7, train_loss=2.100]"
+    t, _ = track(WATCHDOG, f"\r{bar}\r{bar}{TIME_LIMIT}")
+    assert t.verdict().root.error_type == "timeout" and "Slurm ends the step" in t.verdict().why
+    # srun's report of a task's end after a bar: Slurm's banner then ends the rest of the step
+    t, _ = track(WATCHDOG, f"\r{bar}{SRUN_EXIT}", TIME_LIMIT)
+    assert t.verdict().root.error_type == "nccl_timeout"
+
+
+def test_a_task_srun_reports_terminated_got_slurm_s_own_signal():
+    # srun reports the SIGTERM Slurm sent before slurmstepd's banner is written: the banner says why
+    t, _ = track("srun: error: gpu-j10: task 1: Terminated", PREEMPTED)
+    v = t.verdict()
+    assert v.root.line_no == 2 and v.root.error_type == "preempted" and [h.line_no for h in v.superseded] == [1]
+    # a task that exited by itself first: the banner is Slurm ending the rest of the step
+    t, _ = track(WATCHDOG, SRUN_EXIT, PREEMPTED)
+    assert t.verdict().root.error_type == "nccl_timeout"
+
+
+def test_prose_after_the_word_node_is_no_node():
+    cls = LineClassifier(load_monitoring_preset("megatron_production"))
+    assert cls.node_of(b"ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.") is None
+    assert cls.node_of(b"RuntimeError: Rank 180, node nvl72005-T14, died") == "nvl72005-T14"
+
+
+def test_lightning_s_sigterm_exception_is_a_signalled_process_the_time_limit_explains():
+    exc = "[rank0]: lightning.fabric.utilities.exceptions.SIGTERMException"
+    t, _ = track(exc)
+    assert t.verdict().root.error_type == "terminated" and t.verdict().root.failure_class is FailureClass.TRANSIENT
+    t, _ = track(exc, TIME_LIMIT)
+    assert t.verdict().root.error_type == "timeout"
+
+
+def test_ucx_s_host_is_the_node_of_its_transport_error():
+    ucx = ("[1,5]<stderr>:[1718000000.123456] [gpu-07:12345:0]      ib_mlx5_log.c:177  UCX  ERROR   "
+           "Transport retry count exceeded on mlx5_0:1/IB (synd 0x15 vend 0x81 hw_synd 0/0)")
+    t, _ = track(ucx)
+    assert t.verdict().root.error_type == "network" and t.verdict().node == "gpu-07"
+
+
+# --- rule 6: a launcher that restarts its workers recovered what failed before
+GROUP_RESTART = ("I0612 04:00:03.100000 900 torch/distributed/elastic/agent/server/api.py:868] [default] "
+                 "Worker group FAILED. 1/1 attempts left; will restart worker group")
+
+
+def test_a_worker_group_restart_starts_the_episode_again():
+    t, _ = track(WATCHDOG, GROUP_RESTART, CUDA_OOM)
+    v = t.verdict()
+    assert v.root.line_no == 3 and v.root.error_type == "oom" and [h.line_no for h in v.superseded] == [1]
+    assert "restarted its workers at line 2" in v.why
+    # nothing failed after the restart: no root (the earlier failure was recovered)
+    t, _ = track(WATCHDOG, GROUP_RESTART)
+    assert t.verdict().root is None and [h.line_no for h in t.verdict().superseded] == [1]
+    # the agent giving up is no restart
+    t, _ = track(WATCHDOG, GROUP_RESTART.replace("1/1 attempts left; will restart worker group",
+                                                 "0/1 attempts left; will not restart"))
     assert t.verdict().root.line_no == 1

@@ -133,22 +133,29 @@ def test_low_confidence_hit_confirmed_by_a_stall_ends_the_job(tmp_path):
     assert client.calls and client.calls[0][1] - (t0 + t) < 15.0
 
 
-SRUN_EPISODES = sorted((Path(__file__).resolve().parents[1] / "classify" / "fixtures" / "episodes").glob("srun_*.log"))
+EPISODES = sorted((Path(__file__).resolve().parents[1] / "classify" / "fixtures" / "episodes").glob("*.log"))
 
 
-@pytest.mark.parametrize("path", SRUN_EPISODES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", EPISODES, ids=lambda p: p.stem)
 def test_sidecar_marker_names_the_episode_s_root_cause(tmp_path, path):
-    """The sidecar reads a real episode line by line and its marker names what ``classify``
-    names (the context rules live in one tracker), except a cancelled step with no other
-    cause: that is only the verdict's, and never ends a running job."""
+    """The sidecar reads every episode (captured on the cluster or written from public logs'
+    forms) line by line and its marker names what ``classify`` names (the context rules live in
+    one tracker), except a cancelled step with no other cause: that is only the verdict's, and
+    never ends a running job. A finished run or a silent hang writes no marker from its lines."""
     exp = dict(item.split("=", 1) for line in path.read_text().splitlines()
                if line.startswith("# expect:") for item in line[len("# expect:"):].split())
     paths, world, client, scanner = make(tmp_path, 60.0)
-    for no, raw in enumerate(path.read_bytes().splitlines(keepends=True), 1):
+    # lines end at \n, as the follower cuts them: a progress bar's bare \r stays in its line
+    for no, raw in enumerate(path.read_bytes().split(b"\n"), 1):
         scanner.feed(no, raw, float(no))
     m = read_json(paths.marker(3))
+    if exp["root_line"] == "-":  # a finished run or a silent hang (found by pace, not by a line)
+        assert m is None, m
+        return
     if exp["error_type"] == "scancel":
-        assert m is None
+        # Slurm's cancel banner alone is the verdict's only (rule 4b); a banner that explains a
+        # signalled process printed before it (rule 3c) replaces that process's marker
+        assert m is None or (m["error_type"] == "scancel" and m["line_no"] == int(exp["root_line"])), m
         return
     assert m is not None and m["error_type"] == exp["error_type"] and m["line_no"] == int(exp["root_line"]), m
     assert m["class"] == exp["class"]

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from sidecar.classify.families.rule import CASCADE, CONTEXT, DEATH, FamilyRule, HIGH, LOW, MEDIUM, SLURM, T
 
+# torch elastic's agent restarting its worker group (--max-restarts): the tracker starts a new episode
+GROUP_RESTART_RULE = "launcher.group_restart"
+
 CASCADE_RULES: tuple[FamilyRule, ...] = (
     # --- cascade first: consequences that name words of a cause ------------------------------
+    FamilyRule(GROUP_RESTART_RULE, r"attempts left; will restart worker group", "restart", T, CONTEXT, HIGH,
+               "the launcher restarted its workers: the failure before it was recovered", beats_ignore=True),
     # Python's report of an exception it ignored (a destructor, a callback): the traceback that
     # follows ends in an exception line, which the tracker takes as part of it (IGNORED_RULE)
     FamilyRule("python.exception_ignored", r"Exception ignored (?:in|on|while)\b", "ignored", T, CONTEXT, HIGH,

@@ -48,7 +48,7 @@ for _names, _value in (
     # multiprocessing's RemoteTraceback heads the worker's own traceback
     ("ChildFailedError RendezvousClosedError ActorDiedError RayTaskError KeyboardInterrupt SystemExit BrokenProcessPool "
      "TrainingFailedError TuneError FailedJobError RemoteTraceback "
-     "SignalException WorkerError CalledProcessError ProcessRaisedException ProcessExitedException",
+     "SignalException SIGTERMException WorkerError CalledProcessError ProcessRaisedException ProcessExitedException",
      ("abort", T, CASCADE)),
     ("OSError IOError BlockingIOError InterruptedError", ("filesystem", T, CAUSE)),
 ):

@@ -34,7 +34,9 @@ IO: tuple[FamilyRule, ...] = (
                              r"|\b(?:lib)?ceph: .*(?:socket error|connect error|error on (?:read|write)|\bmds\d+ hung|caps stale|evicted|blo(?:ck|ack)listed|reconnect denied)"
                              # DAOS's own error codes (DER_*) of a target or a network that failed
                              r"|\bDER_(?:TIMEDOUT|UNREACH|EVICTED|HG|IO|EXCLUDED|STALE|SHUTDOWN|NVME_IO|CSUM|NO_HDL|BAD_TARGET)\b"
-                             r"|\bNFS\w*: .*(?:unhandled error -\d+|[Ll]ock reclaim failed)",
+                             r"|\bNFS\w*: .*(?:unhandled error -\d+|[Ll]ock reclaim failed)"
+                             # Linux AIO returns -errno (DeepSpeed's NVMe offload: "io_submit failed with -5")
+                             r"|\bio_(?:submit|getevents) failed with -5\b",
                "filesystem", T, CAUSE, MEDIUM, "a shared file system error (NFS/Lustre/GPFS); restart"),
 
 )

@@ -20,7 +20,8 @@ RULES: tuple[FamilyRule, ...] = (
                "nan_loss", P, CAUSE, MEDIUM, TIP_NAN),
     FamilyRule("health.loss_scale", r"(?i)loss[ _]scale.{0,20}minimum|minimum loss scale|cannot decrease (?:loss )?scale|loss scale.*underflow",
                "nan_loss", P, CAUSE, HIGH, TIP_NAN),
-    FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint.*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint"
+    # "checkpoint" not "checkpointing": transformers' "`use_cache=True` is incompatible with gradient checkpointing"
+    FamilyRule("health.checkpoint_mismatch", r"(?i)size mismatch for \S+|Missing key\(s\) in state_dict|Unexpected key\(s\) in state_dict|Error\(s\) in loading state_dict|copying a param with shape|checkpoint(?:[^i]|$).*(?:mismatch|do(?:es)? not match|incompatible)|(?:mismatch|do(?:es)? not match|incompatible).*checkpoint(?:[^i]|$)"
                # torch.distributed.checkpoint's planner, Megatron's dist_checkpointing, orbax/tensorstore
                r"|(?-i:(?:Missing|Unexpected) key(?:s|\(s\))? in (?:the )?checkpoint\b|\(not found in (?:the )?checkpoint\)|Invalid access pattern for ShardedTensor)|(?:size|shape|dtype) mismatch (?:between saved|for loaded|for key)|not compatible with the stored (?:shape|dtype)|checkpoint\b.{0,120}\bbut the current\b",
                "checkpoint_error", P, CAUSE, MEDIUM, TIP_CKPT),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re2
 
 from sidecar.classify.config import re2_options
+from sidecar.classify.sets import search_set
 from sidecar.classify.families import EXCEPTION_RULE, PREFILTER, FamilyLayer, FamilyRule, family_hit, line_body
 from sidecar.classify.tasks import NODE_LOCAL_ERROR_TYPES, labelled_node
 from sidecar.errors import ConfigError
@@ -75,11 +76,8 @@ class LineClassifier:
         self.cfg = cfg
         self.task_nodes = task_nodes
         opts = re2_options()
-        self._set = re2.Set.SearchSet(opts)
-        for sig in cfg.signals:
-            self._set.Add(sig.pattern)
         try:
-            self._set.Compile()
+            self._set = search_set((sig.pattern for sig in cfg.signals), opts)
         except re2.error:  # only when the patterns together exceed RE2's memory budget
             raise ConfigError(
                 f"monitoring {cfg.name}: the {len(cfg.signals)} signal patterns together are too large for RE2",
@@ -87,6 +85,7 @@ class LineClassifier:
             ) from None
         self._ignore = re2.compile("|".join(f"(?:{p})" for p in cfg.ignore), opts) if cfg.ignore else None
         self._nodes = [re2.compile(p, opts) for p in NODE_PATTERNS]
+        self._node_set = search_set(NODE_PATTERNS, opts)  # which ones to search, in one pass
         fam = cfg.families
         self.families = FamilyLayer(fam.disabled, opts) if fam.enabled else None
         self._prefilter = re2.compile(PREFILTER, opts) if self.families else None
@@ -96,35 +95,39 @@ class LineClassifier:
         patterns = [s.pattern for s in cfg.signals] + ([PREFILTER] if self.families else [])
         self.combined = re2.compile("(?m)" + "|".join(f"(?:{p})" for p in patterns), opts)
 
-    def _pieces(self, data: bytes) -> tuple[bytes, ...]:
-        return (data[:_HALF], data[-_HALF:]) if len(data) > MAX_LINE_BYTES else (data,)
+    def _pieces(self, data: bytes) -> tuple[tuple[bytes, bytes], ...]:
+        """The parts of the line that are read, each with its body (``line_body``, once per line)."""
+        if len(data) > MAX_LINE_BYTES:
+            return tuple((piece, line_body(piece)) for piece in (data[:_HALF], data[-_HALF:]))
+        return ((data, line_body(data)),)
 
-    def _match(self, data: bytes) -> int | None:
-        """Index of the first signal (in order) matching ``data``, or None."""
+    def _match(self, pieces: tuple[tuple[bytes, bytes], ...]) -> int | None:
+        """Index of the first signal (in order) matching the line, or None."""
         best: int | None = None
-        for piece in self._pieces(data):
-            found = set(self._set.Match(piece) or ())
-            body = line_body(piece)
+        for piece, body in pieces:
+            found = self._set.Match(piece) or []
             if body is not piece:  # a signal anchored at the program's own text
-                found.update(self._set.Match(body) or ())
-            if found and not self.ignored(piece):
+                found += self._set.Match(body) or []
+            if found and not self._ignored(piece, body):
                 first = min(found)
                 best = first if best is None else min(best, first)
         return best
 
     def ignored(self, data: bytes) -> bool:
         """An ignore pattern matches the line, or the program's own text after a launcher's prefix."""
+        return self._ignored(data, line_body(data)) if self._ignore is not None else False
+
+    def _ignored(self, data: bytes, body: bytes) -> bool:
         if self._ignore is None:
             return False
-        body = line_body(data)
         return self._ignore.search(data) is not None or (body is not data and self._ignore.search(body) is not None)
 
-    def _family(self, data: bytes) -> FamilyRule | None:
+    def _family(self, pieces: tuple[tuple[bytes, bytes], ...]) -> FamilyRule | None:
         if self.families is None or self._prefilter is None:
             return None
-        for piece in self._pieces(data):
+        for piece, body in pieces:
             if self._prefilter.search(piece):
-                found = self.families.match(piece, self.ignored(piece))
+                found = self.families.match(piece, self._ignored(piece, body), body)
                 if found is not None:
                     return found
         return None
@@ -143,8 +146,8 @@ class LineClassifier:
         return "no signal matches and no failure family recognises it"
 
     def node_of(self, data: bytes) -> str | None:
-        for pat in self._nodes:
-            m = pat.search(data)
+        for i in sorted(self._node_set.Match(data) or ()):
+            m = self._nodes[i].search(data)
             # decoded first: the words of _NOT_NODES are str, the match is bytes
             if m and _decode(m.group(1)).lower() not in _NOT_NODES:
                 return _decode(m.group(1))
@@ -162,21 +165,22 @@ class LineClassifier:
     def classify(self, line: str | bytes, line_no: int) -> SignalHit | None:
         """The hit for ``line`` (1-based ``line_no``), or None for a benign line."""
         data = _to_bytes(line).rstrip(b"\r\n")
-        idx = self._match(data)
+        pieces = self._pieces(data)
+        idx = self._match(pieces)
         fam = None
         if idx is None:
-            fam = self._family(data)
+            fam = self._family(pieces)
         elif self.cfg.signals[idx].role is Role.CASCADE and self.cfg.signals[idx].layer is not Layer.USER:
             # A wrapper line that carries its cause ("watchdog thread terminated with exception:
             # CUDA error: ... hardware error"): the family layer's named cause beats the wrapper.
-            found = self._family(data)
+            found = self._family(pieces)
             if (found is not None and found.role in (Role.CAUSE, Role.DEATH)
                     and found.confidence is not Confidence.LOW and found.name != EXCEPTION_RULE):
                 fam = found
         elif self.cfg.signals[idx].layer is Layer.CURATED and self.cfg.signals[idx].error_type in _BY_TYPE:
             # A verdict by the exception's type alone gives way to a family that reads its message
             # as the other class (tensorstore raises ValueError for an EIO, orbax for UNAVAILABLE).
-            found = self._family(data)
+            found = self._family(pieces)
             if self.families is not None and (found is None or found.confidence is Confidence.LOW):
                 found = self.families.exception(data)
             if (found is not None and found.role in (Role.CAUSE, Role.SYMPTOM) and found.confidence is not Confidence.LOW

@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from sidecar.slurm.parse import expand_nodelist
-
 # Failures of the node printing them: a labelled line names that node. Not a killed or crashed
 # process: a kill -9 (an admin, a user, a launcher) says nothing bad about its node, and a node
 # the marker names is excluded from the next attempt.
@@ -44,6 +42,10 @@ def expand_tasks_per_node(text: str | None) -> tuple[int, ...]:
 
 def task_nodes(nodelist: str | None, tasks_per_node: str | None, distribution: str | None = None) -> tuple[str, ...]:
     """The node of each task id (index = task id); () when the layout cannot be known."""
+    # imported here: the sidecar.slurm package imports the Slurm clients (~16 ms of every
+    # `classify` start), and classifying lines needs only labelled_node
+    from sidecar.slurm.parse import expand_nodelist
+
     nodes = expand_nodelist(nodelist)
     counts = expand_tasks_per_node(tasks_per_node) if tasks_per_node else (1,) * len(nodes)
     if not nodes or len(counts) != len(nodes):
@@ -72,6 +74,8 @@ def task_nodes_of_job(node_list: str | None, ntasks_per_node: int | None) -> tup
     """``task_nodes`` after the job, from Slurm's record of its nodes (the watchdog's view) and
     the ``--ntasks-per-node`` it was submitted with (None: sbatch's default for ``--nodes``
     alone, one task per node). The step's srun inherits that layout with block distribution."""
+    from sidecar.slurm.parse import expand_nodelist
+
     n = len(expand_nodelist(node_list))
     return task_nodes(node_list, f"{ntasks_per_node or 1}(x{n})" if n else None)
 

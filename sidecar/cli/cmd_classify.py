@@ -91,6 +91,8 @@ def _settings(args: argparse.Namespace) -> tuple[Any, Any]:
         args.ntasks_per_node = args.ntasks_per_node or cfg.slurm.ntasks_per_node
         return cfg.monitoring, cfg.restart
     monitoring = load_monitoring_preset(args.monitoring or DEFAULT_MONITORING)
+    if args.lines and not args.restart:  # hits only, no decision: the restart settings cost ~10 ms of the start
+        return monitoring, None
     name = args.restart or DEFAULT_RESTART
     try:
         return monitoring, _restart_settings(name)

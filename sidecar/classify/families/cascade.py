@@ -41,7 +41,7 @@ DEATH_RULES: tuple[FamilyRule, ...] = (
                "killed", T, DEATH, LOW,
                "a process was SIGKILLed: by the kernel's OOM killer (check `dmesg`/sacct MaxRSS), "
                "an admin, or a health check"),
-    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal: (?:Segmentation fault|Bus error) \(\d+\)|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|Segmentation fault|\bSIGSEGV\b|task \d+: Bus error|killed by signal:? (?:Segmentation fault|Bus error|SIGSEGV|SIGBUS)|: line \d+: +\d+ Bus error|(?:exited|terminated) on signal (?:7|11)\b|<Signals\.SIG(?:SEGV|BUS): \d+>",
+    FamilyRule("death.crash", r"exitcode\s*:\s*-(?:11|7)\b|Signal: (?:Segmentation fault|Bus error) \(\d+\)|Signal (?:11|7) \(SIG(?:SEGV|BUS)\)|[Ss]egmentation fault|\bSIGSEGV\b|task \d+: Bus error|killed by signal:? (?:Segmentation fault|Bus error|SIGSEGV|SIGBUS)|: line \d+: +\d+ Bus error|(?:exited|terminated) on signal (?:7|11)\b|<Signals\.SIG(?:SEGV|BUS): \d+>",
                "crashed", T, DEATH, LOW, "a native crash; if it repeats at the same step it is a code or library bug"),
 
 )

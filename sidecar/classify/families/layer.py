@@ -18,6 +18,7 @@ from sidecar.classify.families.exceptions import EXCEPTION_RULE, exception_famil
 from sidecar.classify.families.prefix import line_body
 from sidecar.classify.families.rule import FamilyRule
 from sidecar.classify.model import Layer, SignalHit
+from sidecar.classify.sets import SplitSet
 
 RULES: tuple[FamilyRule, ...] = (
     memory.THROWN + cascade.CASCADE_RULES + launchers.CASCADE_RULES + memory.SHM + cascade.DEATH_RULES + launchers.RULES
@@ -31,30 +32,30 @@ class FamilyLayer:
 
     def __init__(self, disabled: tuple[str, ...] = (), options: "re2.Options | None" = None) -> None:
         self.rules = tuple(r for r in RULES if r.name not in disabled)
-        self._set = re2.Set.SearchSet(options) if options is not None else re2.Set.SearchSet()
-        for rule in self.rules:
-            self._set.Add(rule.pattern)
-        self._set.Compile()
+        self._set = SplitSet([r.pattern for r in self.rules], options)
+        # Rules that beat the ignore list and BENIGN (training health, read in progress lines)
+        # get a set of their own: the full set, the costly one, then runs only on lines
+        # neither ignored nor benign.
         self._beats_ignore = tuple(i for i, r in enumerate(self.rules) if r.beats_ignore)
+        self._health = SplitSet([self.rules[i].pattern for i in self._beats_ignore], options)
         self._benign = re2.compile(BENIGN, options) if options is not None else re2.compile(BENIGN)
         self.exceptions_enabled = EXCEPTION_RULE not in disabled
 
-    def benign(self, data: bytes) -> bool:
-        body = line_body(data)
+    def benign(self, data: bytes, body: bytes | None = None) -> bool:
+        """BENIGN matches the line or its ``body`` (``line_body(data)``, computed when not given)."""
+        body = line_body(data) if body is None else body
         return self._benign.search(data) is not None or (body is not data and self._benign.search(body) is not None)
 
-    def match(self, data: bytes, ignored: bool) -> FamilyRule | None:
-        """The rule that reads ``data`` (``ignored``: an ignore pattern of the preset matched)."""
-        found = set(self._set.Match(data) or ())
-        body = line_body(data)
-        if body is not data:
-            found.update(self._set.Match(body) or ())
-        # training health is read in progress lines, which presets ignore and log at INFO
-        health = [i for i in found if i in self._beats_ignore]
+    def match(self, data: bytes, ignored: bool, body: bytes | None = None) -> FamilyRule | None:
+        """The rule that reads ``data`` (``ignored``: an ignore pattern of the preset matched;
+        ``body``: ``line_body(data)``, computed when not given)."""
+        body = line_body(data) if body is None else body
+        health = _found(self._health, data, body)
         if health:
-            return self.rules[min(health)]
-        if ignored or self.benign(data):
+            return self.rules[self._beats_ignore[min(health)]]
+        if ignored or self.benign(data, body):
             return None
+        found = _found(self._set, data, body)
         if found:
             return self.rules[min(found)]
         return self.exception(data)
@@ -63,6 +64,13 @@ class FamilyLayer:
         """The exception reader's verdict on ``data`` (its type, its message's status code or errno)."""
         return exception_family(data.decode("utf-8", "replace")) if self.exceptions_enabled else None
 
+
+def _found(patterns: SplitSet, data: bytes, body: bytes) -> list[int]:
+    """Indices of the patterns found in the line or in its body (the line without its launcher prefix)."""
+    found = patterns.found(data)
+    if body is not data:
+        found += patterns.found(body)
+    return found
 
 
 def family_hit(rule: FamilyRule, line_no: int, text: str, node: str | None) -> SignalHit:

@@ -18,7 +18,7 @@ PREFILTER = "|".join((
     r"|No module named|unbound variable|[Bb]ad substitution|ambiguous redirect|unexpected EOF|parameter (?:null or )?not set"
     r"|Could not solve|critical +libmamba|remote hosts|insecure|not a valid identifier|source was compiled with|is not installed",
     # GPU, accelerators, host hardware, memory and process deaths
-    r"Killed|SIGKILL|SIGSEGV|Segmentation|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|X(?:id|ID)|ECC|[Hh]ardware|EDAC|MCE"
+    r"Killed|SIGKILL|SIGSEGV|Segmentation|segmentation fault|Bus error|code=killed|code=dumped|NVRM|NVML|nvidia-smi|X(?:id|ID)|ECC|[Hh]ardware|EDAC|MCE"
     r"|[Mm]achine check|lockup|stall|panic|ERR!|bad device|Duplicate GPU|[Ff]abric ?[Mm]anager|N[Vv][Ll]ink|NVSwitch|amdgpu|BUG: "
     r"|NMI received|Oops: |out of memory|oom|OOM|bad_alloc|blocked for more than|general protection|DPC: |Pending Page|Reset Required"
     r"|Reset Recommended|pending row|faulty memory|no longer bound|illegal (?:memory|instruction)|launch failure|low memory!"
@@ -27,7 +27,7 @@ PREFILTER = "|".join((
     # network transports, collectives, stores and storage
     r"reset by peer|closed by|[Cc]losed\.|[Bb]roken pipe|unreachable|No route to host|synd 0x|LINK_DOWN"
     r"|[Ll]ink (?:is |went |state changed to )?(?:[Dd]own|DOWN)|port \S+ down|is down\b|Transport endpoint|overflow detected"
-    r"|NETDEV WATCHDOG|TX timeout|Cable unplugged|Cable disabled|[NR]CCL WARN|nccl\w*Error|[Cc]ommunicator|checked in|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b"
+    r"|NETDEV WATCHDOG|TX timeout|health compromised|Cable unplugged|Cable disabled|[NR]CCL WARN|nccl\w*Error|[Cc]ommunicator|checked in|[Ww]atchdog|[Hh]eartbeat|\b[Hh]ang\b"
     r"|stuck|\bhung\b|deadlock|[Ss]tale|[Ee]xpel|[Qq]uota|No space|read-only"
     r"|[Ss]tate:\s+(?:\d:\s+)?(?:Down|DOWN|PORT_DOWN|Polling|POLLING|Disabled|DISABLED|Initializing|INIT|PORT_INIT)|EVENT_\w+_(?:ERR|FATAL)"
     r"|without any active interface|Unit Hang|tx_timeout|UNDELIVERABLE|C_RC_|unexpectedly disconnected|[Cc]ould not resolve|\bEAI_[A-Z]"

@@ -29,6 +29,10 @@ RULES: tuple[FamilyRule, ...] = (
                "hang", T, SYMPTOM, MEDIUM, "a healthy rank reporting another rank that failed or hung: see that rank's lines"),
     FamilyRule("hang.watchdog", r"(?i)no heartbeat|failed to pass \w*barrier|\w*barrier\w* .{0,40}(?:timed? ?out|timeout)|heartbeat (?:monitor )?timed? ?out|watchdog (?:got )?stuck|watchdog hang|collective operation timeout|hang detected|deadlock detected",
                "hang", T, CAUSE, MEDIUM, "a collective or the process hung; restart"),
+    # ProcessGroupNCCL's watchdog reports around its timeout line, by sequence number (torch 2.0-2.6: "Timeout at NCCL
+    # work: N", 2.4+ "Exception (either an error or timeout) detected by watchdog at work: N", the dump-signal notice)
+    FamilyRule("hang.watchdog_report", r"\b(?:Timeout at|detected by watchdog at) NCCL work: \d+|detected by watchdog at work: \d+|dump signal due to a collective timeout",
+               "hang", T, SYMPTOM, MEDIUM, "c10d's watchdog saw a collective fail or time out; the line naming the collective (or a peer's failure) is the cause"),
     FamilyRule("gloo.transport", r"enforce fail at \S*gloo/transport|gloo/transport/\S+\] .*(?i:error|fail|closed)",
                "network", T, SYMPTOM, LOW, "gloo's transport to a peer broke (usually the peer died: see the other ranks)"),
     FamilyRule("gloo.timeout", r"(?i)gloo.*(?:timed out|timeout|connectFullMesh failed)|Application timeout caused pair closure",

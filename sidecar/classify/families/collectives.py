@@ -42,7 +42,9 @@ RULES: tuple[FamilyRule, ...] = (
     # torch.distributed's init_method that the environment does not complete (env://, tcp://): a launch config error
     FamilyRule("store.config", r"environment variable \w+ expected, but not set|rendezvous: port number missing|\brdzv_endpoint\b.{0,40}\b(?:invalid|not a valid)|[Ii]nvalid (?:rendezvous|rdzv) (?:endpoint|backend|configuration)",
                "config_error", P, CAUSE, MEDIUM, "the launcher's rendezvous settings are incomplete (MASTER_ADDR/MASTER_PORT, --rdzv-endpoint): fix the launch command"),
-    FamilyRule("store.c10d", r"(?i)TCPStore|\[c10d\]|c10d[/:]|c10d (?:store|rendezvous|key-value)|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store",
+    # TCPStore's protocol checks name no store: a reply cut off because the master's store went away
+    FamilyRule("store.c10d", r"(?i)TCPStore|\[c10d\]|c10d[/:]|c10d (?:store|rendezvous|key-value)|[Rr]endezvous|DistStoreError|DistNetworkError|store->get|TCPServer|key-value store"
+                           r"|\bStop_waiting response is expected",
                "store", T, SYMPTOM, LOW, "the rendezvous/store master is unreachable: it ended (see other lines) or the network failed"),
     FamilyRule("net.mpi", r"MPI_ERR_\w+|RETRY EXCEEDED|retry count .{0,60}exceeded|error polling \w+ CQ|[OP]RTE does not know how to route|[OP]RTE has lost|PMIX ERROR: (?:UNREACH\w*|TIMEOUT|LOST[-_ ]CONNECTION\S*|COMMUNICATION\S*)|PMIX_ERR_(?:UNREACH|TIMEOUT|LOST_\w+|COMM\w*)|\bpmixp_\w+.*(?:timeout|failed|[Cc]annot connect)|MPICH ERROR|Fatal error in P?MPI_\w+|An error occurred in MPI_\w+|ORTE has lost communication|lost (?:communication|connection) with (?:a|the) (?:remote )?(?:daemon|process)"
                # Open MPI's help texts open with what broke; Intel MPI's hydra names its socket call

@@ -43,6 +43,9 @@ BENIGN = "|".join((
     # counts of corrected errors (amdgpu RAS: "2 correctable hardware errors detected in umc block, no
     # user action is needed"), mcelog's advice after a machine check, a cgroup's zero OOM counters
     r"(?i:\bcorrect(?:ed|able) (?:hardware |memory |ECC )*errors? (?:detected|received|logged|reported)\b)"
+    # amdgpu's report that its reset of a hung GPU worked ("GPU reset(2) succeeded!", kernel 6.x "GPU reset end with ret = 0",
+    # per-queue "Ring gfx_0.0.0 reset succeeded"): the hang it reset was reported before it, by the line that is the cause
+    r"|amdgpu.*\b(?:reset(?:\(\d+\))? succeeded|reset end with ret = 0\b)"
     r"|Run the above through 'mcelog|^\s*oom(?:_group)?(?:_kill)? 0\s*$"
     # the kernel dropped a clean page with a memory error: no process was harmed (a harmed one gets
     # its own "Sending SIGBUS to <process>" line)
